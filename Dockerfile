@@ -1,0 +1,39 @@
+# syntax=docker/dockerfile:1
+#
+# One image with both programs of the stack: the sidecar (the entrypoint) and
+# the Ops-Core core (run it with --entrypoint /usr/local/bin/opscore, as
+# docker-compose.real-agentkit.yml does). Static binaries on distroless: no
+# shell, no package manager, a numeric non-root user.
+#
+#   docker build -t opscore-sidecar:local .
+#   docker run --rm -p 8080:8080 -e SIDECAR_UPSTREAM_URL=http://core:8000 opscore-sidecar:local
+#   docker run --rm -p 8000:8000 --entrypoint /usr/local/bin/opscore opscore-sidecar:local
+
+ARG GO_VERSION=1.26
+
+FROM golang:${GO_VERSION} AS build
+WORKDIR /src
+# Module downloads get their own layer so a source change does not refetch them.
+COPY go.mod go.sum ./
+RUN --mount=type=cache,target=/go/pkg/mod go mod download
+COPY . .
+ARG VERSION=dev
+ENV CGO_ENABLED=0
+RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
+    go build -trimpath -ldflags "-s -w" -o /out/sidecar ./cmd/sidecar && \
+    go build -trimpath -ldflags "-s -w" -o /out/opscore ./cmd/opscore
+
+FROM gcr.io/distroless/static-debian12:nonroot
+COPY --from=build /out/sidecar /usr/local/bin/sidecar
+COPY --from=build /out/opscore /usr/local/bin/opscore
+COPY configs/sidecar.yaml /etc/sidecar/sidecar.yaml
+# 65532 is distroless's "nonroot"; numeric so Kubernetes' runAsNonRoot can verify it.
+USER 65532:65532
+# 8080 sidecar traffic, 9901 sidecar admin (/healthz, /readyz, /metrics), 8000 core.
+EXPOSE 8080 9901 8000
+# The sidecar's admin server listens on 127.0.0.1:9901 unless told otherwise,
+# so the probe works whether or not the admin port is opened to the network.
+HEALTHCHECK --interval=5s --timeout=3s --start-period=5s --retries=3 \
+    CMD ["/usr/local/bin/sidecar", "healthcheck", "--url", "http://127.0.0.1:9901/readyz"]
+ENTRYPOINT ["/usr/local/bin/sidecar"]
+CMD ["--config", "/etc/sidecar/sidecar.yaml"]
