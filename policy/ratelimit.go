@@ -1,0 +1,253 @@
+package policy
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// AdmissionReason is why admission refused a request, or would have in
+// shadow mode. It is a metric label, so the set is closed: the constants
+// below and nothing else.
+type AdmissionReason string
+
+// The admission reasons.
+const (
+	// ReasonNone means the request was admitted.
+	ReasonNone AdmissionReason = ""
+	// ReasonGlobalRate means the sidecar-wide bucket was empty.
+	ReasonGlobalRate AdmissionReason = "global_rate_limit"
+	// ReasonRouteRate means the route's bucket was empty.
+	ReasonRouteRate AdmissionReason = "route_rate_limit"
+	// ReasonKeyRate means the bucket of the request's key was empty.
+	ReasonKeyRate AdmissionReason = "key_rate_limit"
+	// ReasonShed means no slot was free and the request could not wait:
+	// the queue is off, or a critical arrival took a bulk waiter's place.
+	ReasonShed AdmissionReason = "shed"
+	// ReasonQueueFull means no slot was free and the wait queue was full.
+	ReasonQueueFull AdmissionReason = "queue_full"
+	// ReasonQueueTimeout means the request waited queue_timeout for a slot.
+	ReasonQueueTimeout AdmissionReason = "queue_timeout"
+	// ReasonCanceled means the client went away while the request waited.
+	ReasonCanceled AdmissionReason = "canceled"
+	// ReasonDraining means the sidecar is shutting down.
+	ReasonDraining AdmissionReason = "draining"
+)
+
+// RateDecision is the verdict of the token buckets on one request.
+type RateDecision struct {
+	// Allowed is false only when an enforcing bucket was empty.
+	Allowed bool
+	// Reason names the bucket that refused the request, or would have
+	// (Shadow); ReasonNone when every bucket had a token.
+	Reason AdmissionReason
+	// Mode is the mode of the bucket named by Reason.
+	Mode Mode
+	// State is the refusing bucket's RateLimit fields; zero when Reason is ReasonNone.
+	State RateState
+}
+
+// Shadow reports whether a shadow-mode bucket would have refused the
+// request that was nevertheless allowed.
+func (d RateDecision) Shadow() bool { return d.Reason != ReasonNone && d.Mode == ModeShadow }
+
+// PolicyField returns the RateLimit-Policy field value, `"default";q=<burst>;w=<seconds>`.
+func (s RateState) PolicyField() string {
+	return `"default";q=` + strconv.Itoa(s.Quota) + ";w=" + strconv.Itoa(s.Window)
+}
+
+// Field returns the RateLimit field value, `"default";r=<remaining>;t=<seconds>`.
+func (s RateState) Field() string {
+	return `"default";r=` + strconv.Itoa(s.Remaining) + ";t=" + strconv.Itoa(s.Reset)
+}
+
+// RateLimiter holds the sidecar's token buckets: one global bucket and, per
+// route, a route bucket and a bounded table of per-key buckets. Every level
+// is optional (RPS 0 turns it off) and has its own mode. A request takes a
+// token from every level only when every enforcing level has one, so a
+// refused request drains no bucket. Update changes the limits in place
+// without refilling or emptying any bucket. Safe for concurrent use.
+type RateLimiter struct {
+	mu         sync.RWMutex
+	global     *TokenBucket
+	globalMode Mode
+	routes     map[string]*RouteRateLimiter
+}
+
+// RouteRateLimiter is one route's bucket and per-key table.
+type RouteRateLimiter struct {
+	mu     sync.RWMutex
+	bucket *TokenBucket
+	keys   *KeyTable
+	mode   Mode
+}
+
+// ErrUnknownRoute is returned when a route name is not in the limiter.
+var ErrUnknownRoute = errors.New("policy: unknown route")
+
+// NewRateLimiter builds the buckets of global and of each named route.
+func NewRateLimiter(global RateLimitConfig, routes map[string]RouteRateLimitConfig) (*RateLimiter, error) {
+	if err := validateRates(global, routes); err != nil {
+		return nil, err
+	}
+	l := &RateLimiter{routes: make(map[string]*RouteRateLimiter, len(routes))}
+	l.setGlobal(time.Time{}, global)
+	for name, rc := range routes {
+		r := &RouteRateLimiter{}
+		r.update(time.Time{}, rc)
+		l.routes[name] = r
+	}
+	return l, nil
+}
+
+func validateRates(global RateLimitConfig, routes map[string]RouteRateLimitConfig) error {
+	errs := global.Validate("admission.global_rate_limit")
+	for name, rc := range routes {
+		errs = append(errs, rc.Validate(fmt.Sprintf("routes.%s.rate_limit", name))...)
+	}
+	return errors.Join(errs...)
+}
+
+// Update applies new limits at now, in place: buckets keep their tokens,
+// a level turned on starts full, a level turned off is dropped. A route
+// missing from routes keeps its limits; a new route is added.
+func (l *RateLimiter) Update(now time.Time, global RateLimitConfig, routes map[string]RouteRateLimitConfig) error {
+	if err := validateRates(global, routes); err != nil {
+		return err
+	}
+	l.setGlobal(now, global)
+	for name, rc := range routes {
+		l.mu.RLock()
+		r := l.routes[name]
+		l.mu.RUnlock()
+		if r == nil {
+			r = &RouteRateLimiter{}
+			l.mu.Lock()
+			l.routes[name] = r
+			l.mu.Unlock()
+		}
+		r.update(now, rc)
+	}
+	return nil
+}
+
+func (l *RateLimiter) setGlobal(now time.Time, c RateLimitConfig) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.globalMode = c.Mode
+	l.global = resize(l.global, now, c.RPS, c.Burst)
+}
+
+// resize returns b changed in place to rps/burst, a new full bucket when
+// b is nil, or nil when rps is 0 (off).
+func resize(b *TokenBucket, now time.Time, rps float64, burst int) *TokenBucket {
+	switch {
+	case rps <= 0:
+		return nil
+	case b == nil:
+		return NewTokenBucket(rps, burst)
+	default:
+		b.SetRate(now, rps, burst)
+		return b
+	}
+}
+
+func (r *RouteRateLimiter) update(now time.Time, c RouteRateLimitConfig) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.mode = c.Mode
+	r.bucket = resize(r.bucket, now, c.RPS, c.Burst)
+	switch {
+	case c.PerKeyRPS <= 0 || c.Key == "":
+		r.keys = nil
+	case r.keys == nil:
+		r.keys = NewKeyTable(c.PerKeyRPS, c.PerKeyBurst, c.MaxKeys)
+	default:
+		r.keys.Update(c.PerKeyRPS, c.PerKeyBurst, c.MaxKeys)
+	}
+}
+
+// Route returns the limiter of a route, which stays valid across Updates.
+func (l *RateLimiter) Route(name string) (*RouteRateLimiter, error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	r := l.routes[name]
+	if r == nil {
+		return nil, fmt.Errorf("%w %q", ErrUnknownRoute, name)
+	}
+	return r, nil
+}
+
+// Keys returns the number of keys the route's per-key table holds, for
+// the ratelimit_keys gauge; 0 when the route has no per-key buckets.
+func (r *RouteRateLimiter) Keys() int {
+	r.mu.RLock()
+	keys := r.keys
+	r.mu.RUnlock()
+	if keys == nil {
+		return 0
+	}
+	return keys.Len()
+}
+
+// level is one bucket consulted for a request.
+type level struct {
+	bucket *TokenBucket
+	tokens float64
+	reason AdmissionReason
+	mode   Mode
+}
+
+// Allow decides one request on route r with key (ignored when the route
+// has no per-key buckets; an empty key skips the per-key level) at now.
+// It takes a token from every level, unless an enforcing level is empty,
+// in which case it takes none and refuses. Shadow levels never refuse; the
+// first one that was empty is reported.
+func (l *RateLimiter) Allow(r *RouteRateLimiter, key string, now time.Time) RateDecision {
+	var lv [3]level
+	n := 0
+	l.mu.RLock()
+	if l.global != nil {
+		lv[n] = level{bucket: l.global, reason: ReasonGlobalRate, mode: l.globalMode}
+		n++
+	}
+	l.mu.RUnlock()
+	r.mu.RLock()
+	if r.bucket != nil {
+		lv[n] = level{bucket: r.bucket, reason: ReasonRouteRate, mode: r.mode}
+		n++
+	}
+	keys := r.keys
+	routeMode := r.mode
+	r.mu.RUnlock()
+	for i := range n {
+		lv[i].tokens = lv[i].bucket.Tokens(now)
+	}
+	if keys != nil && key != "" {
+		b, tokens := keys.peek(key, now)
+		lv[n] = level{bucket: b, tokens: tokens, reason: ReasonKeyRate, mode: routeMode}
+		n++
+	}
+	d := RateDecision{Allowed: true}
+	for i := range n {
+		if lv[i].tokens >= 1 {
+			continue
+		}
+		if lv[i].mode == ModeEnforce {
+			return RateDecision{Reason: lv[i].reason, Mode: ModeEnforce, State: lv[i].bucket.state(lv[i].tokens)}
+		}
+		if d.Reason == ReasonNone {
+			d.Reason, d.Mode, d.State = lv[i].reason, ModeShadow, lv[i].bucket.state(lv[i].tokens)
+		}
+	}
+	for i := range n {
+		// Another request may have taken the last token since the peek;
+		// an enforcing level refuses then (its earlier tokens are spent).
+		if !lv[i].bucket.Take(now) && lv[i].mode == ModeEnforce {
+			return RateDecision{Reason: lv[i].reason, Mode: ModeEnforce, State: lv[i].bucket.state(lv[i].bucket.Tokens(now))}
+		}
+	}
+	return d
+}
