@@ -1,0 +1,224 @@
+package policy
+
+import (
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/sony/gobreaker/v2"
+)
+
+// BreakerState is a circuit breaker's state; its value is the one the
+// opscore_sidecar_breaker_state gauge exports.
+type BreakerState int
+
+// The breaker states, numbered as gobreaker numbers them.
+const (
+	BreakerClosed   BreakerState = BreakerState(gobreaker.StateClosed)
+	BreakerHalfOpen BreakerState = BreakerState(gobreaker.StateHalfOpen)
+	BreakerOpen     BreakerState = BreakerState(gobreaker.StateOpen)
+)
+
+// String returns the state's label value: closed, half_open or open.
+func (s BreakerState) String() string {
+	switch s {
+	case BreakerClosed:
+		return "closed"
+	case BreakerHalfOpen:
+		return "half_open"
+	case BreakerOpen:
+		return "open"
+	}
+	return "unknown"
+}
+
+// BreakerResult is how an attempt counts for the breaker.
+type BreakerResult uint8
+
+// The ways an attempt counts.
+const (
+	// BreakerSuccess: the upstream answered (2xx-4xx).
+	BreakerSuccess BreakerResult = iota
+	// BreakerFailure: transport error, timeout or 5xx.
+	BreakerFailure
+	// BreakerIgnored: the client cancelled; the attempt frees its
+	// half-open slot but counts neither way.
+	BreakerIgnored
+)
+
+// BreakerResultOf says how an attempt outcome counts for the breaker.
+func BreakerResultOf(o AttemptOutcome) BreakerResult {
+	switch o.Kind {
+	case AttemptCancelled:
+		return BreakerIgnored
+	case AttemptResponse:
+		if o.Status >= 500 {
+			return BreakerFailure
+		}
+		return BreakerSuccess
+	}
+	return BreakerFailure
+}
+
+// ErrBreakerOpen is returned by Allow while the breaker refuses attempts
+// (open, or half-open with every probe slot taken).
+var ErrBreakerOpen = errors.New("policy: circuit breaker open")
+
+// Sentinels handed to gobreaker's done callback.
+var (
+	errBreakerFailure = errors.New("policy: attempt failed")
+	errBreakerIgnored = errors.New("policy: attempt ignored")
+)
+
+// BreakerCounts is a snapshot of a breaker's counts in its current window
+// (closed) or probe round (half-open).
+type BreakerCounts struct {
+	Requests             uint32 `json:"requests"`
+	Successes            uint32 `json:"successes"`
+	Failures             uint32 `json:"failures"`
+	Ignored              uint32 `json:"ignored"`
+	ConsecutiveSuccesses uint32 `json:"consecutive_successes"`
+	ConsecutiveFailures  uint32 `json:"consecutive_failures"`
+}
+
+// BreakerStateFunc observes state changes (for a gauge and a counter). It
+// runs under the breaker's lock: it must be quick and must not call the
+// breaker.
+type BreakerStateFunc func(route string, from, to BreakerState)
+
+// breakerBuckets is the number of buckets of gobreaker's rolling window.
+const breakerBuckets = 10
+
+// Breaker is a route's circuit breaker: gobreaker's two-step breaker with
+// the trip rule, the failure classification and the "time left open" the
+// sidecar needs. A disabled breaker allows everything. It is safe for
+// concurrent use.
+type Breaker struct {
+	route    string
+	cfg      BreakerConfig
+	cb       *gobreaker.TwoStepCircuitBreaker[struct{}] // nil when disabled
+	openedAt atomic.Int64                               // unix nanoseconds of the last trip
+	onChange BreakerStateFunc
+}
+
+// NewBreaker returns the breaker of route. When prev (the breaker the
+// route had before a reload) has the same settings it is returned as it
+// is, so a reload of unrelated keys keeps the breaker's state; otherwise a
+// new closed breaker is built. onChange may be nil.
+//
+// gobreaker reads the wall clock itself, so tests of the state machine run
+// inside testing/synctest.
+func NewBreaker(route string, cfg BreakerConfig, prev *Breaker, onChange BreakerStateFunc) (*Breaker, error) {
+	if errs := cfg.Validate("breaker"); len(errs) > 0 {
+		return nil, fmt.Errorf("policy: invalid breaker config for route %s: %w", route, errors.Join(errs...))
+	}
+	if prev != nil && prev.route == route && prev.cfg == cfg {
+		return prev, nil
+	}
+	b := &Breaker{route: route, cfg: cfg, onChange: onChange}
+	if !cfg.Enabled {
+		return b, nil
+	}
+	bucket := cfg.Window / breakerBuckets
+	if bucket <= 0 {
+		bucket = cfg.Window
+	}
+	b.cb = gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
+		Name:          route,
+		MaxRequests:   cfg.HalfOpenRequests,
+		Interval:      cfg.Window,
+		BucketPeriod:  bucket,
+		Timeout:       cfg.OpenTimeout,
+		ReadyToTrip:   b.readyToTrip,
+		OnStateChange: b.stateChanged,
+		IsExcluded:    func(err error) bool { return errors.Is(err, errBreakerIgnored) },
+	})
+	return b, nil
+}
+
+// readyToTrip trips on consecutive failures, or on the failure ratio of the
+// finished attempts once there are enough of them in the window.
+func (b *Breaker) readyToTrip(c gobreaker.Counts) bool {
+	if b.cfg.ConsecutiveFailures > 0 && c.ConsecutiveFailures >= b.cfg.ConsecutiveFailures {
+		return true
+	}
+	done := c.TotalSuccesses + c.TotalFailures
+	return b.cfg.FailureRatio > 0 && done >= b.cfg.MinRequests && done > 0 &&
+		float64(c.TotalFailures)/float64(done) >= b.cfg.FailureRatio
+}
+
+func (b *Breaker) stateChanged(_ string, from, to gobreaker.State) {
+	if to == gobreaker.StateOpen {
+		b.openedAt.Store(time.Now().UnixNano())
+	}
+	if b.onChange != nil {
+		b.onChange(b.route, BreakerState(from), BreakerState(to))
+	}
+}
+
+// Route returns the route the breaker guards.
+func (b *Breaker) Route() string { return b.route }
+
+// Config returns the breaker's settings.
+func (b *Breaker) Config() BreakerConfig { return b.cfg }
+
+// Allow asks for one attempt. It returns ErrBreakerOpen when the attempt
+// must not be made; otherwise the caller must call done exactly once with
+// the attempt's result (an attempt never reported would hold a half-open
+// probe slot forever).
+func (b *Breaker) Allow() (done func(BreakerResult), err error) {
+	if b.cb == nil {
+		return noopBreakerDone, nil
+	}
+	report, err := b.cb.Allow()
+	if err != nil {
+		return nil, fmt.Errorf("%w: route %s", ErrBreakerOpen, b.route)
+	}
+	return func(r BreakerResult) {
+		switch r {
+		case BreakerSuccess:
+			report(nil)
+		case BreakerIgnored:
+			report(errBreakerIgnored)
+		default:
+			report(errBreakerFailure)
+		}
+	}, nil
+}
+
+func noopBreakerDone(BreakerResult) {}
+
+// State returns the current state (an open breaker whose timeout has
+// passed reports half-open).
+func (b *Breaker) State() BreakerState {
+	if b.cb == nil {
+		return BreakerClosed
+	}
+	return BreakerState(b.cb.State())
+}
+
+// Counts returns the breaker's current counts.
+func (b *Breaker) Counts() BreakerCounts {
+	if b.cb == nil {
+		return BreakerCounts{}
+	}
+	c := b.cb.Counts()
+	return BreakerCounts{
+		Requests: c.Requests, Successes: c.TotalSuccesses, Failures: c.TotalFailures,
+		Ignored: c.TotalExclusions, ConsecutiveSuccesses: c.ConsecutiveSuccesses,
+		ConsecutiveFailures: c.ConsecutiveFailures,
+	}
+}
+
+// OpenRemaining returns how long the breaker stays open after now: zero
+// when it is not open. A half-open breaker with every probe slot taken
+// refuses attempts but reports zero here; callers round up to at least
+// one second for Retry-After.
+func (b *Breaker) OpenRemaining(now time.Time) time.Duration {
+	if b.State() != BreakerOpen {
+		return 0
+	}
+	left := time.Unix(0, b.openedAt.Load()).Add(b.cfg.OpenTimeout).Sub(now)
+	return max(left, 0)
+}

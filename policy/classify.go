@@ -1,0 +1,211 @@
+package policy
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// AttemptKind says how one attempt to reach the upstream ended, in the
+// terms the retry policy and the breaker decide on.
+type AttemptKind uint8
+
+// The kinds of attempt outcome.
+const (
+	// AttemptResponse means the upstream answered with an HTTP status.
+	AttemptResponse AttemptKind = iota
+	// AttemptNotReached means the request never reached the upstream: the
+	// dial failed, was refused or the name did not resolve.
+	AttemptNotReached
+	// AttemptReset means the connection was reset (ECONNRESET) or failed
+	// in an unknown way before a response arrived; the upstream may have
+	// acted on the request.
+	AttemptReset
+	// AttemptClosed means the upstream closed the connection before any
+	// byte of the response (io.EOF, "server closed idle connection"): the
+	// keep-alive race of spec 6.4 looks like this.
+	AttemptClosed
+	// AttemptTimeout means the per-try timeout or the overall deadline
+	// expired before the response headers arrived.
+	AttemptTimeout
+	// AttemptCancelled means the client went away; it is nobody's fault
+	// upstream and ends the request at once.
+	AttemptCancelled
+)
+
+// String returns the kind's lower-case name.
+func (k AttemptKind) String() string {
+	switch k {
+	case AttemptResponse:
+		return "response"
+	case AttemptNotReached:
+		return "not_reached"
+	case AttemptReset:
+		return "reset"
+	case AttemptClosed:
+		return "closed"
+	case AttemptTimeout:
+		return "timeout"
+	case AttemptCancelled:
+		return "cancelled"
+	}
+	return "unknown"
+}
+
+// AttemptOutcome is the classified result of one attempt.
+type AttemptOutcome struct {
+	// Kind is how the attempt ended.
+	Kind AttemptKind
+	// Status is the HTTP status when Kind is AttemptResponse, else 0.
+	Status int
+	// RetryAfter is the upstream's Retry-After delay, valid when HasRetryAfter.
+	RetryAfter time.Duration
+	// HasRetryAfter says the upstream sent a usable Retry-After header.
+	HasRetryAfter bool
+}
+
+// Result returns the attempt's label for the
+// opscore_sidecar_upstream_attempts_total metric: ok, http_5xx, refused,
+// reset, timeout or closed. A client's cancellation is reported as closed
+// (the attempt ended because a connection was closed on the client side).
+func (o AttemptOutcome) Result() string {
+	switch o.Kind {
+	case AttemptResponse:
+		if o.Status >= 500 {
+			return "http_5xx"
+		}
+		return "ok"
+	case AttemptNotReached:
+		return "refused"
+	case AttemptReset:
+		return "reset"
+	case AttemptTimeout:
+		return "timeout"
+	}
+	return "closed"
+}
+
+// ErrPerTryTimeout is the cause given to an attempt's context when its
+// per-try timeout expires.
+var ErrPerTryTimeout = errors.New("policy: per-try timeout expired")
+
+// ErrRetryDeadline is the cause given to a request's context when the
+// route's overall retry deadline expires.
+var ErrRetryDeadline = errors.New("policy: retry deadline expired")
+
+// DialError wraps an error that happened before any byte of the request
+// was written to the upstream (dial, refused connection, name resolution).
+// The proxy's dialer returns it so the retry policy knows the request is
+// safe to send again on every route.
+type DialError struct {
+	// Err is the underlying dial error.
+	Err error
+}
+
+// Error describes the dial failure.
+func (e *DialError) Error() string {
+	return "policy: upstream not reached: " + e.Err.Error()
+}
+
+// Unwrap returns the underlying dial error.
+func (e *DialError) Unwrap() error { return e.Err }
+
+// ClassifyAttempt classifies one attempt: err is what the round trip
+// returned, status the response's status when err is nil, and clientErr
+// the client's context error (non-nil once the client has gone away, which
+// wins over everything else because the transport error it causes is not
+// the upstream's fault).
+func ClassifyAttempt(err error, status int, clientErr error) AttemptKind {
+	switch {
+	case clientErr != nil:
+		return AttemptCancelled
+	case err == nil:
+		return AttemptResponse
+	case notReached(err):
+		return AttemptNotReached
+	case timedOut(err):
+		return AttemptTimeout
+	case closedEarly(err):
+		return AttemptClosed
+	}
+	return AttemptReset
+}
+
+func notReached(err error) bool {
+	var de *DialError
+	if errors.As(err, &de) {
+		return true
+	}
+	var dnsErr *net.DNSError
+	if errors.As(err, &dnsErr) {
+		return true
+	}
+	var opErr *net.OpError
+	if errors.As(err, &opErr) && opErr.Op == "dial" {
+		return true
+	}
+	return errors.Is(err, syscall.ECONNREFUSED)
+}
+
+func timedOut(err error) bool {
+	if errors.Is(err, ErrPerTryTimeout) || errors.Is(err, ErrRetryDeadline) ||
+		errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// closedEarly reports a connection the upstream closed before answering.
+// net/http does not export "server closed idle connection", so it is
+// matched by text, as every reverse proxy that detects it does.
+func closedEarly(err error) bool {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return true
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "server closed idle connection") ||
+		strings.Contains(msg, "closed connection without response")
+}
+
+// ParseRetryAfter reads a Retry-After header value, either delay-seconds
+// or an HTTP date, relative to now. A date in the past means zero delay;
+// an empty or malformed value returns ok false.
+func ParseRetryAfter(value string, now time.Time) (d time.Duration, ok bool) {
+	value = strings.TrimSpace(value)
+	if value == "" {
+		return 0, false
+	}
+	if secs, err := strconv.ParseInt(value, 10, 64); err == nil {
+		if secs < 0 {
+			return 0, false
+		}
+		if secs > int64(24*time.Hour/time.Second) {
+			secs = int64(24 * time.Hour / time.Second)
+		}
+		return time.Duration(secs) * time.Second, true
+	}
+	t, err := time.Parse(time.RFC1123, value)
+	if err != nil {
+		return 0, false
+	}
+	if d = t.Sub(now); d < 0 {
+		d = 0
+	}
+	return d, true
+}
+
+// RetryAfterSeconds renders a wait as a Retry-After value in whole seconds,
+// rounded up and at least 1, so a client never retries too early.
+func RetryAfterSeconds(d time.Duration) int {
+	s := int((d + time.Second - 1) / time.Second)
+	if s < 1 {
+		return 1
+	}
+	return s
+}
