@@ -1,0 +1,197 @@
+package policy
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// The AgentKit webhook headers (spec 5.1). Go canonicalises them to
+// X-Agentkit-Timestamp and X-Agentkit-Signature; lookups through
+// http.Header.Get are case-insensitive either way.
+const (
+	HeaderAgentKitTimestamp = "X-AgentKit-Timestamp"
+	HeaderAgentKitSignature = "X-AgentKit-Signature"
+)
+
+// AuthReason is why authentication refused a request. It is a metric
+// label, so the set is closed: the constants below and nothing else.
+type AuthReason string
+
+// The authentication reasons.
+const (
+	// AuthReasonNone means the request passed.
+	AuthReasonNone AuthReason = ""
+	// AuthReasonUnsigned means an unsigned request passed in optional mode; it is counted, not refused.
+	AuthReasonUnsigned AuthReason = "unsigned"
+	// AuthReasonMissing means a required header was absent.
+	AuthReasonMissing AuthReason = "missing"
+	// AuthReasonMalformed means a header was not in the expected form.
+	AuthReasonMalformed AuthReason = "malformed"
+	// AuthReasonBadSignature means the signature did not match the body.
+	AuthReasonBadSignature AuthReason = "bad_signature"
+	// AuthReasonExpired means the timestamp was outside the tolerance window, either way.
+	AuthReasonExpired AuthReason = "expired"
+	// AuthReasonReplayed means the same signature was accepted before within the window.
+	AuthReasonReplayed AuthReason = "replayed"
+	// AuthReasonInvalidKey means the bearer API key was absent or wrong.
+	AuthReasonInvalidKey AuthReason = "invalid_api_key"
+)
+
+// AuthVerdict is the result of an authentication check.
+type AuthVerdict struct {
+	// Allowed says the request may go on.
+	Allowed bool
+	// Reason is why it was refused, or AuthReasonUnsigned for an unsigned
+	// request let through in optional mode.
+	Reason AuthReason
+}
+
+// WebhookVerifier checks AgentKit's webhook signature: X-AgentKit-Timestamp
+// is Unix seconds as a decimal integer (RFC 3339 is also accepted, as
+// AgentKit's docs describe it), X-AgentKit-Signature is the hex
+// HMAC-SHA256, under the shared secret, of the timestamp header's bytes, a
+// '.', and the raw body bytes. The comparison is constant-time; the
+// timestamp must be within the tolerance of now, either way; a signature
+// accepted once is refused as replayed while its timestamp is in the
+// window (the replay cache is bounded, oldest forgotten first). Safe for
+// concurrent use.
+type WebhookVerifier struct {
+	mu        sync.RWMutex
+	mode      string
+	tolerance time.Duration
+	secret    Secret
+	macs      *sync.Pool
+	replay    *replayCache
+}
+
+// NewWebhookVerifier builds a verifier from cfg, reading the secret (when
+// the mode is not off) from cfg.SecretFile or the variable cfg.SecretEnv
+// through getenv (os.Getenv when nil).
+func NewWebhookVerifier(cfg WebhookAuthConfig, getenv func(string) string) (*WebhookVerifier, error) {
+	v := &WebhookVerifier{}
+	if err := v.Update(cfg, getenv); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// Update applies cfg in place, re-reading the secret. The replay cache is
+// kept unless its size changed.
+func (v *WebhookVerifier) Update(cfg WebhookAuthConfig, getenv func(string) string) error {
+	if err := errors.Join(cfg.Validate("webhook_auth")...); err != nil {
+		return err
+	}
+	var secret Secret
+	if cfg.Mode != AuthOff {
+		var err error
+		if secret, err = LoadSecret(cfg.SecretFile, cfg.SecretEnv, getenv); err != nil {
+			return fmt.Errorf("webhook_auth: %w", err)
+		}
+	}
+	key := secret.b
+	macs := &sync.Pool{New: func() any { return hmac.New(sha256.New, key) }}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.mode, v.tolerance, v.secret, v.macs = cfg.Mode, cfg.Tolerance, secret, macs
+	if v.replay == nil || len(v.replay.ring) != cfg.ReplayCacheSize {
+		v.replay = newReplayCache(cfg.ReplayCacheSize)
+	}
+	return nil
+}
+
+// Mode returns the verifier's mode: off, optional or required.
+func (v *WebhookVerifier) Mode() string {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return v.mode
+}
+
+// Verify checks one request's headers and raw body at now.
+func (v *WebhookVerifier) Verify(timestamp, signature string, body []byte, now time.Time) AuthVerdict {
+	v.mu.RLock()
+	mode, tolerance, macs, replay := v.mode, v.tolerance, v.macs, v.replay
+	v.mu.RUnlock()
+	switch {
+	case mode == AuthOff:
+		return AuthVerdict{Allowed: true}
+	case timestamp == "" && signature == "" && mode == AuthOptional:
+		return AuthVerdict{Allowed: true, Reason: AuthReasonUnsigned}
+	case timestamp == "" || signature == "":
+		return AuthVerdict{Reason: AuthReasonMissing}
+	}
+	ts, ok := parseWebhookTimestamp(timestamp)
+	var got [sha256.Size]byte
+	if !ok || len(signature) != hex.EncodedLen(sha256.Size) {
+		return AuthVerdict{Reason: AuthReasonMalformed}
+	}
+	if _, err := hex.Decode(got[:], []byte(signature)); err != nil {
+		return AuthVerdict{Reason: AuthReasonMalformed}
+	}
+	if d := now.Sub(ts); d > tolerance || d < -tolerance {
+		return AuthVerdict{Reason: AuthReasonExpired}
+	}
+	want := webhookMAC(macs, timestamp, body)
+	if !hmac.Equal(got[:], want[:]) {
+		return AuthVerdict{Reason: AuthReasonBadSignature}
+	}
+	if replay.seen(got, ts.Add(tolerance).Unix(), now) {
+		return AuthVerdict{Reason: AuthReasonReplayed}
+	}
+	return AuthVerdict{Allowed: true}
+}
+
+// webhookMAC computes HMAC-SHA256(secret, timestamp || "." || body).
+func webhookMAC(macs *sync.Pool, timestamp string, body []byte) [sha256.Size]byte {
+	mac := macs.Get().(hash.Hash)
+	mac.Reset()
+	mac.Write([]byte(timestamp))
+	mac.Write([]byte{'.'})
+	mac.Write(body)
+	var sum [sha256.Size]byte
+	mac.Sum(sum[:0])
+	macs.Put(mac)
+	return sum
+}
+
+// SignWebhook returns the lowercase hex signature AgentKit sends for
+// timestamp and body under secret; tests and the load generator use it.
+func SignWebhook(secret []byte, timestamp string, body []byte) string {
+	mac := hmac.New(sha256.New, secret)
+	mac.Write([]byte(timestamp))
+	mac.Write([]byte{'.'})
+	mac.Write(body)
+	return hex.EncodeToString(mac.Sum(nil))
+}
+
+// parseWebhookTimestamp accepts Unix seconds as 1 to 12 ASCII digits (what
+// AgentKit sends) or an RFC 3339 time (what its docs describe).
+func parseWebhookTimestamp(s string) (time.Time, bool) {
+	if len(s) >= 1 && len(s) <= 12 && allDigits(s) {
+		sec, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return time.Time{}, false
+		}
+		return time.Unix(sec, 0), true
+	}
+	if len(s) < len("2006-01-02T15:04:05Z") || len(s) > 40 {
+		return time.Time{}, false
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	return t, err == nil
+}
+
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
