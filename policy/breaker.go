@@ -163,31 +163,42 @@ func (b *Breaker) Route() string { return b.route }
 // Config returns the breaker's settings.
 func (b *Breaker) Config() BreakerConfig { return b.cfg }
 
+// BreakerTicket is the permission for one attempt. Its zero value (from a
+// disabled breaker) reports nothing.
+type BreakerTicket struct {
+	report func(error)
+}
+
+// Done reports the attempt's result to the breaker. Call it exactly once
+// per allowed attempt: an attempt never reported holds a half-open probe
+// slot until the breaker changes state.
+func (t BreakerTicket) Done(r BreakerResult) {
+	if t.report == nil {
+		return
+	}
+	switch r {
+	case BreakerSuccess:
+		t.report(nil)
+	case BreakerIgnored:
+		t.report(errBreakerIgnored)
+	default:
+		t.report(errBreakerFailure)
+	}
+}
+
 // Allow asks for one attempt. It returns ErrBreakerOpen when the attempt
-// must not be made; otherwise the caller must call done exactly once with
-// the attempt's result (an attempt never reported would hold a half-open
-// probe slot forever).
-func (b *Breaker) Allow() (done func(BreakerResult), err error) {
+// must not be made; otherwise the caller reports the attempt's result on
+// the ticket.
+func (b *Breaker) Allow() (BreakerTicket, error) {
 	if b.cb == nil {
-		return noopBreakerDone, nil
+		return BreakerTicket{}, nil
 	}
 	report, err := b.cb.Allow()
 	if err != nil {
-		return nil, fmt.Errorf("%w: route %s", ErrBreakerOpen, b.route)
+		return BreakerTicket{}, fmt.Errorf("%w: route %s", ErrBreakerOpen, b.route)
 	}
-	return func(r BreakerResult) {
-		switch r {
-		case BreakerSuccess:
-			report(nil)
-		case BreakerIgnored:
-			report(errBreakerIgnored)
-		default:
-			report(errBreakerFailure)
-		}
-	}, nil
+	return BreakerTicket{report: report}, nil
 }
-
-func noopBreakerDone(BreakerResult) {}
 
 // State returns the current state (an open breaker whose timeout has
 // passed reports half-open).

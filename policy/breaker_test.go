@@ -1,0 +1,306 @@
+package policy
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+// transitions records a breaker's state changes.
+type transitions struct {
+	mu  sync.Mutex
+	got []string
+}
+
+func (r *transitions) observe(route string, from, to BreakerState) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.got = append(r.got, fmt.Sprintf("%s:%s->%s", route, from, to))
+}
+
+func (r *transitions) list() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.got...)
+}
+
+func mustBreaker(t *testing.T, cfg BreakerConfig, rec *transitions) *Breaker {
+	t.Helper()
+	var fn BreakerStateFunc
+	if rec != nil {
+		fn = rec.observe
+	}
+	b, err := NewBreaker("notify", cfg, nil, fn)
+	if err != nil {
+		t.Fatalf("NewBreaker: %v", err)
+	}
+	return b
+}
+
+// attempt runs one attempt through b and reports whether it was allowed.
+func attempt(t *testing.T, b *Breaker, r BreakerResult) bool {
+	t.Helper()
+	ticket, err := b.Allow()
+	if err != nil {
+		if !errors.Is(err, ErrBreakerOpen) {
+			t.Fatalf("Allow: got %v, want ErrBreakerOpen", err)
+		}
+		return false
+	}
+	ticket.Done(r)
+	return true
+}
+
+func TestBreakerResultOf(t *testing.T) {
+	tests := []struct {
+		o    AttemptOutcome
+		want BreakerResult
+	}{
+		{resp(200), BreakerSuccess},
+		{resp(404), BreakerSuccess},
+		{resp(429), BreakerSuccess},
+		{resp(500), BreakerFailure},
+		{resp(503), BreakerFailure},
+		{AttemptOutcome{Kind: AttemptNotReached}, BreakerFailure},
+		{AttemptOutcome{Kind: AttemptReset}, BreakerFailure},
+		{AttemptOutcome{Kind: AttemptClosed}, BreakerFailure},
+		{AttemptOutcome{Kind: AttemptTimeout}, BreakerFailure},
+		{AttemptOutcome{Kind: AttemptCancelled}, BreakerIgnored},
+	}
+	for _, tt := range tests {
+		if got := BreakerResultOf(tt.o); got != tt.want {
+			t.Errorf("BreakerResultOf(%+v) = %d, want %d", tt.o, got, tt.want)
+		}
+	}
+}
+
+func TestBreakerTripsOnConsecutiveFailures(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := &transitions{}
+		b := mustBreaker(t, DefaultBreaker(), rec)
+		for i := range 4 {
+			attempt(t, b, BreakerFailure)
+			if s := b.State(); s != BreakerClosed {
+				t.Fatalf("after %d failures: state %s, want closed", i+1, s)
+			}
+		}
+		attempt(t, b, BreakerFailure)
+		if s := b.State(); s != BreakerOpen {
+			t.Fatalf("after 5 failures: state %s, want open", s)
+		}
+		if attempt(t, b, BreakerSuccess) {
+			t.Error("open breaker allowed an attempt")
+		}
+		if got := b.OpenRemaining(time.Now()); got != 5*time.Second {
+			t.Errorf("OpenRemaining = %s, want 5s", got)
+		}
+		time.Sleep(2 * time.Second)
+		if got := b.OpenRemaining(time.Now()); got != 3*time.Second {
+			t.Errorf("OpenRemaining 2s later = %s, want 3s", got)
+		}
+		if got, want := rec.list(), []string{"notify:closed->open"}; fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("transitions = %v, want %v", got, want)
+		}
+	})
+}
+
+func TestBreakerClientErrorsAndCancellationsDoNotTrip(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := mustBreaker(t, DefaultBreaker(), nil)
+		for i := range 50 {
+			r := BreakerSuccess // a 4xx answer
+			if i%2 == 0 {
+				r = BreakerIgnored
+			}
+			attempt(t, b, r)
+			attempt(t, b, BreakerFailure)
+		}
+		// 50 failures, never 5 in a row, ratio 50/75 over 20 finished: trips on ratio.
+		if s := b.State(); s != BreakerOpen {
+			t.Fatalf("state %s, want open by failure ratio", s)
+		}
+		c := mustBreaker(t, DefaultBreaker(), nil)
+		for range 40 {
+			attempt(t, c, BreakerIgnored)
+		}
+		if s := c.State(); s != BreakerClosed {
+			t.Errorf("after 40 client cancellations: state %s, want closed", s)
+		}
+		if got := c.Counts(); got.Ignored != 40 || got.Failures != 0 {
+			t.Errorf("counts %+v, want 40 ignored, 0 failures", got)
+		}
+	})
+}
+
+func TestBreakerFailureRatioNeedsMinRequests(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := DefaultBreaker()
+		cfg.ConsecutiveFailures = 0 // ratio rule only
+		b := mustBreaker(t, cfg, nil)
+		for range 9 {
+			attempt(t, b, BreakerFailure)
+			attempt(t, b, BreakerSuccess)
+		}
+		attempt(t, b, BreakerFailure) // 10 failures of 19
+		if s := b.State(); s != BreakerClosed {
+			t.Fatalf("with 19 finished attempts: state %s, want closed (min_requests 20)", s)
+		}
+		attempt(t, b, BreakerFailure) // 11 of 20
+		if s := b.State(); s != BreakerOpen {
+			t.Fatalf("with 20 finished, 55%% failed: state %s, want open", s)
+		}
+	})
+}
+
+func TestBreakerWindowForgetsOldFailures(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := DefaultBreaker()
+		cfg.ConsecutiveFailures = 0
+		b := mustBreaker(t, cfg, nil)
+		for range 15 {
+			attempt(t, b, BreakerFailure)
+		}
+		time.Sleep(11 * time.Second) // the rolling window moves past them
+		attempt(t, b, BreakerSuccess)
+		for range 9 {
+			attempt(t, b, BreakerSuccess)
+			attempt(t, b, BreakerFailure)
+		}
+		attempt(t, b, BreakerSuccess)
+		// 9 of 20 recent attempts failed (45%); with the old ones it would be 24 of 35.
+		if s := b.State(); s != BreakerClosed {
+			t.Errorf("state %s, want closed", s)
+		}
+		if got := b.Counts(); got.Failures != 9 || got.Successes != 11 {
+			t.Errorf("counts in window = %+v, want 9 failures, 11 successes", got)
+		}
+	})
+}
+
+func TestBreakerHalfOpensAndCloses(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := &transitions{}
+		b := mustBreaker(t, DefaultBreaker(), rec)
+		for range 5 {
+			attempt(t, b, BreakerFailure)
+		}
+		time.Sleep(5*time.Second + time.Millisecond)
+		if s := b.State(); s != BreakerHalfOpen {
+			t.Fatalf("after open_timeout: state %s, want half_open", s)
+		}
+		// Three probes at once; a fourth is refused while they run.
+		var tickets []BreakerTicket
+		for i := range 3 {
+			ticket, err := b.Allow()
+			if err != nil {
+				t.Fatalf("probe %d refused: %v", i+1, err)
+			}
+			tickets = append(tickets, ticket)
+		}
+		if _, err := b.Allow(); !errors.Is(err, ErrBreakerOpen) {
+			t.Fatalf("fourth probe: got %v, want ErrBreakerOpen", err)
+		}
+		for _, ticket := range tickets {
+			ticket.Done(BreakerSuccess)
+		}
+		if s := b.State(); s != BreakerClosed {
+			t.Fatalf("after 3 good probes: state %s, want closed", s)
+		}
+		want := []string{"notify:closed->open", "notify:open->half_open", "notify:half_open->closed"}
+		if got := rec.list(); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("transitions = %v, want %v", got, want)
+		}
+	})
+}
+
+func TestBreakerHalfOpenFailureReopens(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := mustBreaker(t, DefaultBreaker(), nil)
+		for range 5 {
+			attempt(t, b, BreakerFailure)
+		}
+		time.Sleep(6 * time.Second)
+		attempt(t, b, BreakerSuccess)
+		attempt(t, b, BreakerFailure)
+		if s := b.State(); s != BreakerOpen {
+			t.Fatalf("after a failed probe: state %s, want open", s)
+		}
+		if got := b.OpenRemaining(time.Now()); got != 5*time.Second {
+			t.Errorf("OpenRemaining after reopening = %s, want a fresh 5s", got)
+		}
+	})
+}
+
+func TestBreakerCancelledProbeFreesItsSlot(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := DefaultBreaker()
+		cfg.HalfOpenRequests = 1
+		b := mustBreaker(t, cfg, nil)
+		for range 5 {
+			attempt(t, b, BreakerFailure)
+		}
+		time.Sleep(6 * time.Second)
+		if !attempt(t, b, BreakerIgnored) {
+			t.Fatal("first probe refused")
+		}
+		if s := b.State(); s != BreakerHalfOpen {
+			t.Fatalf("after a cancelled probe: state %s, want half_open", s)
+		}
+		if !attempt(t, b, BreakerSuccess) {
+			t.Fatal("probe after a cancelled one refused, want its slot freed")
+		}
+		if s := b.State(); s != BreakerClosed {
+			t.Errorf("state %s, want closed", s)
+		}
+	})
+}
+
+func TestBreakerReload(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := DefaultBreaker()
+		b := mustBreaker(t, cfg, nil)
+		for range 5 {
+			attempt(t, b, BreakerFailure)
+		}
+		same, err := NewBreaker("notify", cfg, b, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if same != b || same.State() != BreakerOpen {
+			t.Errorf("reload with unchanged settings: got a new breaker in state %s, want the same open one", same.State())
+		}
+		cfg.OpenTimeout = time.Second
+		changed, err := NewBreaker("notify", cfg, b, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if changed == b || changed.State() != BreakerClosed {
+			t.Errorf("reload with changed settings: got state %s (same=%v), want a new closed breaker", changed.State(), changed == b)
+		}
+	})
+}
+
+func TestBreakerDisabledAllowsEverything(t *testing.T) {
+	cfg := DefaultBreaker()
+	cfg.Enabled = false
+	b := mustBreaker(t, cfg, nil)
+	for range 100 {
+		if !attempt(t, b, BreakerFailure) {
+			t.Fatal("disabled breaker refused an attempt")
+		}
+	}
+	if s := b.State(); s != BreakerClosed {
+		t.Errorf("state %s, want closed", s)
+	}
+}
+
+func TestNewBreakerRejectsInvalidConfig(t *testing.T) {
+	cfg := DefaultBreaker()
+	cfg.OpenTimeout = 0
+	if _, err := NewBreaker("notify", cfg, nil, nil); err == nil {
+		t.Error("NewBreaker accepted open_timeout 0, want an error")
+	}
+}
