@@ -1,0 +1,32 @@
+package policy_test
+
+import (
+	"errors"
+	"fmt"
+
+	"opscore-sidecar/policy"
+)
+
+// Each attempt asks the breaker first and reports its result; five
+// failures in a row open the breaker, and the next attempt is refused
+// without reaching the upstream.
+func ExampleBreaker_Allow() {
+	b, err := policy.NewBreaker("notify", policy.DefaultBreaker(), nil, func(route string, from, to policy.BreakerState) {
+		fmt.Printf("%s: %s -> %s\n", route, from, to)
+	})
+	if err != nil {
+		panic(err)
+	}
+	for range 5 {
+		ticket, err := b.Allow()
+		if err != nil {
+			panic(err)
+		}
+		ticket.Done(policy.BreakerResultOf(policy.AttemptOutcome{Kind: policy.AttemptNotReached}))
+	}
+	_, err = b.Allow()
+	fmt.Println(errors.Is(err, policy.ErrBreakerOpen))
+	// Output:
+	// notify: closed -> open
+	// true
+}
