@@ -1,0 +1,132 @@
+package opscore
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+	"unicode/utf8"
+)
+
+// MaxBodyBytes is the largest request body accepted (1 MiB); larger bodies
+// get 413.
+const MaxBodyBytes = 1 << 20
+
+// requestBody is a read request body in FastAPI's terms: absent, JSON, or
+// bytes that were not parsed because the Content-Type is not JSON.
+type requestBody struct {
+	json    json.RawMessage // set when the body was parsed as JSON
+	notJSON []byte          // set for a non-empty body with a non-JSON type
+}
+
+// present reports whether there is any body.
+func (b requestBody) present() bool { return b.json != nil || b.notJSON != nil }
+
+// readBody reads and pre-checks the body as FastAPI does before the auth
+// dependency runs (spec 1.3 step 1). It writes the error response itself
+// and returns false when the request is finished: 413 for a body over
+// MaxBodyBytes, 400 for bytes that are not UTF-8, 422 json_invalid for
+// malformed JSON.
+func readBody(w http.ResponseWriter, r *http.Request) (requestBody, bool) {
+	if r.ContentLength > MaxBodyBytes {
+		writeTooLarge(w)
+		return requestBody{}, false
+	}
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			writeTooLarge(w)
+		} else {
+			writeDetail(w, http.StatusBadRequest, "There was an error parsing the body")
+		}
+		return requestBody{}, false
+	}
+	if len(data) == 0 {
+		return requestBody{}, true
+	}
+	if !isJSONContentType(r.Header.Get("Content-Type")) {
+		return requestBody{notJSON: data}, true
+	}
+	if !utf8.Valid(data) {
+		writeDetail(w, http.StatusBadRequest, "There was an error parsing the body")
+		return requestBody{}, false
+	}
+	if !json.Valid(data) {
+		writeValidation(w, []fieldError{jsonInvalid(data)})
+		return requestBody{}, false
+	}
+	return requestBody{json: data}, true
+}
+
+func writeTooLarge(w http.ResponseWriter) {
+	w.Header().Set("Connection", "close")
+	writeDetail(w, http.StatusRequestEntityTooLarge, "Request body too large: the limit is 1048576 bytes")
+}
+
+// isJSONContentType is FastAPI's rule: no Content-Type, application/json or
+// application/*+json are parsed as JSON.
+func isJSONContentType(ct string) bool {
+	if ct == "" {
+		return true
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil {
+		mt = strings.ToLower(strings.TrimSpace(strings.SplitN(ct, ";", 2)[0]))
+	}
+	return mt == "application/json" || strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json")
+}
+
+// jsonInvalid builds the json_invalid error with the character position of
+// the problem, as Python's JSONDecodeError reports it.
+func jsonInvalid(data []byte) fieldError {
+	var v any
+	pos, msg := 0, "Expecting value"
+	err := json.Unmarshal(data, &v)
+	var se *json.SyntaxError
+	switch {
+	case errors.As(err, &se):
+		off := int(se.Offset) - 1
+		if off < 0 {
+			off = 0
+		}
+		if off > len(data) {
+			off = len(data)
+		}
+		pos = utf8.RuneCount(data[:off])
+		if strings.Contains(se.Error(), "after top-level value") {
+			msg = "Extra data"
+		} else if strings.Contains(se.Error(), "unexpected end") {
+			pos = utf8.RuneCount(data)
+		}
+	case err != nil:
+		msg = err.Error()
+	}
+	return fieldError{
+		Type: "json_invalid", Loc: []any{"body", pos}, Msg: "JSON decode error",
+		Input: json.RawMessage("{}"), Ctx: map[string]any{"error": msg},
+	}
+}
+
+// topObject validates that the body is a JSON object (spec 1.4c) and
+// returns its members; it adds the "missing" or "model_attributes_type"
+// error otherwise.
+func (v *validator) topObject(b requestBody) (map[string]json.RawMessage, bool) {
+	loc := []any{"body"}
+	switch {
+	case !b.present():
+		v.add("missing", loc, "Field required", nil, nil)
+		return nil, false
+	case b.notJSON != nil:
+		in, _ := json.Marshal(string(b.notJSON))
+		v.add("model_attributes_type", loc, "Input should be a valid dictionary or object to extract fields from", in, nil)
+		return nil, false
+	}
+	m, ok := object(b.json)
+	if !ok {
+		v.add("model_attributes_type", loc, "Input should be a valid dictionary or object to extract fields from", compact(b.json), nil)
+	}
+	return m, ok
+}

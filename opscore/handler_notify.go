@@ -1,0 +1,128 @@
+package opscore
+
+import (
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"strings"
+)
+
+// notifyRequest is the validated AgentNotificationPayload.
+type notifyRequest struct {
+	EventType string
+	Details   AgentInfo // RegistrationTime unset
+}
+
+// initialStateDetails is the details object of the UNKNOWN state written on
+// registration.
+var initialStateDetails = json.RawMessage(`{"reason":"Initial registration"}`)
+
+// parseNotify validates the body against AgentNotificationPayload.
+func parseNotify(b requestBody) (notifyRequest, []fieldError) {
+	var v validator
+	var req notifyRequest
+	top, ok := v.topObject(b)
+	if !ok {
+		return req, v.errs
+	}
+	loc := []any{"body"}
+	req.EventType = v.str(top, b.json, loc, "event_type")
+	raw, present := top["agent_details"]
+	if !present {
+		v.add("missing", at(loc, "agent_details"), "Field required", compact(b.json), nil)
+		return req, v.errs
+	}
+	loc = at(loc, "agent_details")
+	d, ok := v.model(raw, loc, "AgentRegistrationDetails")
+	if !ok {
+		return req, v.errs
+	}
+	raw = compact(raw)
+	req.Details = AgentInfo{
+		AgentID:         v.str(d, raw, loc, "agentId"),
+		AgentName:       v.str(d, raw, loc, "agentName"),
+		Version:         v.str(d, raw, loc, "version"),
+		Capabilities:    v.strList(d, loc, "capabilities"),
+		ContactEndpoint: v.httpURL(d, raw, loc, "contactEndpoint"),
+		Metadata:        v.dict(d, loc, "metadata", json.RawMessage("{}"), false),
+	}
+	return req, v.errs
+}
+
+// handleNotify is POST /v1/opscore/internal/agent/notify, the AgentKit
+// registration webhook (no auth, as in the original; the sidecar verifies
+// the signature).
+func (s *Service) handleNotify(w http.ResponseWriter, r *http.Request, _ string) {
+	body, ok := readBody(w, r)
+	if !ok {
+		s.metrics.registrationFailed(regFailValidation)
+		return
+	}
+	req, errs := parseNotify(body)
+	if len(errs) > 0 {
+		s.metrics.registrationFailed(regFailValidation)
+		writeValidation(w, errs)
+		return
+	}
+	switch strings.ToUpper(req.EventType) {
+	case "REGISTER":
+		s.register(w, r, req.Details)
+	case "DEREGISTER":
+		s.deregister(w, r, req.Details.AgentID)
+	default:
+		s.metrics.registrationFailed(regFailBadRequest)
+		writeDetail(w, http.StatusBadRequest, "Unknown event type: "+req.EventType)
+	}
+}
+
+// register writes the registration and, if the agent has no state yet, the
+// initial UNKNOWN state in one atomic store step.
+func (s *Service) register(w http.ResponseWriter, r *http.Request, info AgentInfo) {
+	id := info.AgentID
+	if id == "" {
+		s.metrics.registrationFailed(regFailBadRequest)
+		writeDetail(w, http.StatusBadRequest, "Missing agentId in agent_details for REGISTER event.")
+		return
+	}
+	if !validAgentID(id) {
+		s.metrics.registrationFailed(regFailBadRequest)
+		writeDetail(w, http.StatusBadRequest, invalidAgentIDDetail(id))
+		return
+	}
+	now := formatTimestamp(s.now())
+	info.RegistrationTime = now
+	initial := AgentState{AgentID: id, State: "UNKNOWN", Details: initialStateDetails, Timestamp: now}
+	created, err := s.store.Register(r.Context(), info, initial)
+	if err != nil {
+		s.metrics.registrationFailed(regFailStorage)
+		s.writeStoreError(w, r, "saving the registration of agent "+id, err)
+		return
+	}
+	s.metrics.registered()
+	s.log.LogAttrs(r.Context(), slog.LevelDebug, "agent registered",
+		slog.String("agent_id", id), slog.Bool("initial_state_written", created))
+	writeJSON(w, http.StatusOK, statusBody{Status: "success", Message: "Agent " + id + " registered successfully."})
+}
+
+// deregister deletes the registration and the state in one atomic step.
+// It is idempotent: an unknown agent also gets 200.
+func (s *Service) deregister(w http.ResponseWriter, r *http.Request, id string) {
+	if id == "" {
+		writeDetail(w, http.StatusBadRequest, "Missing agentId in agent_details for DEREGISTER event.")
+		return
+	}
+	if !validAgentID(id) {
+		writeDetail(w, http.StatusBadRequest, invalidAgentIDDetail(id))
+		return
+	}
+	existed, err := s.store.Deregister(r.Context(), id)
+	if err != nil {
+		s.writeStoreError(w, r, "deregistering agent "+id, err)
+		return
+	}
+	msg := "Agent " + id + " deregistered successfully."
+	if !existed {
+		msg = "Agent " + id + " was not registered; nothing to deregister."
+	}
+	writeJSON(w, http.StatusOK, statusBody{Status: "success", Message: msg})
+}

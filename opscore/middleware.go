@@ -1,0 +1,84 @@
+package opscore
+
+import (
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strconv"
+	"time"
+)
+
+// middleware wraps the router with, from the outside in: panic recovery
+// (500 {"detail":"Internal Server Error"}, as the original's error
+// middleware), the X-Process-Time header, request metrics and one JSON log
+// line per request.
+func (s *Service) middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		e, _ := s.match(r.URL.Path)
+		route := routeName(e, r.Method)
+		rw := &responseWriter{ResponseWriter: w, start: start}
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p)
+				}
+				s.log.LogAttrs(r.Context(), slog.LevelError, "panic serving request",
+					slog.Any("panic", p), slog.String("stack", string(debug.Stack())))
+				if !rw.wroteHeader {
+					writeRaw(rw, http.StatusInternalServerError, []byte(`{"detail":"Internal Server Error"}`))
+				}
+			}
+			if !rw.wroteHeader {
+				rw.status = http.StatusOK
+			}
+			d := time.Since(start)
+			s.metrics.observeRequest(route, rw.status, d)
+			s.log.LogAttrs(r.Context(), slog.LevelInfo, "request",
+				slog.String("method", r.Method),
+				slog.String("path", r.URL.Path),
+				slog.String("route", route),
+				slog.Int("status", rw.status),
+				slog.Float64("duration_ms", float64(d.Microseconds())/1000),
+				slog.Int("bytes", rw.bytes),
+				slog.String("client", r.RemoteAddr),
+			)
+		}()
+		next.ServeHTTP(rw, r)
+	})
+}
+
+// responseWriter records the status and size and adds X-Process-Time just
+// before the header is sent. Unwrap lets http.ResponseController reach the
+// underlying writer's Flush and Hijack.
+type responseWriter struct {
+	http.ResponseWriter
+	start       time.Time
+	status      int
+	bytes       int
+	wroteHeader bool
+}
+
+// WriteHeader implements http.ResponseWriter.
+func (rw *responseWriter) WriteHeader(code int) {
+	if rw.wroteHeader {
+		return
+	}
+	rw.wroteHeader, rw.status = true, code
+	rw.Header()["X-Process-Time"] = []string{
+		strconv.FormatFloat(time.Since(rw.start).Seconds(), 'f', -1, 64)}
+	rw.ResponseWriter.WriteHeader(code)
+}
+
+// Write implements http.ResponseWriter.
+func (rw *responseWriter) Write(b []byte) (int, error) {
+	if !rw.wroteHeader {
+		rw.WriteHeader(http.StatusOK)
+	}
+	n, err := rw.ResponseWriter.Write(b)
+	rw.bytes += n
+	return n, err
+}
+
+// Unwrap returns the wrapped writer for http.ResponseController.
+func (rw *responseWriter) Unwrap() http.ResponseWriter { return rw.ResponseWriter }
