@@ -119,7 +119,6 @@ func (s *Service) Handler() http.Handler { return s.handler }
 // the HTTP server has shut down.
 func (s *Service) Close() error { return s.store.Close() }
 
-
 // lookupWorkflow finds a definition in the store, falling back to the
 // preloaded ones (for when the start-up save failed or Redis was flushed).
 func (s *Service) lookupWorkflow(ctx context.Context, id string) (WorkflowDefinition, error) {
