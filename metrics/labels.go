@@ -1,0 +1,98 @@
+package metrics
+
+// The bounded label values the sidecar uses. Code that drives a collector
+// uses these constants so that the values stay a closed set; New
+// pre-creates a child for each so dashboards see every series from the
+// first scrape. Add a value here when a new one is needed.
+
+// Routes are the sidecar's fixed route names (label route).
+var Routes = []string{"notify", "state_update", "state_get", "workflow", "default"}
+
+// RouteClass maps each fixed route to its default priority class; it is
+// used only to pre-create children of the requests counter.
+var RouteClass = map[string]string{
+	"notify": "critical", "state_update": "bulk", "state_get": "bulk",
+	"workflow": "critical", "default": "bulk",
+}
+
+// Classes are the priority classes (label class).
+var Classes = []string{"critical", "bulk"}
+
+// Outcomes is the closed set of request outcomes (label outcome).
+var Outcomes = []string{
+	"forwarded", "rate_limited", "shed", "queue_timeout", "breaker_open",
+	"auth_failed", "too_large", "upstream_error", "upstream_timeout", "client_closed",
+}
+
+// Upstream attempt results (label result of upstream_attempts_total).
+// DESIGN.md lists ok, http_5xx, refused, reset, timeout and closed;
+// canceled (the client went away, not the upstream's fault) and error
+// (anything unclassified) are added so that every attempt is counted.
+const (
+	ResultOK       = "ok"
+	ResultHTTP5xx  = "http_5xx"
+	ResultRefused  = "refused"
+	ResultReset    = "reset"
+	ResultTimeout  = "timeout"
+	ResultClosed   = "closed"
+	ResultCanceled = "canceled"
+	ResultError    = "error"
+)
+
+// AttemptResults lists every attempt result.
+var AttemptResults = []string{ResultOK, ResultHTTP5xx, ResultRefused, ResultReset, ResultTimeout, ResultClosed, ResultCanceled, ResultError}
+
+// RetryReasons is the reason label of retries_total: why an attempt was
+// retried. It reuses the failed attempt's result (except ok and canceled).
+var RetryReasons = []string{ResultHTTP5xx, ResultRefused, ResultReset, ResultTimeout, ResultClosed, ResultError}
+
+// Admission rejection reasons (label reason of admission_rejections_total).
+const (
+	ReasonGlobalRate   = "global_rate"
+	ReasonRouteRate    = "route_rate"
+	ReasonKeyRate      = "key_rate"
+	ReasonQueueFull    = "queue_full"
+	ReasonQueueTimeout = "queue_timeout"
+	ReasonDraining     = "draining"
+)
+
+// AdmissionReasons lists every admission rejection reason.
+var AdmissionReasons = []string{ReasonGlobalRate, ReasonRouteRate, ReasonKeyRate, ReasonQueueFull, ReasonQueueTimeout, ReasonDraining}
+
+// Modes are the policy modes (label mode).
+var Modes = []string{"enforce", "shadow"}
+
+// Webhook authentication failure reasons (label reason of
+// webhook_auth_failures_total).
+const (
+	AuthMissingSignature = "missing_signature"
+	AuthBadSignature     = "bad_signature"
+	AuthBadTimestamp     = "bad_timestamp"
+	AuthStaleTimestamp   = "stale_timestamp"
+	AuthReplay           = "replay"
+	AuthNoSecret         = "no_secret"
+	AuthBadAPIKey        = "bad_api_key"
+)
+
+// AuthFailureReasons lists every webhook authentication failure reason.
+var AuthFailureReasons = []string{AuthMissingSignature, AuthBadSignature, AuthBadTimestamp, AuthStaleTimestamp, AuthReplay, AuthNoSecret, AuthBadAPIKey}
+
+// Breaker states as the values of breaker_state and the from/to labels of
+// breaker_transitions_total.
+const (
+	BreakerClosed   = "closed"
+	BreakerHalfOpen = "half-open"
+	BreakerOpen     = "open"
+)
+
+// BreakerTransitions lists the transitions gobreaker makes.
+var BreakerTransitions = [][2]string{
+	{BreakerClosed, BreakerOpen}, {BreakerOpen, BreakerHalfOpen},
+	{BreakerHalfOpen, BreakerClosed}, {BreakerHalfOpen, BreakerOpen},
+}
+
+// Config reload results (label result of config_reloads_total).
+const (
+	ReloadSuccess = "success"
+	ReloadFailure = "failure"
+)

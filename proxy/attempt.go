@@ -1,0 +1,95 @@
+package proxy
+
+import (
+	"errors"
+	"net/http"
+	"net/http/httptrace"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
+	"opscore-sidecar/metrics"
+)
+
+// attemptTransport is the attempt layer: it wraps each upstream attempt
+// (one call from the retry layer) in a client span, injects the W3C trace
+// context, counts wire attempts honestly (see transport.go on hidden
+// replays), observes the attempt metrics and classifies a failure into an
+// *AttemptError.
+type attemptTransport struct {
+	next       http.RoundTripper
+	tracer     trace.Tracer
+	propagator propagation.TextMapPropagator
+	metrics    *metrics.Metrics
+}
+
+// connCounter counts the connections one RoundTrip used.
+type connCounter struct {
+	n     atomic.Int32
+	trace httptrace.ClientTrace
+}
+
+func (a *attemptTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	info := InfoFrom(req.Context())
+	route := RouteDefault
+	if info != nil {
+		route = info.Route
+	}
+	ctx, span := a.tracer.Start(req.Context(), "upstream "+req.Method, trace.WithSpanKind(trace.SpanKindClient))
+	defer span.End()
+
+	cc := &connCounter{}
+	cc.trace.GotConn = func(httptrace.GotConnInfo) { cc.n.Add(1) }
+	out := req.WithContext(httptrace.WithClientTrace(ctx, &cc.trace))
+	out.Header = req.Header.Clone() // the retry layer may resend req: do not modify it
+	a.propagator.Inject(ctx, propagation.HeaderCarrier(out.Header))
+
+	start := time.Now()
+	resp, err := a.next.RoundTrip(out)
+	d := time.Since(start)
+
+	var pe *ProblemError
+	if err != nil && errors.As(err, &pe) {
+		// Refused by the breaker seam: nothing was sent.
+		span.SetStatus(codes.Error, string(pe.Problem.Outcome))
+		return nil, err
+	}
+
+	conns := int(cc.n.Load())
+	if conns > 1 {
+		// net/http replayed the request on a new connection after a reused
+		// one died; each earlier connection was a failed wire attempt.
+		span.AddEvent("transport replayed the request after a reused connection closed", trace.WithAttributes(attribute.Int("connections", conns)))
+		a.metrics.UpstreamAttempts.WithLabelValues(route, metrics.ResultClosed).Add(float64(conns - 1))
+	}
+	if info != nil {
+		info.AddAttempts(max(conns, 1))
+	}
+
+	var result string
+	status := 0
+	if err != nil {
+		result = ClassifyError(req.Context(), err)
+		err = &AttemptError{Result: result, Sent: conns > 0 && !neverSent(err, result), Err: err}
+		span.RecordError(err)
+		span.SetStatus(codes.Error, result)
+	} else {
+		status = resp.StatusCode
+		result = metrics.ResultOK
+		if status >= 500 {
+			result = metrics.ResultHTTP5xx
+			span.SetStatus(codes.Error, result)
+		}
+		span.SetAttributes(attribute.Int("http.response.status_code", status))
+	}
+	if info != nil {
+		info.SetUpstream(status, d)
+	}
+	a.metrics.UpstreamAttempts.WithLabelValues(route, result).Inc()
+	a.metrics.UpstreamAttemptDuration.WithLabelValues(route).Observe(d.Seconds())
+	return resp, err
+}

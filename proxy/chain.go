@@ -1,0 +1,50 @@
+package proxy
+
+import (
+	"net/http"
+)
+
+// StatusClientClosed is the status logged (never sent: nobody is
+// listening) for a request whose client went away, as nginx's 499.
+const StatusClientClosed = 499
+
+// chain assembles the sidecar's request path. The order, outermost first:
+//
+//  1. server: http.Server timeouts and MaxHeaderBytes (newServer, server.go)
+//  2. observe: request id, W3C trace + server span, RequestInfo, and at the
+//     end metrics and the JSON access-log line (observeLayer, observe.go)
+//  3. route: method + path → named route and its runtime from the current
+//     snapshot; body over the route's limit → 413 (routeLayer, routing.go)
+//  4. auth: webhook HMAC / API key, per route (authLayer, layer_auth.go;
+//     filled by the admission layer)
+//  5. admission: token buckets, then the concurrency gate with its priority
+//     queue (admissionLayer, layer_admission.go; filled by the admission layer)
+//  6. proxy: httputil.ReverseProxy (Rewrite, ErrorHandler: proxy.go), whose
+//     Transport is, outermost first:
+//     a. retry: per-route retries with budget (retryLayer, layer_retry.go;
+//     filled by the retry layer)
+//     b. attempt: one client span per attempt, attempt metrics, error
+//     classification (attemptTransport, attempt.go)
+//     c. breaker: per-route circuit breaker around each attempt
+//     (breakerLayer, layer_breaker.go; filled by the retry layer)
+//     d. upstream: the snapshot's tuned http.Transport (transport.go)
+//
+// Retry sits outside the breaker so that every attempt is counted by the
+// breaker and an open breaker ends the retries.
+func (s *Sidecar) chain() http.Handler {
+	transport := s.retryLayer(&attemptTransport{
+		next:       s.breakerLayer(snapshotTransport{}),
+		tracer:     s.tracing.tracer,
+		propagator: s.tracing.Propagator,
+		metrics:    s.deps.Metrics,
+	})
+	s.proxy = s.newReverseProxy(transport)
+
+	var h http.Handler = s.proxy
+	h = s.admissionLayer(h)
+	h = s.authLayer(h)
+	h = s.routeLayer(h)
+	h = s.observeLayer(h)
+	return h
+}
+

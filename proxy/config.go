@@ -1,0 +1,251 @@
+package proxy
+
+import (
+	"time"
+
+	"opscore-sidecar/policy"
+)
+
+// Config is the sidecar's whole configuration: the key tree of DESIGN.md.
+// The YAML key of each field is its mapstructure tag; every key can be
+// overridden by the environment variable SIDECAR_<PATH> (dots become
+// underscores, e.g. SIDECAR_UPSTREAM_URL). configs/sidecar.yaml shows
+// every key with its default. Policy blocks use the types of package
+// policy, which are a shared contract.
+type Config struct {
+	// Listen is the proxy's listen address. Default ":8080". Changing it needs a restart.
+	Listen string `mapstructure:"listen" json:"listen" yaml:"listen"`
+	// Admin is the admin server (health, metrics, pprof, config view).
+	Admin AdminConfig `mapstructure:"admin" json:"admin" yaml:"admin"`
+	// Upstream is the one upstream every request goes to.
+	Upstream UpstreamConfig `mapstructure:"upstream" json:"upstream" yaml:"upstream"`
+	// Server holds the client-facing HTTP server's limits and the drain.
+	Server ServerConfig `mapstructure:"server" json:"server" yaml:"server"`
+	// Tracing is OpenTelemetry tracing.
+	Tracing TracingConfig `mapstructure:"tracing" json:"tracing" yaml:"tracing"`
+	// Log is the process log and the access log.
+	Log LogConfig `mapstructure:"log" json:"log" yaml:"log"`
+	// Reload is the hot reload of the config file.
+	Reload ReloadConfig `mapstructure:"reload" json:"reload" yaml:"reload"`
+	// Admission is the sidecar-wide admission control.
+	Admission policy.AdmissionConfig `mapstructure:"admission" json:"admission" yaml:"admission"`
+	// Routes holds one entry per fixed route name (RouteNames); a missing
+	// entry keeps its defaults, an unknown name is an error.
+	Routes map[string]RouteConfig `mapstructure:"routes" json:"routes" yaml:"routes"`
+}
+
+// AdminConfig is the admin server.
+type AdminConfig struct {
+	// Listen is the admin listen address. Default "127.0.0.1:9901"; bind
+	// 0.0.0.0 only where Prometheus must scrape it from another host.
+	Listen string `mapstructure:"listen" json:"listen" yaml:"listen"`
+}
+
+// UpstreamConfig is the upstream and the tuned http.Transport in front of it.
+type UpstreamConfig struct {
+	// URL is the upstream's base URL (http or https). Default "http://127.0.0.1:8000".
+	// The request's Host and URL never change where a request goes.
+	URL string `mapstructure:"url" json:"url" yaml:"url"`
+	// IdleConnTimeout closes a pooled connection idle this long. Default 4s:
+	// shorter than uvicorn's 5 s keep-alive, so the sidecar closes first.
+	IdleConnTimeout time.Duration `mapstructure:"idle_conn_timeout" json:"idle_conn_timeout" yaml:"idle_conn_timeout"`
+	// MaxIdleConns is the number of idle keep-alive connections kept to the
+	// upstream (also per host). Default 512.
+	MaxIdleConns int `mapstructure:"max_idle_conns" json:"max_idle_conns" yaml:"max_idle_conns"`
+	// MaxConnsPerHost caps connections to the upstream, in use or idle; 0 means no cap. Default 0.
+	MaxConnsPerHost int `mapstructure:"max_conns_per_host" json:"max_conns_per_host" yaml:"max_conns_per_host"`
+	// DialTimeout bounds a TCP connect. Default 1s.
+	DialTimeout time.Duration `mapstructure:"dial_timeout" json:"dial_timeout" yaml:"dial_timeout"`
+	// ResponseHeaderTimeout bounds the wait for response headers after the
+	// request is written; 0 means none. Default 10s.
+	ResponseHeaderTimeout time.Duration `mapstructure:"response_header_timeout" json:"response_header_timeout" yaml:"response_header_timeout"`
+	// TLSHandshakeTimeout bounds a TLS handshake with an https upstream. Default 5s.
+	TLSHandshakeTimeout time.Duration `mapstructure:"tls_handshake_timeout" json:"tls_handshake_timeout" yaml:"tls_handshake_timeout"`
+	// HTTP2 lets the transport negotiate HTTP/2 with an https upstream. Default false (Ops-Core speaks HTTP/1.1).
+	HTTP2 bool `mapstructure:"http2" json:"http2" yaml:"http2"`
+}
+
+// ServerConfig is the client-facing server. Changing it needs a restart,
+// except drain_delay and drain_timeout, which are read at drain time.
+type ServerConfig struct {
+	// ReadHeaderTimeout bounds reading a request's headers (slowloris). Default 5s.
+	ReadHeaderTimeout time.Duration `mapstructure:"read_header_timeout" json:"read_header_timeout" yaml:"read_header_timeout"`
+	// ReadTimeout bounds reading a whole request, body included; 0 means none. Default 30s.
+	ReadTimeout time.Duration `mapstructure:"read_timeout" json:"read_timeout" yaml:"read_timeout"`
+	// WriteTimeout bounds writing a response; 0 means none (the routes'
+	// retry deadlines bound the upstream wait). Default 0.
+	WriteTimeout time.Duration `mapstructure:"write_timeout" json:"write_timeout" yaml:"write_timeout"`
+	// IdleTimeout closes a client keep-alive connection idle this long; at least 90s. Default 120s.
+	IdleTimeout time.Duration `mapstructure:"idle_timeout" json:"idle_timeout" yaml:"idle_timeout"`
+	// MaxHeaderBytes caps the request line plus headers, in bytes. Default 65536.
+	MaxHeaderBytes int `mapstructure:"max_header_bytes" json:"max_header_bytes" yaml:"max_header_bytes"`
+	// DrainDelay is how long /readyz reports 503 before the listener stops
+	// accepting, so load balancers notice first. Default 2s; 0 means none.
+	DrainDelay time.Duration `mapstructure:"drain_delay" json:"drain_delay" yaml:"drain_delay"`
+	// DrainTimeout is how long in-flight requests may take to finish after
+	// the listener stops. Default 20s.
+	DrainTimeout time.Duration `mapstructure:"drain_timeout" json:"drain_timeout" yaml:"drain_timeout"`
+}
+
+// TracingConfig is OpenTelemetry tracing. The W3C trace-context
+// propagator is always on; spans are exported only when OTLPEndpoint is
+// set. Changing it needs a restart.
+type TracingConfig struct {
+	// OTLPEndpoint is the OTLP/HTTP collector URL (e.g. "http://127.0.0.1:4318"); empty means no export. Default "".
+	OTLPEndpoint string `mapstructure:"otlp_endpoint" json:"otlp_endpoint" yaml:"otlp_endpoint"`
+	// SampleRatio is the share (0..1) of new traces sampled; an incoming
+	// traceparent's sampled flag is followed. Default 1.0.
+	SampleRatio float64 `mapstructure:"sample_ratio" json:"sample_ratio" yaml:"sample_ratio"`
+	// ServiceName is the OTel service.name resource attribute. Default "opscore-sidecar".
+	ServiceName string `mapstructure:"service_name" json:"service_name" yaml:"service_name"`
+}
+
+// LogConfig is logging. Both logs are JSON lines (slog) on standard output.
+type LogConfig struct {
+	// Level is debug, info, warn or error. Default info.
+	Level string `mapstructure:"level" json:"level" yaml:"level"`
+	// Access writes one access-log line per request. Default true.
+	Access bool `mapstructure:"access" json:"access" yaml:"access"`
+}
+
+// ReloadConfig is the hot reload of the config file.
+type ReloadConfig struct {
+	// Enabled watches the config file's directory and reloads on change. Default true.
+	Enabled bool `mapstructure:"enabled" json:"enabled" yaml:"enabled"`
+	// Debounce waits this long after the last change before reloading. Default 250ms.
+	Debounce time.Duration `mapstructure:"debounce" json:"debounce" yaml:"debounce"`
+}
+
+// RouteConfig is one named route and its policies.
+type RouteConfig struct {
+	// Class is the priority class: critical or bulk.
+	Class policy.Class `mapstructure:"class" json:"class" yaml:"class"`
+	// BodyLimit is the largest request body in bytes; a larger one gets 413
+	// before anything is forwarded. 0 means no limit. Default 1048576.
+	BodyLimit int64 `mapstructure:"body_limit" json:"body_limit" yaml:"body_limit"`
+	// Match overrides the route's method and path pattern. The default
+	// route matches everything the others do not; its match must stay empty.
+	Match MatchConfig `mapstructure:"match" json:"match" yaml:"match"`
+	// RateLimit is the route's token bucket and per-key buckets.
+	RateLimit policy.RouteRateLimitConfig `mapstructure:"rate_limit" json:"rate_limit" yaml:"rate_limit"`
+	// WebhookAuth checks the AgentKit webhook signature.
+	WebhookAuth policy.WebhookAuthConfig `mapstructure:"webhook_auth" json:"webhook_auth" yaml:"webhook_auth"`
+	// APIKey optionally checks the bearer API key in the sidecar.
+	APIKey policy.APIKeyConfig `mapstructure:"api_key" json:"api_key" yaml:"api_key"`
+	// Retry is the route's retry policy.
+	Retry policy.RetryConfig `mapstructure:"retry" json:"retry" yaml:"retry"`
+	// Breaker is the route's circuit breaker.
+	Breaker policy.BreakerConfig `mapstructure:"breaker" json:"breaker" yaml:"breaker"`
+}
+
+// MatchConfig is a route's request matcher.
+type MatchConfig struct {
+	// Method is the HTTP method matched (e.g. "POST"); empty means any.
+	Method string `mapstructure:"method" json:"method" yaml:"method"`
+	// Path is a path pattern: literal segments and "{name}" wildcards, each
+	// matching one non-empty segment (e.g. "/v1/opscore/agent/{agent_id}/state").
+	Path string `mapstructure:"path" json:"path" yaml:"path"`
+}
+
+// The fixed route names.
+const (
+	RouteNotify      = "notify"
+	RouteStateUpdate = "state_update"
+	RouteStateGet    = "state_get"
+	RouteWorkflow    = "workflow"
+	RouteDefault     = "default"
+)
+
+// RouteNames lists the fixed routes in matching order; default is last
+// and matches what no other route does.
+var RouteNames = []string{RouteNotify, RouteStateUpdate, RouteStateGet, RouteWorkflow, RouteDefault}
+
+// Defaults returns the built-in configuration: Ops-Core's routes with safe
+// limits, so the sidecar works with no file at all.
+//
+// Retry idempotency: notify (registration is idempotent in our core) and
+// the state routes are idempotent; workflow and default are not, so a
+// request that may have reached the upstream is retried there only when it
+// carries an Idempotency-Key. The default route (e.g. GET /health) stays
+// non-idempotent because it can carry any method; a request that never
+// reached the upstream is always retried.
+func Defaults() *Config {
+	route := func(class policy.Class, method, path string, idempotent bool) RouteConfig {
+		return RouteConfig{
+			Class: class, BodyLimit: 1 << 20,
+			Match:       MatchConfig{Method: method, Path: path},
+			RateLimit:   policy.DefaultRouteRateLimit(),
+			WebhookAuth: policy.DefaultWebhookAuth(),
+			APIKey:      policy.DefaultAPIKey(),
+			Retry:       policy.DefaultRetry(idempotent),
+			Breaker:     policy.DefaultBreaker(),
+		}
+	}
+	return &Config{
+		Listen: ":8080",
+		Admin:  AdminConfig{Listen: "127.0.0.1:9901"},
+		Upstream: UpstreamConfig{
+			URL: "http://127.0.0.1:8000", IdleConnTimeout: 4 * time.Second, MaxIdleConns: 512,
+			DialTimeout: time.Second, ResponseHeaderTimeout: 10 * time.Second, TLSHandshakeTimeout: 5 * time.Second,
+		},
+		Server: ServerConfig{
+			ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second,
+			MaxHeaderBytes: 65536, DrainDelay: 2 * time.Second, DrainTimeout: 20 * time.Second,
+		},
+		Tracing:   TracingConfig{SampleRatio: 1.0, ServiceName: "opscore-sidecar"},
+		Log:       LogConfig{Level: "info", Access: true},
+		Reload:    ReloadConfig{Enabled: true, Debounce: 250 * time.Millisecond},
+		Admission: policy.DefaultAdmission(),
+		Routes: map[string]RouteConfig{
+			RouteNotify:      route(policy.ClassCritical, "POST", "/v1/opscore/internal/agent/notify", true),
+			RouteStateUpdate: route(policy.ClassBulk, "POST", "/v1/opscore/agent/{agent_id}/state", true),
+			RouteStateGet:    route(policy.ClassBulk, "GET", "/v1/opscore/agent/{agent_id}/state", true),
+			RouteWorkflow:    route(policy.ClassCritical, "POST", "/v1/opscore/agent/{agent_id}/workflow", false),
+			RouteDefault:     route(policy.ClassBulk, "", "", false),
+		},
+	}
+}
+
+// SetDefaults fills what a Config built in Go (rather than loaded) left
+// empty: missing routes get their defaults, and empty strings and zero
+// durations whose zero value is invalid get the default value. Zero values
+// that mean something (0 = off, no limit) are kept.
+func (c *Config) SetDefaults() {
+	d := Defaults()
+	str := func(p *string, v string) {
+		if *p == "" {
+			*p = v
+		}
+	}
+	dur := func(p *time.Duration, v time.Duration) {
+		if *p == 0 {
+			*p = v
+		}
+	}
+	str(&c.Listen, d.Listen)
+	str(&c.Admin.Listen, d.Admin.Listen)
+	str(&c.Upstream.URL, d.Upstream.URL)
+	dur(&c.Upstream.IdleConnTimeout, d.Upstream.IdleConnTimeout)
+	dur(&c.Upstream.DialTimeout, d.Upstream.DialTimeout)
+	dur(&c.Upstream.TLSHandshakeTimeout, d.Upstream.TLSHandshakeTimeout)
+	if c.Upstream.MaxIdleConns == 0 {
+		c.Upstream.MaxIdleConns = d.Upstream.MaxIdleConns
+	}
+	dur(&c.Server.ReadHeaderTimeout, d.Server.ReadHeaderTimeout)
+	dur(&c.Server.IdleTimeout, d.Server.IdleTimeout)
+	dur(&c.Server.DrainTimeout, d.Server.DrainTimeout)
+	if c.Server.MaxHeaderBytes == 0 {
+		c.Server.MaxHeaderBytes = d.Server.MaxHeaderBytes
+	}
+	str(&c.Tracing.ServiceName, d.Tracing.ServiceName)
+	str(&c.Log.Level, d.Log.Level)
+	dur(&c.Reload.Debounce, d.Reload.Debounce)
+	if c.Routes == nil {
+		c.Routes = map[string]RouteConfig{}
+	}
+	for name, rc := range d.Routes {
+		if _, ok := c.Routes[name]; !ok {
+			c.Routes[name] = rc
+		}
+	}
+}

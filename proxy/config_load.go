@@ -1,0 +1,202 @@
+package proxy
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"reflect"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/go-viper/mapstructure/v2"
+	"github.com/spf13/viper"
+	"gopkg.in/yaml.v3"
+)
+
+// EnvPrefix is the prefix of the environment overrides: SIDECAR_<PATH>,
+// with dots replaced by underscores (SIDECAR_ROUTES_NOTIFY_RETRY_ATTEMPTS).
+const EnvPrefix = "SIDECAR"
+
+// LoadOptions says where a configuration comes from. Precedence, highest
+// first: Overrides (flags), environment, the file, the built-in defaults.
+type LoadOptions struct {
+	// Path is the YAML file; empty means defaults, environment and overrides only.
+	Path string
+	// Overrides maps keys (e.g. "upstream.url") to values set by flags.
+	Overrides map[string]any
+}
+
+// Load reads, merges and decodes a configuration, then validates it. A
+// key that is not part of the tree is an error. The returned error joins
+// every problem found.
+func Load(opts LoadOptions) (*Config, error) {
+	if opts.Path == "" {
+		return decode(newViper(), nil, opts.Overrides)
+	}
+	doc, err := os.ReadFile(opts.Path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return LoadBytes(doc, opts.Overrides)
+}
+
+// LoadBytes is Load for a YAML document held in memory (used by tests and
+// the fuzzer); the environment still applies.
+func LoadBytes(doc []byte, overrides map[string]any) (*Config, error) {
+	var raw map[string]any
+	if err := yaml.Unmarshal(doc, &raw); err != nil {
+		return nil, fmt.Errorf("config: parse: %w", err)
+	}
+	keyErrs := unknownKeys(raw)
+	v := newViper()
+	v.SetConfigType("yaml")
+	if err := v.ReadConfig(bytes.NewReader(doc)); err != nil {
+		return nil, fmt.Errorf("config: parse: %w", err)
+	}
+	return decode(v, keyErrs, overrides)
+}
+
+// newViper returns a viper instance (never the global one) with a default
+// for every key, so that environment overrides reach Unmarshal.
+func newViper() *viper.Viper {
+	v := viper.New()
+	v.SetEnvPrefix(EnvPrefix)
+	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
+	v.AutomaticEnv()
+	for key, val := range flatten(Defaults()) {
+		v.SetDefault(key, val)
+	}
+	return v
+}
+
+func decode(v *viper.Viper, keyErrs []error, overrides map[string]any) (cfg *Config, err error) {
+	for k, val := range overrides {
+		v.Set(k, val)
+	}
+	// mapstructure can panic on some malformed documents (for example a
+	// scalar where a map is expected deep in the tree); report it as an error.
+	defer func() {
+		if r := recover(); r != nil {
+			cfg, err = nil, fmt.Errorf("config: decode: %v", r)
+		}
+	}()
+	cfg = &Config{}
+	if err := v.UnmarshalExact(cfg, func(dc *mapstructure.DecoderConfig) {
+		dc.ErrorUnused = true
+		dc.DecodeHook = mapstructure.ComposeDecodeHookFunc(
+			mapstructure.StringToTimeDurationHookFunc(),
+			mapstructure.StringToSliceHookFunc(","),
+		)
+	}); err != nil {
+		if len(keyErrs) > 0 {
+			return nil, errors.Join(keyErrs...)
+		}
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	if err := errors.Join(append(keyErrs, cfg.Validate())...); err != nil {
+		return cfg, err
+	}
+	return cfg, nil
+}
+
+// unknownKeys walks a parsed document and names every key that is not
+// part of the tree (viper ignores an unknown key that holds an empty map,
+// and mapstructure's messages do not use dotted keys). Unknown route names
+// are left to Validate.
+func unknownKeys(raw map[string]any) []error {
+	known := map[string]bool{}
+	for k := range flatten(Defaults()) {
+		for {
+			known[k] = true
+			i := strings.LastIndexByte(k, '.')
+			if i < 0 {
+				break
+			}
+			k = k[:i]
+		}
+	}
+	var errs []error
+	var walk func(prefix string, m map[string]any)
+	walk = func(prefix string, m map[string]any) {
+		keys := make([]string, 0, len(m))
+		for k := range m {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			key := strings.ToLower(k)
+			if prefix != "" {
+				key = prefix + "." + key
+			}
+			if strings.HasPrefix(key, "routes.") && strings.Count(key, ".") == 1 && !known[key] {
+				continue // an unknown route name; Validate reports it
+			}
+			if !known[key] {
+				errs = append(errs, fmt.Errorf("%s: unknown key", key))
+				continue
+			}
+			if sub, ok := m[k].(map[string]any); ok {
+				walk(key, sub)
+			}
+		}
+	}
+	walk("", raw)
+	return errs
+}
+
+// flatten lists every key of cfg with its value, keyed by the dotted
+// mapstructure path ("routes.notify.retry.attempts").
+func flatten(cfg *Config) map[string]any {
+	out := map[string]any{}
+	flattenValue("", reflect.ValueOf(cfg).Elem(), out)
+	return out
+}
+
+var durationType = reflect.TypeFor[time.Duration]()
+
+func flattenValue(prefix string, v reflect.Value, out map[string]any) {
+	join := func(k string) string {
+		if prefix == "" {
+			return k
+		}
+		return prefix + "." + k
+	}
+	switch {
+	case v.Type() == durationType:
+		out[prefix] = v.Interface()
+	case v.Kind() == reflect.Struct:
+		for i := 0; i < v.NumField(); i++ {
+			tag := strings.Split(v.Type().Field(i).Tag.Get("mapstructure"), ",")[0]
+			if tag == "" || tag == "-" {
+				continue
+			}
+			flattenValue(join(tag), v.Field(i), out)
+		}
+	case v.Kind() == reflect.Map:
+		for _, k := range v.MapKeys() {
+			flattenValue(join(k.String()), v.MapIndex(k), out)
+		}
+	case v.Kind() == reflect.Slice && v.IsNil():
+		out[prefix] = reflect.MakeSlice(v.Type(), 0, 0).Interface()
+	default:
+		out[prefix] = v.Interface()
+	}
+}
+
+// Keys returns every configuration key in dotted form, for documentation
+// and tests.
+func Keys() []string {
+	m := flatten(Defaults())
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	return keys
+}
+
+// EnvName is the environment variable that overrides key.
+func EnvName(key string) string {
+	return EnvPrefix + "_" + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
+}

@@ -1,0 +1,146 @@
+package proxy
+
+import (
+	"context"
+	"crypto/rand"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
+	"opscore-sidecar/metrics"
+)
+
+// HeaderRequestID is the request-id header: kept when the caller sends
+// one, minted otherwise, returned to the caller and forwarded upstream.
+const HeaderRequestID = "X-Request-ID"
+
+// maxRequestIDLen bounds a caller's request id; a longer one is replaced.
+const maxRequestIDLen = 200
+
+// observeLayer is the trace step (DESIGN.md step 2): it takes or mints the
+// request id, continues or starts the W3C trace with a server span,
+// creates the RequestInfo, and when the request ends (even by a panic such
+// as http.ErrAbortHandler) counts it, observes its latency with a trace-id
+// exemplar and writes one JSON access-log line.
+func (s *Sidecar) observeLayer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		reqID := r.Header.Get(HeaderRequestID)
+		if reqID == "" || len(reqID) > maxRequestIDLen {
+			reqID = rand.Text()
+			r.Header.Set(HeaderRequestID, reqID)
+		}
+		w.Header().Set(HeaderRequestID, reqID)
+
+		ctx := s.tracing.Propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+		ctx, span := s.tracing.tracer.Start(ctx, r.Method, trace.WithSpanKind(trace.SpanKindServer))
+		sc := span.SpanContext()
+		info := &RequestInfo{RequestID: reqID, TraceID: sc.TraceID().String(), Start: start, Method: r.Method, Path: r.URL.Path, Route: RouteDefault}
+		rec := &responseRecorder{ResponseWriter: w}
+		var body *countingBody
+		if r.Body != nil && r.Body != http.NoBody {
+			body = &countingBody{body: r.Body}
+			r.Body = body
+		}
+		defer func() {
+			if rec.status == 0 {
+				rec.status = http.StatusOK
+				if p := recover(); p != nil {
+					rec.status = http.StatusInternalServerError
+					if p == http.ErrAbortHandler {
+						rec.status = StatusClientClosed
+					}
+					defer panic(p)
+				}
+			}
+			var bytesIn int64
+			if body != nil {
+				bytesIn = body.n
+			}
+			s.finish(ctx, span, info, rec, bytesIn, time.Since(start))
+		}()
+		next.ServeHTTP(rec, r.WithContext(WithInfo(ctx, info)))
+	})
+}
+
+// finish records a finished request: metrics, span and access log.
+func (s *Sidecar) finish(ctx context.Context, span trace.Span, info *RequestInfo, rec *responseRecorder, bytesIn int64, d time.Duration) {
+	v := info.View()
+	class := string(info.Class)
+	m := s.deps.Metrics
+	m.Requests.WithLabelValues(info.Route, class, statusCode(rec.status), string(v.Outcome)).Inc()
+	exemplar := ""
+	if span.SpanContext().IsSampled() {
+		exemplar = info.TraceID
+	}
+	metrics.ObserveDuration(m.RequestDuration.WithLabelValues(info.Route, string(v.Outcome)), d, exemplar)
+
+	span.SetName(info.Method + " " + info.Route)
+	span.SetAttributes(
+		attribute.String("http.request.method", info.Method),
+		attribute.String("http.route", info.Route),
+		attribute.Int("http.response.status_code", rec.status),
+		attribute.String("opscore.outcome", string(v.Outcome)),
+		attribute.String("opscore.request_id", info.RequestID),
+	)
+	if rec.status >= 500 {
+		span.SetStatus(codes.Error, string(v.Outcome))
+	}
+	span.End()
+
+	if !s.accessLog.Enabled(ctx, slog.LevelInfo) || (info.Snapshot != nil && !info.Snapshot.Config.Log.Access) {
+		return
+	}
+	attrs := make([]slog.Attr, 0, 18)
+	attrs = append(attrs,
+		slog.String("request_id", info.RequestID),
+		slog.String("trace_id", info.TraceID),
+		slog.String("route", info.Route),
+		slog.String("class", class),
+		slog.String("method", info.Method),
+		slog.String("path", info.Path),
+		slog.Int("status", rec.status),
+		slog.String("outcome", string(v.Outcome)),
+		slog.Int("attempts", v.Attempts),
+		slog.Int("upstream_status", v.UpstreamStatus),
+		slog.Float64("duration_ms", ms(d)),
+		slog.Float64("upstream_ms", ms(v.UpstreamTime)),
+		slog.Int64("bytes_in", bytesIn),
+		slog.Int64("bytes_out", rec.bytes),
+	)
+	if v.Reason != "" {
+		attrs = append(attrs, slog.String("reason", v.Reason))
+	}
+	if v.QueueTime > 0 {
+		attrs = append(attrs, slog.Float64("queue_ms", ms(v.QueueTime)))
+	}
+	if len(v.Shadow) > 0 {
+		attrs = append(attrs, slog.Any("shadow", v.Shadow))
+	}
+	s.accessLog.LogAttrs(ctx, slog.LevelInfo, "request", attrs...)
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// statusCodes holds the label value of every status code, so that
+// labelling a request does not allocate.
+var statusCodes = func() []string {
+	s := make([]string, 600)
+	for i := range s {
+		s[i] = strconv.Itoa(i)
+	}
+	return s
+}()
+
+func statusCode(code int) string {
+	if code >= 0 && code < len(statusCodes) {
+		return statusCodes[code]
+	}
+	return strconv.Itoa(code)
+}

@@ -1,0 +1,101 @@
+package proxy
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// ProblemTypeBase prefixes every problem type URI; the suffix is the outcome.
+const ProblemTypeBase = "urn:opscore-sidecar:problem:"
+
+// Problem is a response the sidecar makes itself: an
+// application/problem+json body (RFC 9457) plus the request's outcome.
+type Problem struct {
+	// Status is the HTTP status code.
+	Status int
+	// Outcome is the request's outcome; it also names the problem type.
+	Outcome Outcome
+	// Reason is a bounded label value refining the outcome (e.g. "route_rate"); optional.
+	Reason string
+	// Title is a short, fixed summary of the problem type.
+	Title string
+	// Detail explains this occurrence; a string, so FastAPI-style clients that read detail keep working.
+	Detail string
+	// Header holds extra response headers (Retry-After, RateLimit-Policy, ...).
+	Header http.Header
+}
+
+// problemBody is the JSON document; field order is the wire order.
+type problemBody struct {
+	Type      string `json:"type"`
+	Title     string `json:"title"`
+	Status    int    `json:"status"`
+	Detail    string `json:"detail"`
+	RequestID string `json:"request_id,omitempty"`
+}
+
+// WriteProblem writes p as application/problem+json, sets its headers, and
+// records its outcome and reason on the request's RequestInfo. Every
+// response the sidecar makes itself goes through here.
+func WriteProblem(w http.ResponseWriter, r *http.Request, p Problem) {
+	var requestID string
+	if info := InfoFrom(r.Context()); info != nil {
+		info.SetOutcome(p.Outcome, p.Reason)
+		requestID = info.RequestID
+	}
+	h := w.Header()
+	for k, vs := range p.Header {
+		h[k] = vs
+	}
+	if p.Title == "" {
+		p.Title = http.StatusText(p.Status)
+	}
+	body, _ := json.Marshal(problemBody{
+		Type: ProblemTypeBase + string(p.Outcome), Title: p.Title, Status: p.Status,
+		Detail: p.Detail, RequestID: requestID,
+	})
+	h.Set("Content-Type", "application/problem+json")
+	h.Set("Content-Length", strconv.Itoa(len(body)+1))
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(p.Status)
+	_, _ = w.Write(append(body, '\n'))
+}
+
+// RetryAfter formats d as a Retry-After value in whole seconds, rounded
+// up, and at least 1.
+func RetryAfter(d time.Duration) string {
+	s := int64((d + time.Second - 1) / time.Second)
+	if s < 1 {
+		s = 1
+	}
+	return strconv.FormatInt(s, 10)
+}
+
+// ProblemError is an error that carries the problem to answer with. A
+// RoundTripper under the ReverseProxy (the retry or breaker layer) returns
+// one to make the ErrorHandler write exactly that response, e.g. 503
+// breaker_open with Retry-After.
+type ProblemError struct {
+	Problem Problem
+	Err     error
+}
+
+func (e *ProblemError) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("proxy: %s: %v", e.Problem.Outcome, e.Err)
+	}
+	return fmt.Sprintf("proxy: %s", e.Problem.Outcome)
+}
+
+// Unwrap returns the underlying error.
+func (e *ProblemError) Unwrap() error { return e.Err }
+
+// Common problems written by the frame.
+
+func problemTooLarge(limit int64) Problem {
+	return Problem{Status: http.StatusRequestEntityTooLarge, Outcome: OutcomeTooLarge, Title: "Request body too large",
+		Detail: fmt.Sprintf("request body exceeds this route's limit of %d bytes", limit)}
+}

@@ -1,0 +1,92 @@
+package proxy
+
+import (
+	"errors"
+	"log"
+	"log/slog"
+	"net/http"
+	"net/http/httputil"
+	"sync"
+
+	"opscore-sidecar/metrics"
+)
+
+// newReverseProxy returns the proxy step: an httputil.ReverseProxy that
+// uses Rewrite (never Director), so hop-by-hop headers, including those a
+// client names in Connection, are removed before the sidecar adds its own.
+func (s *Sidecar) newReverseProxy(transport http.RoundTripper) *httputil.ReverseProxy {
+	return &httputil.ReverseProxy{
+		Rewrite:      rewrite,
+		Transport:    transport,
+		BufferPool:   bufferPool{},
+		ErrorHandler: s.proxyError,
+		ErrorLog:     log.New(slogWriter{s.deps.Logger}, "", 0),
+	}
+}
+
+// rewrite points the outgoing request at the configured upstream. The
+// target comes from the request's snapshot only: the incoming Host header
+// and an absolute-form request URI never choose where a request goes (no
+// open proxy). SetURL also sets the outgoing Host to the upstream's.
+func rewrite(pr *httputil.ProxyRequest) {
+	info := InfoFrom(pr.In.Context())
+	pr.SetURL(info.Snapshot.Upstream)
+	pr.SetXForwarded()
+	pr.Out.Header.Set(HeaderRequestID, info.RequestID)
+}
+
+// proxyError is the ReverseProxy's ErrorHandler: it maps the transport's
+// error to a problem response, so a client never sees a reset connection.
+//
+//   - *ProblemError (from the retry or breaker layer): that problem.
+//   - *http.MaxBytesError: 413 too_large (a chunked body over the limit).
+//   - the client went away: 499 client_closed, logged only.
+//   - timeout: 504 upstream_timeout.
+//   - refused, reset, closed before a response, anything else: 502 upstream_error.
+func (s *Sidecar) proxyError(w http.ResponseWriter, r *http.Request, err error) {
+	var pe *ProblemError
+	if errors.As(err, &pe) {
+		WriteProblem(w, r, pe.Problem)
+		return
+	}
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		WriteProblem(w, r, problemTooLarge(mbe.Limit))
+		return
+	}
+	result := ClassifyError(r.Context(), err)
+	if r.Context().Err() != nil && result != metrics.ResultTimeout {
+		result = metrics.ResultCanceled
+	}
+	switch result {
+	case metrics.ResultCanceled:
+		if info := InfoFrom(r.Context()); info != nil {
+			info.SetOutcome(OutcomeClientClosed, "")
+		}
+		w.WriteHeader(StatusClientClosed)
+	case metrics.ResultTimeout:
+		WriteProblem(w, r, Problem{Status: http.StatusGatewayTimeout, Outcome: OutcomeUpstreamTimeout, Reason: result,
+			Title: "Upstream timed out", Detail: "the upstream did not answer in time"})
+	default:
+		WriteProblem(w, r, Problem{Status: http.StatusBadGateway, Outcome: OutcomeUpstreamError, Reason: result,
+			Title: "Upstream failed", Detail: "the upstream could not be reached or failed before answering (" + result + ")"})
+	}
+}
+
+// bufferPool is the ReverseProxy's copy buffers, reused through a
+// sync.Pool instead of allocating 32 KiB per response.
+type bufferPool struct{}
+
+var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+func (bufferPool) Get() []byte  { return *(copyBuffers.Get().(*[]byte)) }
+func (bufferPool) Put(b []byte) { copyBuffers.Put(&b) }
+
+// slogWriter sends the ReverseProxy's own log lines (e.g. a response body
+// copy that failed) to the process log at warn level.
+type slogWriter struct{ l *slog.Logger }
+
+func (w slogWriter) Write(p []byte) (int, error) {
+	w.l.Warn("reverse proxy", "error", string(p))
+	return len(p), nil
+}

@@ -1,0 +1,143 @@
+package proxy
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"opscore-sidecar/policy"
+)
+
+// Outcome is how the sidecar finished a request: one of a closed set, so
+// one dashboard panel shows every failure mode (label outcome).
+type Outcome string
+
+// The outcomes of DESIGN.md.
+const (
+	OutcomeForwarded       Outcome = "forwarded"
+	OutcomeRateLimited     Outcome = "rate_limited"
+	OutcomeShed            Outcome = "shed"
+	OutcomeQueueTimeout    Outcome = "queue_timeout"
+	OutcomeBreakerOpen     Outcome = "breaker_open"
+	OutcomeAuthFailed      Outcome = "auth_failed"
+	OutcomeTooLarge        Outcome = "too_large"
+	OutcomeUpstreamError   Outcome = "upstream_error"
+	OutcomeUpstreamTimeout Outcome = "upstream_timeout"
+	OutcomeClientClosed    Outcome = "client_closed"
+)
+
+// RequestInfo is the per-request state shared by the chain's layers. The
+// trace layer creates it, the route layer fills the route, the policy
+// layers (auth, admission, retry, breaker) record their decisions through
+// the setters, and the access log and metrics read it when the request
+// ends. Setters are safe for concurrent use (the transport may report
+// from its own goroutines).
+type RequestInfo struct {
+	// Immutable after the trace layer and the route layer ran.
+	RequestID string
+	TraceID   string
+	Start     time.Time
+	Method    string
+	Path      string
+
+	// Route is the route name, RouteDefault until routing ran.
+	Route string
+	// Class is the route's priority class.
+	Class policy.Class
+	// AgentID is the {agent_id} path parameter, if the route has one.
+	AgentID string
+	// Snapshot is the configuration snapshot this request uses from its
+	// start to its end, even if a reload swaps in another one meanwhile.
+	Snapshot *Snapshot
+	// Runtime is the route's runtime (policy objects) from Snapshot.
+	Runtime *RouteRuntime
+
+	mu             sync.Mutex
+	outcome        Outcome
+	reason         string
+	attempts       int
+	upstreamStatus int
+	upstreamTime   time.Duration
+	queueTime      time.Duration
+	shadow         []string
+}
+
+type infoKey struct{}
+
+// WithInfo returns ctx carrying info.
+func WithInfo(ctx context.Context, info *RequestInfo) context.Context {
+	return context.WithValue(ctx, infoKey{}, info)
+}
+
+// InfoFrom returns the request's RequestInfo, or nil outside the chain.
+func InfoFrom(ctx context.Context) *RequestInfo {
+	info, _ := ctx.Value(infoKey{}).(*RequestInfo)
+	return info
+}
+
+// SetOutcome records how the request ended and why (reason is a bounded
+// label value such as "route_rate" or "refused"; it may be empty). The
+// last call wins; a request with no outcome set is "forwarded".
+func (ri *RequestInfo) SetOutcome(o Outcome, reason string) {
+	ri.mu.Lock()
+	ri.outcome, ri.reason = o, reason
+	ri.mu.Unlock()
+}
+
+// AddAttempts adds n upstream attempts (wire attempts: the attempt layer
+// counts each connection the transport used, hidden replays included).
+func (ri *RequestInfo) AddAttempts(n int) {
+	ri.mu.Lock()
+	ri.attempts += n
+	ri.mu.Unlock()
+}
+
+// SetUpstream records the last attempt's status code (0 if it failed
+// without a response) and adds d to the time spent waiting on the upstream.
+func (ri *RequestInfo) SetUpstream(status int, d time.Duration) {
+	ri.mu.Lock()
+	ri.upstreamStatus = status
+	ri.upstreamTime += d
+	ri.mu.Unlock()
+}
+
+// AddQueueTime adds time spent waiting in the admission queue.
+func (ri *RequestInfo) AddQueueTime(d time.Duration) {
+	ri.mu.Lock()
+	ri.queueTime += d
+	ri.mu.Unlock()
+}
+
+// AddShadow records that a policy in shadow mode would have refused the
+// request (e.g. "rate_limit:route_rate"); it is logged, not enforced.
+func (ri *RequestInfo) AddShadow(what string) {
+	ri.mu.Lock()
+	ri.shadow = append(ri.shadow, what)
+	ri.mu.Unlock()
+}
+
+// InfoView is a consistent copy of a RequestInfo's mutable fields.
+type InfoView struct {
+	Outcome        Outcome
+	Reason         string
+	Attempts       int
+	UpstreamStatus int
+	UpstreamTime   time.Duration
+	QueueTime      time.Duration
+	Shadow         []string
+}
+
+// View returns a copy of the mutable fields.
+func (ri *RequestInfo) View() InfoView {
+	ri.mu.Lock()
+	defer ri.mu.Unlock()
+	v := InfoView{
+		Outcome: ri.outcome, Reason: ri.reason, Attempts: ri.attempts,
+		UpstreamStatus: ri.upstreamStatus, UpstreamTime: ri.upstreamTime,
+		QueueTime: ri.queueTime, Shadow: ri.shadow,
+	}
+	if v.Outcome == "" {
+		v.Outcome = OutcomeForwarded
+	}
+	return v
+}

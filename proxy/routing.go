@@ -1,0 +1,35 @@
+package proxy
+
+import (
+	"net/http"
+)
+
+// routeLayer is the route step (DESIGN.md step 3). It pins the current
+// snapshot to the request, names the route from the method and path (never
+// from the Host header or an absolute-form URI: the upstream is fixed by
+// config), counts the request in flight, and enforces the route's body
+// limit: a declared Content-Length over the limit gets 413 at once, a
+// chunked body is cut at the limit and the ErrorHandler answers 413.
+func (s *Sidecar) routeLayer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		info := InfoFrom(r.Context())
+		snap := s.snap.Load()
+		name, agentID := snap.Routes.Match(r.Method, r.URL.Path)
+		rt := snap.Runtime[name]
+		info.Snapshot, info.Runtime = snap, rt
+		info.Route, info.Class, info.AgentID = name, rt.Class, agentID
+
+		g := s.deps.Metrics.Inflight.WithLabelValues(name)
+		g.Inc()
+		defer g.Dec()
+
+		if rt.BodyLimit > 0 && r.Body != nil && r.Body != http.NoBody {
+			if r.ContentLength > rt.BodyLimit {
+				WriteProblem(w, r, problemTooLarge(rt.BodyLimit))
+				return
+			}
+			r.Body = http.MaxBytesReader(w, r.Body, rt.BodyLimit)
+		}
+		next.ServeHTTP(w, r)
+	})
+}

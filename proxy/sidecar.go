@@ -1,0 +1,83 @@
+package proxy
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httputil"
+	"sync"
+	"sync/atomic"
+)
+
+// Sidecar is the reverse proxy: the handler chain over the current config
+// snapshot. Create it with New; the zero value is not usable.
+type Sidecar struct {
+	deps      Deps
+	tracing   *Tracing
+	accessLog *slog.Logger
+
+	snap     atomic.Pointer[Snapshot]
+	applyMu  sync.Mutex // serializes Apply (reloads); readers never lock
+	draining atomic.Bool
+
+	proxy   *httputil.ReverseProxy
+	handler http.Handler
+}
+
+// New builds a sidecar serving cfg, which must have passed Validate.
+// accessLog receives one line per request (nil: no access log); tracing
+// must not be nil.
+func New(cfg *Config, deps Deps, tracing *Tracing, accessLog *slog.Logger) (*Sidecar, error) {
+	if deps.Metrics == nil || tracing == nil {
+		return nil, errors.New("proxy: New needs metrics and tracing")
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.New(slog.DiscardHandler)
+	}
+	if accessLog == nil {
+		accessLog = slog.New(slog.DiscardHandler)
+	}
+	s := &Sidecar{deps: deps, tracing: tracing, accessLog: accessLog}
+	snap, err := buildSnapshot(cfg, nil, deps)
+	if err != nil {
+		return nil, err
+	}
+	s.snap.Store(snap)
+	s.handler = s.chain()
+	return s, nil
+}
+
+// Handler returns the chain (see chain for its order).
+func (s *Sidecar) Handler() http.Handler { return s.handler }
+
+// Snapshot returns the snapshot serving new requests.
+func (s *Sidecar) Snapshot() *Snapshot { return s.snap.Load() }
+
+// Apply validates cfg, builds a snapshot from it (carrying policy state
+// over from the current one) and swaps it in atomically. On error nothing
+// changes. Settings that need a restart (listen addresses, server limits,
+// tracing) are stored but take effect only at the next start.
+func (s *Sidecar) Apply(cfg *Config) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
+	prev := s.snap.Load()
+	next, err := buildSnapshot(cfg, prev, s.deps)
+	if err != nil {
+		return fmt.Errorf("proxy: build config: %w", err)
+	}
+	s.snap.Store(next)
+	prev.retire(next)
+	return nil
+}
+
+// Draining reports whether a drain has started.
+func (s *Sidecar) Draining() bool { return s.draining.Load() }
+
+// Close releases the current snapshot's idle upstream connections.
+func (s *Sidecar) Close() {
+	s.snap.Load().Transport.CloseIdleConnections()
+}

@@ -1,0 +1,63 @@
+package proxy
+
+import (
+	"net"
+	"net/http"
+	"time"
+)
+
+// newTransport returns the tuned transport to the upstream (DESIGN.md
+// step 8).
+//
+// The keep-alive pool is sized for hundreds of concurrent requests to one
+// host: MaxIdleConnsPerHost defaults to 2 in net/http, which under load
+// makes the proxy open and close a connection per request (TIME_WAIT
+// storms). IdleConnTimeout is shorter than the upstream's keep-alive
+// (uvicorn: 5 s) so the sidecar, not the upstream, closes idle
+// connections, which avoids most races where a request is written on a
+// connection the upstream is closing.
+//
+// Hidden replays: net/http's Transport.roundTrip re-sends a request by
+// itself, on a new connection, when an attempt on a REUSED connection
+// failed before any response byte arrived (persistConn.shouldRetryRequest):
+// always when nothing was written (nothingWrittenError), and otherwise
+// only when the request is replayable (Request.isReplayable: method GET,
+// HEAD, OPTIONS or TRACE, or an Idempotency-Key / X-Idempotency-Key
+// header, and no body or a GetBody to rewind it with; see rewindBody).
+// Such a replay happens inside one RoundTrip call, invisible to the retry
+// layer. The attempt layer (attempt.go) therefore counts wire attempts
+// with httptrace's GotConn, which fires once per connection used, so the
+// attempt count and the attempt metrics stay honest. The replay is kept
+// because it only follows a dead pooled connection, which is exactly the
+// uvicorn keep-alive race.
+func newTransport(cfg UpstreamConfig) *http.Transport {
+	dialer := &net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}
+	return &http.Transport{
+		Proxy:                  nil, // never an HTTP(S)_PROXY from the environment: the upstream is local
+		DialContext:            dialer.DialContext,
+		MaxIdleConns:           cfg.MaxIdleConns,
+		MaxIdleConnsPerHost:    cfg.MaxIdleConns,
+		MaxConnsPerHost:        cfg.MaxConnsPerHost,
+		IdleConnTimeout:        cfg.IdleConnTimeout,
+		TLSHandshakeTimeout:    cfg.TLSHandshakeTimeout,
+		ResponseHeaderTimeout:  cfg.ResponseHeaderTimeout,
+		ExpectContinueTimeout:  time.Second,
+		ForceAttemptHTTP2:      cfg.HTTP2,
+		MaxResponseHeaderBytes: 1 << 20,
+		WriteBufferSize:        16 << 10,
+		ReadBufferSize:         16 << 10,
+	}
+}
+
+// snapshotTransport sends a request with the transport of the snapshot
+// the request started with, so a reload that changes the upstream settings
+// takes effect for new requests only.
+type snapshotTransport struct{}
+
+func (snapshotTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	info := InfoFrom(req.Context())
+	if info == nil || info.Snapshot == nil {
+		return nil, errNoSnapshot
+	}
+	return info.Snapshot.Transport.RoundTrip(req)
+}
