@@ -47,4 +47,3 @@ func (s *Sidecar) chain() http.Handler {
 	h = s.observeLayer(h)
 	return h
 }
-
