@@ -1,0 +1,226 @@
+package policy
+
+import (
+	"encoding/json"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+const (
+	specSecret    = "super-secret-webhook-key-123"
+	specTimestamp = "1745287627"
+	specBody      = `{"event_type":"REGISTER","agent_details":{"agentId":"3f2b8c1e-7d4a-4e8b-9c2d-1a2b3c4d5e6f","agentName":"PingAgent","version":"1.0.0","capabilities":["ping"],"contactEndpoint":"http://ping-agent:8080/","metadata":{}}}`
+	specSignature = "abb8011c81c37116f4b086d4fcbeffb46e17ec9c9bb238f69b43e73923656efe"
+)
+
+// agentKitBody builds a registration webhook body the way AgentKit does:
+// json.dumps with separators=(",",":"), keys in the model's order.
+func agentKitBody(t testing.TB, agentID string) []byte {
+	t.Helper()
+	type details struct {
+		AgentID         string         `json:"agentId"`
+		AgentName       string         `json:"agentName"`
+		Version         string         `json:"version"`
+		Capabilities    []string       `json:"capabilities"`
+		ContactEndpoint string         `json:"contactEndpoint"`
+		Metadata        map[string]any `json:"metadata"`
+	}
+	b, err := json.Marshal(struct {
+		EventType    string  `json:"event_type"`
+		AgentDetails details `json:"agent_details"`
+	}{"REGISTER", details{agentID, "PingAgent", "1.0.0", []string{"ping"}, "http://ping-agent:8080/", map[string]any{}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func mustVerifier(t testing.TB, mode string, tolerance time.Duration, replaySize int) *WebhookVerifier {
+	t.Helper()
+	cfg := DefaultWebhookAuth()
+	cfg.Mode, cfg.Tolerance, cfg.ReplayCacheSize = mode, tolerance, replaySize
+	v, err := NewWebhookVerifier(cfg, func(name string) string {
+		if name == "OPSCORE_WEBHOOK_SECRET" {
+			return specSecret
+		}
+		return ""
+	})
+	if err != nil {
+		t.Fatalf("NewWebhookVerifier: %v", err)
+	}
+	return v
+}
+
+// TestSpecVector checks the signing recipe against spec 5.1's vector, with
+// the body rebuilt the way AgentKit serialises it.
+func TestSpecVector(t *testing.T) {
+	body := agentKitBody(t, "3f2b8c1e-7d4a-4e8b-9c2d-1a2b3c4d5e6f")
+	if string(body) != specBody || len(body) != 216 {
+		t.Fatalf("body: got %d bytes %s, want the spec's 216 bytes", len(body), body)
+	}
+	if got := SignWebhook([]byte(specSecret), specTimestamp, body); got != specSignature {
+		t.Fatalf("SignWebhook: got %s, want %s", got, specSignature)
+	}
+	v := mustVerifier(t, AuthRequired, 5*time.Minute, 100)
+	if got := v.Verify(specTimestamp, specSignature, body, time.Unix(1745287627, 0)); !got.Allowed || got.Reason != AuthReasonNone {
+		t.Errorf("Verify of the spec vector: got %+v, want allowed", got)
+	}
+}
+
+func TestWebhookVerifyCases(t *testing.T) {
+	const tol = 5 * time.Minute
+	ts := int64(1745287627)
+	tsStr := strconv.FormatInt(ts, 10)
+	body := agentKitBody(t, "agent-1")
+	sig := SignWebhook([]byte(specSecret), tsStr, body)
+	signAt := func(sec int64) (string, string) {
+		s := strconv.FormatInt(sec, 10)
+		return s, SignWebhook([]byte(specSecret), s, body)
+	}
+	pastTS, pastSig := signAt(ts - 301)
+	edgeTS, edgeSig := signAt(ts - 300)
+	futTS, futSig := signAt(ts + 301)
+	futEdgeTS, futEdgeSig := signAt(ts + 300)
+	rfcTS := time.Unix(ts, 0).UTC().Format(time.RFC3339)
+	tampered := append([]byte(nil), body...)
+	tampered[len(tampered)-3] = 'X'
+	tests := []struct {
+		name      string
+		mode      string
+		ts, sig   string
+		body      []byte
+		want      AuthReason
+		wantAllow bool
+	}{
+		{"valid", AuthRequired, tsStr, sig, body, AuthReasonNone, true},
+		{"valid, uppercase hex", AuthRequired, tsStr, strings.ToUpper(sig), body, AuthReasonNone, true},
+		{"valid, RFC 3339 timestamp", AuthRequired, rfcTS, SignWebhook([]byte(specSecret), rfcTS, body), body, AuthReasonNone, true},
+		{"timestamp missing", AuthRequired, "", sig, body, AuthReasonMissing, false},
+		{"signature missing", AuthRequired, tsStr, "", body, AuthReasonMissing, false},
+		{"both missing", AuthRequired, "", "", body, AuthReasonMissing, false},
+		{"timestamp with a fraction", AuthRequired, tsStr + ".5", sig, body, AuthReasonMalformed, false},
+		{"negative timestamp", AuthRequired, "-" + tsStr, sig, body, AuthReasonMalformed, false},
+		{"timestamp with a sign", AuthRequired, "+" + tsStr, sig, body, AuthReasonMalformed, false},
+		{"timestamp not a number", AuthRequired, "yesterday", sig, body, AuthReasonMalformed, false},
+		{"signature one char short", AuthRequired, tsStr, sig[1:], body, AuthReasonMalformed, false},
+		{"signature not hex", AuthRequired, tsStr, "zz" + sig[2:], body, AuthReasonMalformed, false},
+		{"signature with a prefix", AuthRequired, tsStr, "sha256=" + sig, body, AuthReasonMalformed, false},
+		{"body changed", AuthRequired, tsStr, sig, tampered, AuthReasonBadSignature, false},
+		{"body re-serialised with spaces", AuthRequired, tsStr, sig, []byte(strings.ReplaceAll(string(body), ":", ": ")), AuthReasonBadSignature, false},
+		{"signature of another timestamp", AuthRequired, strconv.FormatInt(ts+1, 10), sig, body, AuthReasonBadSignature, false},
+		{"wrong secret", AuthRequired, tsStr, SignWebhook([]byte("other"), tsStr, body), body, AuthReasonBadSignature, false},
+		{"301s old", AuthRequired, pastTS, pastSig, body, AuthReasonExpired, false},
+		{"300s old, on the edge", AuthRequired, edgeTS, edgeSig, body, AuthReasonNone, true},
+		{"301s ahead", AuthRequired, futTS, futSig, body, AuthReasonExpired, false},
+		{"300s ahead, on the edge", AuthRequired, futEdgeTS, futEdgeSig, body, AuthReasonNone, true},
+		{"optional, unsigned", AuthOptional, "", "", body, AuthReasonUnsigned, true},
+		{"optional, half signed", AuthOptional, tsStr, "", body, AuthReasonMissing, false},
+		{"optional, bad signature", AuthOptional, tsStr, sig, tampered, AuthReasonBadSignature, false},
+		{"optional, valid", AuthOptional, tsStr, sig, body, AuthReasonNone, true},
+		{"off, garbage", AuthOff, "x", "y", body, AuthReasonNone, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v := mustVerifier(t, tt.mode, tol, 100)
+			got := v.Verify(tt.ts, tt.sig, tt.body, time.Unix(ts, 0))
+			if got.Allowed != tt.wantAllow || got.Reason != tt.want {
+				t.Errorf("got %+v, want allowed %v reason %q", got, tt.wantAllow, tt.want)
+			}
+		})
+	}
+}
+
+func TestWebhookReplayRejected(t *testing.T) {
+	v := mustVerifier(t, AuthRequired, 5*time.Minute, 100)
+	now := time.Unix(1745287627, 0)
+	body := agentKitBody(t, "agent-1")
+	if got := v.Verify(specTimestamp, SignWebhook([]byte(specSecret), specTimestamp, body), body, now); !got.Allowed {
+		t.Fatalf("first delivery: got %+v, want allowed", got)
+	}
+	steps := []struct {
+		name  string
+		after time.Duration
+		sig   string
+		want  AuthReason
+	}{
+		{"same delivery again", time.Second, SignWebhook([]byte(specSecret), specTimestamp, body), AuthReasonReplayed},
+		{"same delivery in uppercase", 2 * time.Second, strings.ToUpper(SignWebhook([]byte(specSecret), specTimestamp, body)), AuthReasonReplayed},
+		{"same delivery at the window's end", 5 * time.Minute, SignWebhook([]byte(specSecret), specTimestamp, body), AuthReasonReplayed},
+		{"same delivery after the window", 5*time.Minute + time.Second, SignWebhook([]byte(specSecret), specTimestamp, body), AuthReasonExpired},
+	}
+	for _, s := range steps {
+		if got := v.Verify(specTimestamp, s.sig, body, now.Add(s.after)); got.Allowed || got.Reason != s.want {
+			t.Errorf("%s: got %+v, want refused %q", s.name, got, s.want)
+		}
+	}
+	// Another agent's registration in the same second is not a replay.
+	other := agentKitBody(t, "agent-2")
+	if got := v.Verify(specTimestamp, SignWebhook([]byte(specSecret), specTimestamp, other), other, now); !got.Allowed {
+		t.Errorf("a different body in the same second: got %+v, want allowed", got)
+	}
+}
+
+// TestReplayCacheIsBounded fills a cache of 3 with 10 deliveries: it never
+// holds more than 3, and stale entries leave as time passes.
+func TestReplayCacheIsBounded(t *testing.T) {
+	v := mustVerifier(t, AuthRequired, time.Minute, 3)
+	now := time.Unix(1745287627, 0)
+	for i := range 10 {
+		body := agentKitBody(t, "agent-"+strconv.Itoa(i))
+		if got := v.Verify(specTimestamp, SignWebhook([]byte(specSecret), specTimestamp, body), body, now); !got.Allowed {
+			t.Fatalf("delivery %d: got %+v, want allowed", i, got)
+		}
+		if n := v.replay.len(); n > 3 {
+			t.Fatalf("after %d deliveries: got %d remembered, want at most 3", i+1, n)
+		}
+	}
+	// The newest is remembered; the oldest was forgotten to keep the bound.
+	newest, oldest := agentKitBody(t, "agent-9"), agentKitBody(t, "agent-0")
+	if got := v.Verify(specTimestamp, SignWebhook([]byte(specSecret), specTimestamp, newest), newest, now); got.Reason != AuthReasonReplayed {
+		t.Errorf("newest again: got %+v, want replayed", got)
+	}
+	if got := v.Verify(specTimestamp, SignWebhook([]byte(specSecret), specTimestamp, oldest), oldest, now); !got.Allowed {
+		t.Errorf("oldest again: got %+v, want allowed (evicted from a full cache)", got)
+	}
+	later := now.Add(2 * time.Minute)
+	ts := strconv.FormatInt(later.Unix(), 10)
+	body := agentKitBody(t, "agent-late")
+	if got := v.Verify(ts, SignWebhook([]byte(specSecret), ts, body), body, later); !got.Allowed {
+		t.Fatalf("late delivery: got %+v, want allowed", got)
+	}
+	if n := v.replay.len(); n != 1 {
+		t.Errorf("after the window passed: got %d remembered, want 1 (stale entries dropped)", n)
+	}
+}
+
+func TestWebhookVerifierNeedsSecret(t *testing.T) {
+	cfg := DefaultWebhookAuth()
+	cfg.Mode = AuthRequired
+	if _, err := NewWebhookVerifier(cfg, func(string) string { return "" }); err == nil {
+		t.Fatal("required mode with an unset secret: got nil error, want one")
+	}
+	cfg.Mode = AuthOff
+	if _, err := NewWebhookVerifier(cfg, func(string) string { return "" }); err != nil {
+		t.Fatalf("off mode needs no secret: got %v", err)
+	}
+}
+
+// TestWebhookUpdateKeepsReplayCache rotates the secret by a reload: a
+// delivery accepted before stays a replay after.
+func TestWebhookUpdateKeepsReplayCache(t *testing.T) {
+	v := mustVerifier(t, AuthRequired, time.Minute, 10)
+	now := time.Unix(1745287627, 0)
+	body := agentKitBody(t, "agent-1")
+	sig := SignWebhook([]byte(specSecret), specTimestamp, body)
+	v.Verify(specTimestamp, sig, body, now)
+	cfg := DefaultWebhookAuth()
+	cfg.Mode, cfg.Tolerance, cfg.ReplayCacheSize = AuthRequired, time.Minute, 10
+	if err := v.Update(cfg, func(string) string { return specSecret }); err != nil {
+		t.Fatal(err)
+	}
+	if got := v.Verify(specTimestamp, sig, body, now); got.Reason != AuthReasonReplayed {
+		t.Errorf("after reload: got %+v, want replayed", got)
+	}
+}
