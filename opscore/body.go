@@ -120,7 +120,7 @@ func (v *validator) topObject(b requestBody) (map[string]json.RawMessage, bool) 
 		v.add("missing", loc, "Field required", nil, nil)
 		return nil, false
 	case b.notJSON != nil:
-		in, _ := json.Marshal(string(b.notJSON))
+		in, _ := marshalCompact(string(b.notJSON))
 		v.add("model_attributes_type", loc, "Input should be a valid dictionary or object to extract fields from", in, nil)
 		return nil, false
 	}
