@@ -1,0 +1,103 @@
+package loadgen
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"time"
+)
+
+// newTransport returns an HTTP/1.1 transport for the load generator:
+// no proxy from the environment, no compression, keep-alive connections
+// kept until the server closes them (like python-requests' pool).
+func newTransport(conns int) *http.Transport {
+	return &http.Transport{
+		Proxy:               nil,
+		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:        conns,
+		MaxIdleConnsPerHost: conns,
+		IdleConnTimeout:     0,
+		DisableCompression:  true,
+		ForceAttemptHTTP2:   false,
+	}
+}
+
+// oneShotBody hides the bytes.Reader from net/http so the request has no
+// GetBody and is not replayable: like python-requests (no retries), the
+// client then reports a keep-alive race instead of silently resending.
+type oneShotBody struct{ r *bytes.Reader }
+
+func (b oneShotBody) Read(p []byte) (int, error) { return b.r.Read(p) }
+func (oneShotBody) Close() error                 { return nil }
+
+// emptyBody is a non-nil empty body for GET requests; with ContentLength 0
+// net/http sends no body but also does not retry the request on a reused
+// connection that the server closed.
+type emptyBody struct{}
+
+func (emptyBody) Read([]byte) (int, error) { return 0, io.EOF }
+func (emptyBody) Close() error             { return nil }
+
+// call is one request to make.
+type call struct {
+	method, name, path string
+	body               []byte
+	auth               bool
+	registration       bool
+	headers            [][2]string
+}
+
+// caller sends calls through one http.Client and records them.
+type caller struct {
+	client *http.Client
+	target string
+	apiKey string
+	rec    *Recorder
+}
+
+// do sends c and records its outcome; latency runs from scheduled (the
+// open model's planned send time) or from the actual send when scheduled
+// is zero. It returns the status (0 without a response), the body and the
+// failure. A request cut short because ctx ended is not recorded.
+func (cl *caller) do(ctx context.Context, c call, scheduled time.Time) (int, []byte, *Failure) {
+	req, err := http.NewRequestWithContext(ctx, c.method, cl.target+c.path, nil)
+	if err != nil {
+		f := &Failure{Kind: KindOther, Message: err.Error()}
+		cl.rec.Record(c.method, c.name, time.Now(), 0, f)
+		return 0, nil, f
+	}
+	if c.body != nil {
+		req.Body = oneShotBody{bytes.NewReader(c.body)}
+		req.ContentLength = int64(len(c.body))
+		req.Header.Set("Content-Type", "application/json")
+	} else {
+		req.Body = emptyBody{}
+	}
+	if c.auth {
+		req.Header.Set("Authorization", "Bearer "+cl.apiKey)
+	}
+	for _, h := range c.headers {
+		req.Header.Set(h[0], h[1])
+	}
+	start := time.Now()
+	if scheduled.IsZero() {
+		scheduled = start
+	}
+	resp, err := cl.client.Do(req)
+	var body []byte
+	status := 0
+	if err == nil {
+		body, err = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		status = resp.StatusCode
+	}
+	end := time.Now()
+	if err != nil && ctx.Err() != nil {
+		return 0, nil, nil
+	}
+	f := Classify(c.name, c.registration, status, err)
+	cl.rec.Record(c.method, c.name, end, end.Sub(scheduled), f)
+	return status, body, f
+}
