@@ -71,7 +71,36 @@ func (s *Sidecar) Apply(cfg *Config) error {
 	}
 	s.snap.Store(next)
 	prev.retire(next)
+	if keys := restartKeys(prev.Config, cfg); len(keys) > 0 {
+		s.deps.Logger.Warn("config changed keys that take effect only after a restart", "keys", keys)
+	}
 	return nil
+}
+
+// restartKeys names the changed blocks that a reload cannot apply.
+func restartKeys(old, cur *Config) []string {
+	var keys []string
+	if old.Listen != cur.Listen {
+		keys = append(keys, "listen")
+	}
+	if old.Admin != cur.Admin {
+		keys = append(keys, "admin")
+	}
+	o, c := old.Server, cur.Server
+	o.DrainDelay, o.DrainTimeout, c.DrainDelay, c.DrainTimeout = 0, 0, 0, 0
+	if o != c {
+		keys = append(keys, "server")
+	}
+	if old.Tracing != cur.Tracing {
+		keys = append(keys, "tracing")
+	}
+	if old.Log.Level != cur.Log.Level {
+		keys = append(keys, "log.level")
+	}
+	if old.Reload != cur.Reload {
+		keys = append(keys, "reload")
+	}
+	return keys
 }
 
 // Draining reports whether a drain has started.

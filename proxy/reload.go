@@ -1,0 +1,122 @@
+package proxy
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+)
+
+// Reloader hot-reloads the config file: on a change it parses, validates,
+// builds and swaps in a new snapshot (Sidecar.Apply). An invalid file is
+// logged and counted (config_reloads_total{result="failure"}) and the last
+// good config keeps serving.
+//
+// It watches the file's DIRECTORY, not the file: editors save by writing a
+// temporary file and renaming it over the original, and Kubernetes updates
+// a mounted ConfigMap by swapping a "..data" symlink; a watch on the file
+// itself would be lost after the first such change. Every event in the
+// directory restarts a debounce timer; when it fires, the file is read and
+// reloaded only if its content changed since the last attempt.
+type Reloader struct {
+	sidecar  *Sidecar
+	opts     LoadOptions
+	debounce time.Duration
+	logger   *slog.Logger
+
+	mu       sync.Mutex
+	lastHash [sha256.Size]byte
+	// OnResult, when set before Run, is called after every reload attempt
+	// with its result (nil on success). Tests wait on it instead of sleeping.
+	OnResult func(error)
+}
+
+// NewReloader returns a reloader of opts.Path for s. The content of the
+// file as loaded at start-up is remembered, so the first event reloads
+// only if the file changed since.
+func NewReloader(s *Sidecar, opts LoadOptions, debounce time.Duration, logger *slog.Logger) *Reloader {
+	r := &Reloader{sidecar: s, opts: opts, debounce: debounce, logger: logger}
+	if b, err := os.ReadFile(opts.Path); err == nil {
+		r.lastHash = sha256.Sum256(b)
+	}
+	return r
+}
+
+// Run watches until ctx is done. It returns an error only if the watch
+// cannot be set up.
+func (r *Reloader) Run(ctx context.Context) error {
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return fmt.Errorf("proxy: reload: %w", err)
+	}
+	defer w.Close()
+	dir := filepath.Dir(r.opts.Path)
+	if err := w.Add(dir); err != nil {
+		return fmt.Errorf("proxy: reload: watch %s: %w", dir, err)
+	}
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev, ok := <-w.Events:
+			if !ok {
+				return nil
+			}
+			if ev.Op == fsnotify.Chmod {
+				continue
+			}
+			timer.Reset(r.debounce)
+		case err, ok := <-w.Errors:
+			if !ok {
+				return nil
+			}
+			r.logger.Warn("config watch error", "error", err)
+		case <-timer.C:
+			r.Reload()
+		}
+	}
+}
+
+// Reload reloads the file now if its content changed since the last
+// attempt, and reports the attempt's result (nil when nothing changed).
+func (r *Reloader) Reload() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	b, err := os.ReadFile(r.opts.Path)
+	if err == nil {
+		h := sha256.Sum256(b)
+		if h == r.lastHash {
+			return nil
+		}
+		r.lastHash = h
+		err = r.apply(b)
+	}
+	m := r.sidecar.deps.Metrics
+	m.ReloadResult(err == nil, r.sidecar.deps.now())
+	if err != nil {
+		r.logger.Error("config reload rejected; keeping the last good config", "path", r.opts.Path, "error", err)
+	} else {
+		r.logger.Info("config reloaded", "path", r.opts.Path)
+	}
+	if r.OnResult != nil {
+		r.OnResult(err)
+	}
+	return err
+}
+
+func (r *Reloader) apply(doc []byte) error {
+	cfg, err := LoadBytes(doc, r.opts.Overrides)
+	if err != nil {
+		return err
+	}
+	return r.sidecar.Apply(cfg)
+}
