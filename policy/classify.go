@@ -3,6 +3,7 @@ package policy
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strconv"
@@ -91,12 +92,14 @@ func (o AttemptOutcome) Result() string {
 }
 
 // ErrPerTryTimeout is the cause given to an attempt's context when its
-// per-try timeout expires.
-var ErrPerTryTimeout = errors.New("policy: per-try timeout expired")
+// per-try timeout expires. It wraps context.DeadlineExceeded, so code that
+// only knows the standard library still sees a timeout.
+var ErrPerTryTimeout = fmt.Errorf("policy: per-try timeout expired: %w", context.DeadlineExceeded)
 
-// ErrRetryDeadline is the cause given to a request's context when the
-// route's overall retry deadline expires.
-var ErrRetryDeadline = errors.New("policy: retry deadline expired")
+// ErrRetryDeadline is the cause given to an attempt's context when the
+// route's overall retry deadline expires first. It wraps
+// context.DeadlineExceeded.
+var ErrRetryDeadline = fmt.Errorf("policy: retry deadline expired: %w", context.DeadlineExceeded)
 
 // DialError wraps an error that happened before any byte of the request
 // was written to the upstream (dial, refused connection, name resolution).

@@ -169,3 +169,11 @@ func TestRetryAfterSeconds(t *testing.T) {
 		}
 	}
 }
+
+func TestTimeoutCausesAreDeadlines(t *testing.T) {
+	for _, err := range []error{ErrPerTryTimeout, ErrRetryDeadline} {
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("errors.Is(%v, context.DeadlineExceeded) = false, want true", err)
+		}
+	}
+}

@@ -7,22 +7,25 @@ import (
 )
 
 // RetryReason names what a retry answers; it is the reason label of
-// opscore_sidecar_retries_total.
+// opscore_sidecar_retries_total and reuses the failed attempt's result
+// label (package metrics), plus http_429.
 type RetryReason string
 
 // The retry reasons.
 const (
-	RetryNotReached RetryReason = "not_reached"
-	RetryReset      RetryReason = "reset"
-	RetryClosed     RetryReason = "closed"
-	RetryTimeout    RetryReason = "timeout"
-	RetryStatus429  RetryReason = "status_429"
-	RetryStatus502  RetryReason = "status_502"
-	RetryStatus503  RetryReason = "status_503"
-	RetryStatus504  RetryReason = "status_504"
-	// RetryTransportReplay is net/http's own silent replay on a reused
-	// connection; the policy never chooses it, the proxy reports it.
-	RetryTransportReplay RetryReason = "transport_replay"
+	// RetryNotReached: the request never reached the upstream.
+	RetryNotReached RetryReason = "refused"
+	// RetryReset: the connection was reset before a response.
+	RetryReset RetryReason = "reset"
+	// RetryClosed: the upstream closed the connection before a response
+	// (also net/http's own replay after a pooled connection died).
+	RetryClosed RetryReason = "closed"
+	// RetryTimeout: no response headers within the per-try timeout.
+	RetryTimeout RetryReason = "timeout"
+	// RetryStatus5xx: the upstream answered 502, 503 or 504.
+	RetryStatus5xx RetryReason = "http_5xx"
+	// RetryStatus429: the upstream answered 429 with a Retry-After.
+	RetryStatus429 RetryReason = "http_429"
 )
 
 // RetryStop says why no further attempt is made.
@@ -178,12 +181,8 @@ func retryReason(o AttemptOutcome) (RetryReason, bool) {
 		case 429:
 			// Only an upstream that says when to come back is retried.
 			return RetryStatus429, o.HasRetryAfter
-		case 502:
-			return RetryStatus502, true
-		case 503:
-			return RetryStatus503, true
-		case 504:
-			return RetryStatus504, true
+		case 502, 503, 504:
+			return RetryStatus5xx, true
 		}
 	}
 	return "", false

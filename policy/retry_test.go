@@ -43,11 +43,11 @@ func TestRetryDecisionRows(t *testing.T) {
 		{"idempotent: timeout", true, false, kind(AttemptTimeout), true, RetryTimeout, ""},
 		{"workflow: timeout", false, false, kind(AttemptTimeout), false, RetryTimeout, RetryStopUnsafe},
 		{"workflow+key: timeout", false, true, kind(AttemptTimeout), true, RetryTimeout, ""},
-		{"idempotent: 502", true, false, resp(502), true, RetryStatus502, ""},
-		{"idempotent: 503", true, false, resp(503), true, RetryStatus503, ""},
-		{"idempotent: 504", true, false, resp(504), true, RetryStatus504, ""},
-		{"workflow: 503", false, false, resp(503), false, RetryStatus503, RetryStopUnsafe},
-		{"workflow+key: 502", false, true, resp(502), true, RetryStatus502, ""},
+		{"idempotent: 502", true, false, resp(502), true, RetryStatus5xx, ""},
+		{"idempotent: 503", true, false, resp(503), true, RetryStatus5xx, ""},
+		{"idempotent: 504", true, false, resp(504), true, RetryStatus5xx, ""},
+		{"workflow: 503", false, false, resp(503), false, RetryStatus5xx, RetryStopUnsafe},
+		{"workflow+key: 502", false, true, resp(502), true, RetryStatus5xx, ""},
 		{"idempotent: 500 is final", true, false, resp(500), false, "", RetryStopFinal},
 		{"idempotent: 200 is final", true, false, resp(200), false, "", RetryStopFinal},
 		{"idempotent: 404 is final", true, false, resp(404), false, "", RetryStopFinal},
@@ -122,9 +122,9 @@ func TestRetryDecisionBudget(t *testing.T) {
 		}
 	}
 	d := p.Decide(t0, a)
-	if d.Retry || d.Stop != RetryStopBudget || d.Reason != RetryStatus502 {
+	if d.Retry || d.Stop != RetryStopBudget || d.Reason != RetryStatus5xx {
 		t.Errorf("third retry: got retry %v stop %q reason %q, want stop %q reason %q",
-			d.Retry, d.Stop, d.Reason, RetryStopBudget, RetryStatus502)
+			d.Retry, d.Stop, d.Reason, RetryStopBudget, RetryStatus5xx)
 	}
 	// A final answer never touches the budget.
 	if _, ret := p.Budget().Counts(t0); ret != 2 {
