@@ -1,0 +1,60 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"opscore-sidecar/opscore"
+)
+
+// embeddedCore is the Ops-Core core run in-process by --embedded-core.
+type embeddedCore struct {
+	svc *opscore.Service
+	srv *http.Server
+}
+
+// startEmbeddedCore starts the core with its memory store on the host:port
+// of upstreamURL, so the sidecar alone is a working stack. The API key is
+// OPSCORE_API_KEY (the core warns and uses its public default when unset).
+func startEmbeddedCore(upstreamURL string, reg prometheus.Registerer, logger *slog.Logger) (*embeddedCore, error) {
+	u, err := url.Parse(upstreamURL)
+	if err != nil || u.Scheme != "http" {
+		return nil, fmt.Errorf("--embedded-core needs an http upstream.url, got %q", upstreamURL)
+	}
+	svc, err := opscore.New(opscore.Options{
+		Store: opscore.NewMemoryStore(), APIKey: os.Getenv("OPSCORE_API_KEY"), Logger: logger, Registerer: reg,
+	})
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", u.Host)
+	if err != nil {
+		svc.Close()
+		return nil, fmt.Errorf("embedded core: listen on %s: %w", u.Host, err)
+	}
+	srv := &http.Server{Handler: svc.Handler(), ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			logger.Error("embedded core stopped", "error", err)
+		}
+	}()
+	logger.Info("embedded Ops-Core core started (memory store)", "listen", ln.Addr().String())
+	return &embeddedCore{svc: svc, srv: srv}, nil
+}
+
+// stop shuts the core down after the sidecar has drained.
+func (c *embeddedCore) stop() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = c.srv.Shutdown(ctx)
+	_ = c.svc.Close()
+}
