@@ -65,9 +65,6 @@ func (c *APIKeyChecker) Check(authorization string) AuthVerdict {
 	if mode != AuthRequired {
 		return AuthVerdict{Allowed: true}
 	}
-	if authorization == "" {
-		return AuthVerdict{Reason: AuthReasonMissing}
-	}
 	scheme, token, _ := strings.Cut(authorization, " ")
 	got := sha256.Sum256([]byte(token))
 	match := subtle.ConstantTimeCompare(got[:], want[:]) == 1

@@ -13,7 +13,7 @@ func TestAPIKeyCheck(t *testing.T) {
 	}{
 		{"right key", "Bearer test-api-key", AuthReasonNone},
 		{"scheme in any case", "bEaReR test-api-key", AuthReasonNone},
-		{"absent", "", AuthReasonMissing},
+		{"absent", "", AuthReasonInvalidKey},
 		{"wrong key", "Bearer test-api-kez", AuthReasonInvalidKey},
 		{"key prefix", "Bearer test-api", AuthReasonInvalidKey},
 		{"key longer", "Bearer test-api-key2", AuthReasonInvalidKey},

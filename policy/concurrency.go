@@ -149,6 +149,17 @@ func (g *ConcurrencyGate) Stats() GateStats {
 // ErrQueueFull or ErrQueueTimeout (or ctx's error, with ReasonCanceled)
 // when refused.
 func (g *ConcurrencyGate) Acquire(ctx context.Context, c Class) (GateSlot, AdmissionReason, error) {
+	return g.acquire(ctx, c, true)
+}
+
+// AcquireNow is Acquire without waiting: when no slot is free it refuses
+// at once with ReasonShed (in shadow mode it admits with ReasonShed). The
+// sidecar uses it while draining, so that a drain is not held up by waits.
+func (g *ConcurrencyGate) AcquireNow(c Class) (GateSlot, AdmissionReason, error) {
+	return g.acquire(context.Background(), c, false)
+}
+
+func (g *ConcurrencyGate) acquire(ctx context.Context, c Class, wait bool) (GateSlot, AdmissionReason, error) {
 	ci := classIndex(c)
 	g.mu.Lock()
 	if g.queuesEmptyFor(ci) && g.canTakeLocked(ci) {
@@ -161,7 +172,7 @@ func (g *ConcurrencyGate) Acquire(ctx context.Context, c Class) (GateSlot, Admis
 		g.mu.Unlock()
 		return GateSlot{g: g, class: ci}, ReasonShed, nil
 	}
-	if g.queueSize == 0 {
+	if g.queueSize == 0 || !wait {
 		g.mu.Unlock()
 		return GateSlot{}, ReasonShed, fmt.Errorf("%w: %s, no slot free and no queue", ErrShed, c)
 	}

@@ -311,3 +311,24 @@ func TestGateRejectsInvalidConfig(t *testing.T) {
 		t.Fatal("got nil error, want invalid limit, share, timeout and mode reported")
 	}
 }
+
+func TestGateAcquireNowNeverWaits(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g := mustGate(t, gateConfig(1, 0, 10, time.Minute, ModeEnforce))
+		s, reason, err := g.AcquireNow(ClassCritical)
+		if err != nil || reason != ReasonNone {
+			t.Fatalf("free slot: got %q %v, want admitted", reason, err)
+		}
+		start := time.Now()
+		if _, reason, err := g.AcquireNow(ClassCritical); !errors.Is(err, ErrShed) || reason != ReasonShed {
+			t.Fatalf("no free slot: got %q %v, want shed", reason, err)
+		}
+		if waited := time.Since(start); waited != 0 {
+			t.Errorf("waited %s, want no wait at all", waited)
+		}
+		if st := g.Stats(); st.Queued != [2]int{} {
+			t.Errorf("queued: got %v, want nothing", st.Queued)
+		}
+		s.Release()
+	})
+}

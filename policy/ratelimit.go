@@ -9,8 +9,9 @@ import (
 )
 
 // AdmissionReason is why admission refused a request, or would have in
-// shadow mode. It is a metric label, so the set is closed: the constants
-// below and nothing else.
+// shadow mode. It is the reason label of
+// opscore_sidecar_admission_rejections_total (the values of package
+// metrics), so the set is closed: the constants below and nothing else.
 type AdmissionReason string
 
 // The admission reasons.
@@ -18,11 +19,11 @@ const (
 	// ReasonNone means the request was admitted.
 	ReasonNone AdmissionReason = ""
 	// ReasonGlobalRate means the sidecar-wide bucket was empty.
-	ReasonGlobalRate AdmissionReason = "global_rate_limit"
+	ReasonGlobalRate AdmissionReason = "global_rate"
 	// ReasonRouteRate means the route's bucket was empty.
-	ReasonRouteRate AdmissionReason = "route_rate_limit"
+	ReasonRouteRate AdmissionReason = "route_rate"
 	// ReasonKeyRate means the bucket of the request's key was empty.
-	ReasonKeyRate AdmissionReason = "key_rate_limit"
+	ReasonKeyRate AdmissionReason = "key_rate"
 	// ReasonShed means no slot was free and the request could not wait:
 	// the queue is off, or a critical arrival took a bulk waiter's place.
 	ReasonShed AdmissionReason = "shed"
@@ -137,12 +138,12 @@ func (l *RateLimiter) setGlobal(now time.Time, c RateLimitConfig) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.globalMode = c.Mode
-	l.global = resize(l.global, now, c.RPS, c.Burst)
+	l.global = resizeBucket(l.global, now, c.RPS, c.Burst)
 }
 
-// resize returns b changed in place to rps/burst, a new full bucket when
+// resizeBucket returns b changed in place to rps/burst, a new full bucket when
 // b is nil, or nil when rps is 0 (off).
-func resize(b *TokenBucket, now time.Time, rps float64, burst int) *TokenBucket {
+func resizeBucket(b *TokenBucket, now time.Time, rps float64, burst int) *TokenBucket {
 	switch {
 	case rps <= 0:
 		return nil
@@ -158,7 +159,7 @@ func (r *RouteRateLimiter) update(now time.Time, c RouteRateLimitConfig) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.mode = c.Mode
-	r.bucket = resize(r.bucket, now, c.RPS, c.Burst)
+	r.bucket = resizeBucket(r.bucket, now, c.RPS, c.Burst)
 	switch {
 	case c.PerKeyRPS <= 0 || c.Key == "":
 		r.keys = nil
@@ -192,8 +193,8 @@ func (r *RouteRateLimiter) Keys() int {
 	return keys.Len()
 }
 
-// level is one bucket consulted for a request.
-type level struct {
+// rateLevel is one bucket consulted for a request.
+type rateLevel struct {
 	bucket *TokenBucket
 	tokens float64
 	reason AdmissionReason
@@ -206,17 +207,17 @@ type level struct {
 // in which case it takes none and refuses. Shadow levels never refuse; the
 // first one that was empty is reported.
 func (l *RateLimiter) Allow(r *RouteRateLimiter, key string, now time.Time) RateDecision {
-	var lv [3]level
+	var lv [3]rateLevel
 	n := 0
 	l.mu.RLock()
 	if l.global != nil {
-		lv[n] = level{bucket: l.global, reason: ReasonGlobalRate, mode: l.globalMode}
+		lv[n] = rateLevel{bucket: l.global, reason: ReasonGlobalRate, mode: l.globalMode}
 		n++
 	}
 	l.mu.RUnlock()
 	r.mu.RLock()
 	if r.bucket != nil {
-		lv[n] = level{bucket: r.bucket, reason: ReasonRouteRate, mode: r.mode}
+		lv[n] = rateLevel{bucket: r.bucket, reason: ReasonRouteRate, mode: r.mode}
 		n++
 	}
 	keys := r.keys
@@ -227,7 +228,7 @@ func (l *RateLimiter) Allow(r *RouteRateLimiter, key string, now time.Time) Rate
 	}
 	if keys != nil && key != "" {
 		b, tokens := keys.peek(key, now)
-		lv[n] = level{bucket: b, tokens: tokens, reason: ReasonKeyRate, mode: routeMode}
+		lv[n] = rateLevel{bucket: b, tokens: tokens, reason: ReasonKeyRate, mode: routeMode}
 		n++
 	}
 	d := RateDecision{Allowed: true}
@@ -244,7 +245,7 @@ func (l *RateLimiter) Allow(r *RouteRateLimiter, key string, now time.Time) Rate
 	}
 	for i := range n {
 		// Another request may have taken the last token since the peek;
-		// an enforcing level refuses then (its earlier tokens are spent).
+		// an enforcing rateLevel refuses then (its earlier tokens are spent).
 		if !lv[i].bucket.Take(now) && lv[i].mode == ModeEnforce {
 			return RateDecision{Reason: lv[i].reason, Mode: ModeEnforce, State: lv[i].bucket.state(lv[i].bucket.Tokens(now))}
 		}

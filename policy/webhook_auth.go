@@ -20,28 +20,30 @@ const (
 	HeaderAgentKitSignature = "X-AgentKit-Signature"
 )
 
-// AuthReason is why authentication refused a request. It is a metric
-// label, so the set is closed: the constants below and nothing else.
+// AuthReason is why authentication refused a request. It is the reason
+// label of opscore_sidecar_webhook_auth_failures_total (the values of
+// package metrics), so the set is closed: the constants below and nothing else.
 type AuthReason string
 
 // The authentication reasons.
 const (
 	// AuthReasonNone means the request passed.
 	AuthReasonNone AuthReason = ""
-	// AuthReasonUnsigned means an unsigned request passed in optional mode; it is counted, not refused.
+	// AuthReasonUnsigned means an unsigned request passed in optional mode;
+	// it is counted (what required mode would refuse), not refused.
 	AuthReasonUnsigned AuthReason = "unsigned"
-	// AuthReasonMissing means a required header was absent.
-	AuthReasonMissing AuthReason = "missing"
-	// AuthReasonMalformed means a header was not in the expected form.
-	AuthReasonMalformed AuthReason = "malformed"
-	// AuthReasonBadSignature means the signature did not match the body.
+	// AuthReasonMissing means a signature header was absent.
+	AuthReasonMissing AuthReason = "missing_signature"
+	// AuthReasonBadTimestamp means X-AgentKit-Timestamp was not a timestamp.
+	AuthReasonBadTimestamp AuthReason = "bad_timestamp"
+	// AuthReasonBadSignature means the signature was not 64 hex digits or did not match the body.
 	AuthReasonBadSignature AuthReason = "bad_signature"
 	// AuthReasonExpired means the timestamp was outside the tolerance window, either way.
-	AuthReasonExpired AuthReason = "expired"
+	AuthReasonExpired AuthReason = "stale_timestamp"
 	// AuthReasonReplayed means the same signature was accepted before within the window.
-	AuthReasonReplayed AuthReason = "replayed"
+	AuthReasonReplayed AuthReason = "replay"
 	// AuthReasonInvalidKey means the bearer API key was absent or wrong.
-	AuthReasonInvalidKey AuthReason = "invalid_api_key"
+	AuthReasonInvalidKey AuthReason = "bad_api_key"
 )
 
 // AuthVerdict is the result of an authentication check.
@@ -127,12 +129,15 @@ func (v *WebhookVerifier) Verify(timestamp, signature string, body []byte, now t
 		return AuthVerdict{Reason: AuthReasonMissing}
 	}
 	ts, ok := parseWebhookTimestamp(timestamp)
+	if !ok {
+		return AuthVerdict{Reason: AuthReasonBadTimestamp}
+	}
 	var got [sha256.Size]byte
-	if !ok || len(signature) != hex.EncodedLen(sha256.Size) {
-		return AuthVerdict{Reason: AuthReasonMalformed}
+	if len(signature) != hex.EncodedLen(sha256.Size) {
+		return AuthVerdict{Reason: AuthReasonBadSignature}
 	}
 	if _, err := hex.Decode(got[:], []byte(signature)); err != nil {
-		return AuthVerdict{Reason: AuthReasonMalformed}
+		return AuthVerdict{Reason: AuthReasonBadSignature}
 	}
 	if d := now.Sub(ts); d > tolerance || d < -tolerance {
 		return AuthVerdict{Reason: AuthReasonExpired}
