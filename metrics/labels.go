@@ -51,13 +51,14 @@ const (
 	ReasonGlobalRate   = "global_rate"
 	ReasonRouteRate    = "route_rate"
 	ReasonKeyRate      = "key_rate"
+	ReasonShed         = "shed"
 	ReasonQueueFull    = "queue_full"
 	ReasonQueueTimeout = "queue_timeout"
 	ReasonDraining     = "draining"
 )
 
 // AdmissionReasons lists every admission rejection reason.
-var AdmissionReasons = []string{ReasonGlobalRate, ReasonRouteRate, ReasonKeyRate, ReasonQueueFull, ReasonQueueTimeout, ReasonDraining}
+var AdmissionReasons = []string{ReasonGlobalRate, ReasonRouteRate, ReasonKeyRate, ReasonShed, ReasonQueueFull, ReasonQueueTimeout, ReasonDraining}
 
 // Modes are the policy modes (label mode).
 var Modes = []string{"enforce", "shadow"}
@@ -72,10 +73,13 @@ const (
 	AuthReplay           = "replay"
 	AuthNoSecret         = "no_secret"
 	AuthBadAPIKey        = "bad_api_key"
+	// AuthUnsigned counts unsigned webhooks let through in optional mode:
+	// not refused, but what required mode would refuse.
+	AuthUnsigned = "unsigned"
 )
 
 // AuthFailureReasons lists every webhook authentication failure reason.
-var AuthFailureReasons = []string{AuthMissingSignature, AuthBadSignature, AuthBadTimestamp, AuthStaleTimestamp, AuthReplay, AuthNoSecret, AuthBadAPIKey}
+var AuthFailureReasons = []string{AuthMissingSignature, AuthBadSignature, AuthBadTimestamp, AuthStaleTimestamp, AuthReplay, AuthNoSecret, AuthBadAPIKey, AuthUnsigned}
 
 // Breaker states as the values of breaker_state and the from/to labels of
 // breaker_transitions_total.
