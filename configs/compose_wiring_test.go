@@ -67,9 +67,15 @@ func TestComposeEnvIsReadByPrograms(t *testing.T) {
 		sidecarEnv[proxy.EnvName(k)] = true
 	}
 	cfg := composeSidecarConfig(t, c)
+	// Secrets are read from the variables the config names, on the routes
+	// where their check is on.
 	for _, r := range cfg.Routes {
-		sidecarEnv[r.WebhookAuth.SecretEnv] = r.WebhookAuth.Mode != policy.AuthOff
-		sidecarEnv[r.APIKey.KeyEnv] = r.APIKey.Mode != policy.AuthOff
+		if r.WebhookAuth.Mode != policy.AuthOff {
+			sidecarEnv[r.WebhookAuth.SecretEnv] = true
+		}
+		if r.APIKey.Mode != policy.AuthOff {
+			sidecarEnv[r.APIKey.KeyEnv] = true
+		}
 	}
 	for service, dirs := range programSources {
 		src := goLiterals(t, dirs)
