@@ -31,6 +31,7 @@ func NewAdminServer(s *Sidecar, gatherer prometheus.Gatherer, ready func() bool)
 	a.mux.HandleFunc("GET /readyz", a.readyz)
 	a.mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{EnableOpenMetrics: true}))
 	a.mux.HandleFunc("GET /admin/config", a.config)
+	a.mux.HandleFunc("GET /admin/breakers", a.breakers) // admin_breakers.go
 	a.mux.HandleFunc("/debug/pprof/", pprof.Index)
 	a.mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	a.mux.HandleFunc("/debug/pprof/profile", pprof.Profile)

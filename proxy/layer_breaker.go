@@ -1,24 +1,58 @@
 package proxy
 
-import "net/http"
+import (
+	"net/http"
+
+	"opscore-sidecar/metrics"
+	"opscore-sidecar/policy"
+)
 
 // This file is the breaker seam (DESIGN.md step 7), inside the retry loop
-// and the attempt layer, around each attempt. It is owned by the retry
-// layer, which replaces the identity below with a gobreaker v2 two-step
-// breaker per route. When the breaker is open it returns a *ProblemError
-// (503, OutcomeBreakerOpen, Retry-After); the attempt layer passes such an
-// error through without counting an attempt, and the ErrorHandler writes it.
+// and the attempt layer, around each attempt: breakerTransport
+// (breaker_transport.go) asks the route's gobreaker v2 two-step breaker
+// before each attempt and reports the attempt's result after it. When the
+// breaker is open it returns a *ProblemError (503, OutcomeBreakerOpen,
+// Retry-After); the attempt layer passes such an error through without
+// counting an attempt, the retry layer stops, and the ErrorHandler writes it.
 
-// BreakerRuntime is a route's circuit breaker. Empty until the retry layer
-// fills it.
-type BreakerRuntime struct{}
-
-// buildBreaker builds a route's BreakerRuntime; prev is the route's
-// runtime in the previous snapshot (nil at start-up), whose breaker must
-// be carried over when rc.Breaker is unchanged.
-func buildBreaker(name string, rc RouteConfig, prev *RouteRuntime, deps Deps) (BreakerRuntime, error) {
-	return BreakerRuntime{}, nil
+// BreakerRuntime is a route's circuit breaker.
+type BreakerRuntime struct {
+	// Breaker is the route's breaker; a disabled one allows everything.
+	Breaker *policy.Breaker
 }
 
-// breakerLayer wraps the tuned transport. Identity today.
-func (s *Sidecar) breakerLayer(next http.RoundTripper) http.RoundTripper { return next }
+// buildBreaker builds a route's BreakerRuntime; prev is the route's
+// runtime in the previous snapshot (nil at start-up), whose breaker is
+// carried over, state and counts included, when rc.Breaker is unchanged.
+// A new breaker starts closed and resets the route's state gauge.
+func buildBreaker(name string, rc RouteConfig, prev *RouteRuntime, deps Deps) (BreakerRuntime, error) {
+	var old *policy.Breaker
+	if prev != nil {
+		old = prev.Breaker.Breaker
+	}
+	b, err := policy.NewBreaker(name, rc.Breaker, old, breakerObserver(deps.Metrics))
+	if err != nil {
+		return BreakerRuntime{}, err
+	}
+	if b != old && deps.Metrics != nil {
+		deps.Metrics.BreakerState.WithLabelValues(name).Set(float64(policy.BreakerClosed))
+	}
+	return BreakerRuntime{Breaker: b}, nil
+}
+
+// breakerObserver returns the hook that keeps the state gauge and the
+// transitions counter up to date. It runs under the breaker's lock.
+func breakerObserver(m *metrics.Metrics) policy.BreakerStateFunc {
+	if m == nil {
+		return nil
+	}
+	return func(route string, from, to policy.BreakerState) {
+		m.BreakerState.WithLabelValues(route).Set(float64(to))
+		m.BreakerTransitions.WithLabelValues(route, from.String(), to.String()).Inc()
+	}
+}
+
+// breakerLayer wraps the tuned transport with the route's breaker.
+func (s *Sidecar) breakerLayer(next http.RoundTripper) http.RoundTripper {
+	return breakerTransport{next: next}
+}

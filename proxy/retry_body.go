@@ -1,0 +1,76 @@
+package proxy
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+)
+
+// retryBody is a request body prepared for one or more attempts.
+type retryBody struct {
+	// buf is the whole body when it was buffered (nil for no body).
+	buf []byte
+	// stream is the body to send once when it was too large to buffer.
+	stream io.ReadCloser
+	// length is the Content-Length to send with stream (-1 if unknown).
+	length int64
+}
+
+// replayable reports whether the body can be sent again.
+func (b *retryBody) replayable() bool { return b.stream == nil }
+
+// bufferBody reads req's body into memory when it fits in limit bytes, so
+// that every attempt can send it again. A larger body (by Content-Length,
+// or found while reading one of unknown length) is streamed: what was read
+// is sent first, then the rest, and the request is never retried, because
+// a half-read stream cannot be replayed. A read error (the client went
+// away, or the route's body limit) is returned.
+func bufferBody(req *http.Request, limit int64) (*retryBody, error) {
+	if req.Body == nil || req.Body == http.NoBody {
+		return &retryBody{}, nil
+	}
+	if req.ContentLength > limit {
+		return &retryBody{stream: req.Body, length: req.ContentLength}, nil
+	}
+	if req.ContentLength > 0 {
+		// The server's body reader stops at Content-Length.
+		buf := make([]byte, req.ContentLength)
+		if _, err := io.ReadFull(req.Body, buf); err != nil {
+			return nil, err
+		}
+		return &retryBody{buf: buf}, nil
+	}
+	var w bytes.Buffer
+	n, err := w.ReadFrom(io.LimitReader(req.Body, limit+1))
+	switch {
+	case err != nil:
+		return nil, err
+	case n > limit:
+		rest := io.MultiReader(bytes.NewReader(w.Bytes()), req.Body)
+		return &retryBody{stream: readCloser{rest, req.Body}, length: -1}, nil
+	case n == 0:
+		return &retryBody{}, nil
+	}
+	return &retryBody{buf: w.Bytes()}, nil
+}
+
+// attach sets the body of out, one attempt's request. A buffered body gets
+// a fresh reader and no GetBody: without GetBody, http.Transport cannot
+// rewind it, so it never replays a request that has a body on its own (see
+// transport.go); only the retry layer replays bodies, and counts them.
+func (b *retryBody) attach(out *http.Request) {
+	out.GetBody = nil
+	switch {
+	case b.stream != nil:
+		out.Body, out.ContentLength = b.stream, b.length
+	case b.buf == nil:
+		out.Body, out.ContentLength = nil, 0
+	default:
+		out.Body, out.ContentLength = io.NopCloser(bytes.NewReader(b.buf)), int64(len(b.buf))
+	}
+}
+
+type readCloser struct {
+	io.Reader
+	io.Closer
+}

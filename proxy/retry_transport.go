@@ -1,0 +1,183 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"opscore-sidecar/metrics"
+	"opscore-sidecar/policy"
+)
+
+// HeaderAttempts is the response header that tells the client how many
+// attempts the sidecar sent to the upstream for its request.
+const HeaderAttempts = "X-Sidecar-Attempts"
+
+// retryTransport is the retry layer (DESIGN.md step 6), the ReverseProxy's
+// Transport. For each request it buffers the body (up to the route's
+// buffer_limit), then runs attempts through next (attempt layer, breaker,
+// upstream), each with its per-try timeout inside the route's overall
+// deadline, and asks the route's policy after each failed one whether to
+// retry and after how long. An open breaker, a client that went away, an
+// exhausted budget or deadline end the loop at once.
+type retryTransport struct {
+	next    http.RoundTripper
+	metrics *metrics.Metrics
+	now     func() time.Time
+}
+
+func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	info := InfoFrom(req.Context())
+	if info == nil || info.Runtime == nil || info.Runtime.Retry.Policy == nil {
+		return t.next.RoundTrip(req)
+	}
+	pol, route := info.Runtime.Retry.Policy, info.Route
+	cfg := pol.Config()
+	start := t.now()
+	deadline := start.Add(cfg.Deadline)
+	pol.RecordRequest(start)
+
+	body, err := bufferBody(req, cfg.BufferLimit)
+	if err != nil {
+		return nil, err
+	}
+	idemKey := req.Header.Get("Idempotency-Key") != "" || req.Header.Get("X-Idempotency-Key") != ""
+	ctx := req.Context()
+	wire := 0 // wire attempts so far, as counted by the attempt layer
+	for {
+		resp, err, cancel := t.attempt(ctx, req, body, cfg.PerTryTimeout, deadline)
+		now := t.now()
+		var pe *ProblemError
+		if errors.As(err, &pe) { // the breaker refused the attempt: no retry
+			cancel()
+			pe.Problem.Header = withAttempts(pe.Problem.Header, wire)
+			return nil, err
+		}
+		before := wire
+		if wire = info.View().Attempts; wire <= before {
+			wire = before + 1 // no attempt layer below: count the call
+		}
+		if extra := wire - before - 1; extra > 0 {
+			// http.Transport replayed a body-less request on a fresh
+			// connection after a pooled one died: a retry nobody asked
+			// for. Charge it so that attempts and budget stay true.
+			for range extra {
+				pol.Budget().RecordRetry(now)
+			}
+			t.metrics.Retries.WithLabelValues(route, string(policy.RetryClosed)).Add(float64(extra))
+		}
+		d := pol.Decide(now, policy.RetryAttempt{
+			Outcome:        attemptOutcome(ctx, resp, err, now),
+			Attempts:       wire,
+			IdempotencyKey: idemKey,
+			Replayable:     body.replayable(),
+			Remaining:      deadline.Sub(now),
+		})
+		if !d.Retry {
+			if d.Stop == policy.RetryStopBudget {
+				t.metrics.RetryBudgetExhausted.WithLabelValues(route).Inc()
+			}
+			return t.finish(ctx, resp, err, cancel, wire)
+		}
+		t.metrics.Retries.WithLabelValues(route, string(d.Reason)).Inc()
+		discard(resp)
+		cancel()
+		if err := wait(ctx, d.Delay); err != nil {
+			return nil, err // the client went away during the backoff
+		}
+	}
+}
+
+// attempt sends one attempt of req with a fresh copy of its body. The
+// attempt's context ends at the per-try timeout or the deadline, whichever
+// comes first, but only until the response headers arrive: a response body
+// being copied to the client is not cut off. cancel releases the attempt
+// and must be called once its response body is no longer needed.
+func (t *retryTransport) attempt(ctx context.Context, req *http.Request, body *retryBody,
+	perTry time.Duration, deadline time.Time) (resp *http.Response, err error, cancel func()) {
+	actx, cancelCause := context.WithCancelCause(ctx)
+	limit, cause := perTry, policy.ErrPerTryTimeout
+	if left := deadline.Sub(t.now()); left < limit {
+		limit, cause = left, policy.ErrRetryDeadline
+	}
+	timer := time.AfterFunc(limit, func() { cancelCause(cause) })
+	out := req.WithContext(actx)
+	body.attach(out)
+	resp, err = t.next.RoundTrip(out)
+	timer.Stop()
+	return resp, err, func() { cancelCause(context.Canceled) }
+}
+
+// finish returns the last attempt's result to the ReverseProxy with the
+// attempt count: on the response's header, or on the problem the
+// ErrorHandler will write (502 upstream_error, 504 upstream_timeout). A
+// client that went away gets its error back as it is (logged as 499).
+func (t *retryTransport) finish(ctx context.Context, resp *http.Response, err error, cancel func(), attempts int) (*http.Response, error) {
+	if err == nil {
+		resp.Header.Set(HeaderAttempts, strconv.Itoa(attempts))
+		resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: cancel}
+		return resp, nil
+	}
+	cancel()
+	if ctx.Err() != nil {
+		return nil, err
+	}
+	result := ClassifyError(ctx, err)
+	p := Problem{Status: http.StatusBadGateway, Outcome: OutcomeUpstreamError, Reason: result,
+		Title: "Upstream failed", Detail: "the upstream could not be reached or failed before answering (" + result + ")"}
+	if result == metrics.ResultTimeout {
+		p = Problem{Status: http.StatusGatewayTimeout, Outcome: OutcomeUpstreamTimeout, Reason: result,
+			Title: "Upstream timed out", Detail: "the upstream did not answer in time"}
+	}
+	p.Header = withAttempts(nil, attempts)
+	return nil, &ProblemError{Problem: p, Err: err}
+}
+
+func withAttempts(h http.Header, attempts int) http.Header {
+	if h == nil {
+		h = http.Header{}
+	}
+	h.Set(HeaderAttempts, strconv.Itoa(attempts))
+	return h
+}
+
+// discard drains a little of a response that is being retried, so its
+// connection can go back to the pool, and closes it.
+func discard(resp *http.Response) {
+	if resp == nil {
+		return
+	}
+	_, _ = io.CopyN(io.Discard, resp.Body, 64<<10)
+	resp.Body.Close()
+}
+
+// wait sleeps for d unless ctx ends first.
+func wait(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// cancelOnClose releases the attempt's context when the ReverseProxy
+// closes the response body.
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel func()
+}
+
+func (c *cancelOnClose) Close() error {
+	err := c.ReadCloser.Close()
+	c.cancel()
+	return err
+}
