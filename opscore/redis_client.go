@@ -1,7 +1,9 @@
 package opscore
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"strconv"
 	"time"
@@ -74,7 +76,20 @@ func NewRedisClient(c RedisConfig) (redis.UniversalClient, error) {
 	if opt.PoolSize <= 0 {
 		opt.PoolSize = 256
 	}
-	opt.MinIdleConns = 8
 	opt.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
 	return redis.NewClient(opt), nil
+}
+
+// RedisLogger adapts slog to go-redis's internal logger, at debug level:
+// the client logs every failed dial, and the service already logs each
+// failed request once at warning level. Install it with redis.SetLogger
+// (process-wide, so only main should do it).
+type RedisLogger struct {
+	// Logger receives the messages.
+	Logger *slog.Logger
+}
+
+// Printf implements go-redis's internal.Logging.
+func (l RedisLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.Logger.DebugContext(ctx, fmt.Sprintf(format, v...), slog.String("component", "go-redis"))
 }

@@ -7,14 +7,10 @@ import (
 )
 
 // formatTimestamp writes t in UTC the way pydantic v2 serialises an aware
-// UTC datetime: microsecond precision, the fraction omitted when it is zero,
-// and a "Z" suffix.
+// UTC datetime: microsecond precision with trailing zeros of the fraction
+// dropped (the whole fraction when it is zero), and a "Z" suffix.
 func formatTimestamp(t time.Time) string {
-	t = t.UTC().Truncate(time.Microsecond)
-	if t.Nanosecond() == 0 {
-		return t.Format("2006-01-02T15:04:05Z")
-	}
-	return t.Format("2006-01-02T15:04:05.000000Z")
+	return t.UTC().Truncate(time.Microsecond).Format("2006-01-02T15:04:05.999999Z")
 }
 
 // normaliseTimestamp turns a client timestamp into the stored form: parsed

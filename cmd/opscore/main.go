@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"opscore-sidecar/opscore"
 )
 
@@ -52,6 +54,7 @@ func run(args []string) error {
 		return err
 	}
 	log := opscore.NewLogger(os.Stdout, cfg.LogLevel)
+	redis.SetLogger(opscore.RedisLogger{Logger: log})
 	store, err := cfg.OpenStore()
 	if err != nil {
 		return err
