@@ -21,11 +21,11 @@ func TestReadsKeysWrittenByPythonOpsCore(t *testing.T) {
 	store, raw, _ := newRedisStore(t, time.Second)
 	ctx := context.Background()
 	for k, v := range map[string]string{
-		"agent:loadtest-agent-12345:registration": pyRegistration,
-		"agent:loadtest-agent-12345:latest_state": pyState,
+		"agent:loadtest-agent-12345:registration":      pyRegistration,
+		"agent:loadtest-agent-12345:latest_state":      pyState,
 		"session:6f1c0d2e-1111-4222-8333-444455556666": pySession,
-		"agent:broken:registration":               `{not json`,
-		"agent:broken:latest_state":               `{not json`,
+		"agent:broken:registration":                    `{not json`,
+		"agent:broken:latest_state":                    `{not json`,
 	} {
 		if err := raw.Set(ctx, k, v, 0).Err(); err != nil {
 			t.Fatalf("SET %s: %v", k, err)
