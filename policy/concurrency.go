@@ -59,6 +59,7 @@ type ConcurrencyGate struct {
 	mode      Mode
 	inflight  [2]int
 	queues    [2]waitQueue
+	observe   func(GateStats)
 }
 
 // GateStats is the gate's state, for the queue_depth, in-flight and
@@ -92,9 +93,13 @@ func (s GateStats) QueuedOf(c Class) int { return s.Queued[classIndex(c)] }
 // GateSlot is a slot held in a ConcurrencyGate. Release it exactly once
 // when the upstream exchange is over. The zero GateSlot releases nothing.
 type GateSlot struct {
-	g     *ConcurrencyGate
-	class int
+	g      *ConcurrencyGate
+	class  int
+	waited bool
 }
+
+// Waited reports whether the request waited in the queue for its slot.
+func (s GateSlot) Waited() bool { return s.waited }
 
 // Release returns the slot to the gate, which hands it to the next waiter.
 func (s GateSlot) Release() {
@@ -104,6 +109,7 @@ func (s GateSlot) Release() {
 	s.g.mu.Lock()
 	s.g.inflight[s.class]--
 	s.g.dispatchLocked()
+	s.g.changedLocked()
 	s.g.mu.Unlock()
 }
 
@@ -129,6 +135,7 @@ func (g *ConcurrencyGate) Update(cfg ConcurrencyConfig) error {
 		g.reserved = min(int(math.Round(float64(cfg.Limit)*cfg.CriticalReserved)), cfg.Limit-1)
 	}
 	g.dispatchLocked()
+	g.changedLocked()
 	return nil
 }
 
@@ -136,9 +143,30 @@ func (g *ConcurrencyGate) Update(cfg ConcurrencyConfig) error {
 func (g *ConcurrencyGate) Stats() GateStats {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	return g.statsLocked()
+}
+
+func (g *ConcurrencyGate) statsLocked() GateStats {
 	return GateStats{
 		Limit: g.limit, Reserved: g.reserved, InFlight: g.inflight,
 		Queued: [2]int{g.queues[critIdx].n, g.queues[bulkIdx].n},
+	}
+}
+
+// Observe makes the gate call fn with its state after every change (a slot
+// taken or returned, a waiter queued or gone, a resize), and once now.
+// fn runs under the gate's lock: it must be quick and must not call the
+// gate (setting gauges is the intended use). nil stops the calls.
+func (g *ConcurrencyGate) Observe(fn func(GateStats)) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.observe = fn
+	g.changedLocked()
+}
+
+func (g *ConcurrencyGate) changedLocked() {
+	if g.observe != nil {
+		g.observe(g.statsLocked())
 	}
 }
 
@@ -164,11 +192,13 @@ func (g *ConcurrencyGate) acquire(ctx context.Context, c Class, wait bool) (Gate
 	g.mu.Lock()
 	if g.queuesEmptyFor(ci) && g.canTakeLocked(ci) {
 		g.inflight[ci]++
+		g.changedLocked()
 		g.mu.Unlock()
 		return GateSlot{g: g, class: ci}, ReasonNone, nil
 	}
 	if g.mode == ModeShadow {
 		g.inflight[ci]++
+		g.changedLocked()
 		g.mu.Unlock()
 		return GateSlot{g: g, class: ci}, ReasonShed, nil
 	}
@@ -186,6 +216,7 @@ func (g *ConcurrencyGate) acquire(ctx context.Context, c Class, wait bool) (Gate
 	}
 	w := &gateWaiter{result: make(chan AdmissionReason, 1)}
 	g.queues[ci].pushBack(w)
+	g.changedLocked()
 	timeout := g.timeout
 	g.mu.Unlock()
 	return g.wait(ctx, w, ci, c, timeout)
@@ -208,6 +239,7 @@ func (g *ConcurrencyGate) wait(ctx context.Context, w *gateWaiter, ci int, c Cla
 	g.mu.Lock()
 	if w.queued {
 		g.queues[ci].remove(w)
+		g.changedLocked()
 		g.mu.Unlock()
 		return GateSlot{}, reason, err
 	}
@@ -223,7 +255,7 @@ func (g *ConcurrencyGate) wait(ctx context.Context, w *gateWaiter, ci int, c Cla
 
 func (g *ConcurrencyGate) outcome(r AdmissionReason, ci int, c Class) (GateSlot, AdmissionReason, error) {
 	if r == ReasonNone {
-		return GateSlot{g: g, class: ci}, ReasonNone, nil
+		return GateSlot{g: g, class: ci, waited: true}, ReasonNone, nil
 	}
 	return GateSlot{}, r, fmt.Errorf("%w: %s waiter evicted for a critical request", ErrShed, c)
 }

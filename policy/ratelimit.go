@@ -155,6 +155,27 @@ func resizeBucket(b *TokenBucket, now time.Time, rps float64, burst int) *TokenB
 	}
 }
 
+// NewRouteRateLimiter builds one route's bucket and per-key table on its
+// own, for callers that keep route state apart from the RateLimiter (the
+// proxy keeps it in each route's runtime); name is the route's config key.
+func NewRouteRateLimiter(name string, c RouteRateLimitConfig) (*RouteRateLimiter, error) {
+	if err := errors.Join(c.Validate(fmt.Sprintf("routes.%s.rate_limit", name))...); err != nil {
+		return nil, err
+	}
+	r := &RouteRateLimiter{}
+	r.update(time.Time{}, c)
+	return r, nil
+}
+
+// Update applies c at now in place, as RateLimiter.Update does.
+func (r *RouteRateLimiter) Update(now time.Time, name string, c RouteRateLimitConfig) error {
+	if err := errors.Join(c.Validate(fmt.Sprintf("routes.%s.rate_limit", name))...); err != nil {
+		return err
+	}
+	r.update(now, c)
+	return nil
+}
+
 func (r *RouteRateLimiter) update(now time.Time, c RouteRateLimitConfig) {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -108,6 +108,21 @@ func (v *WebhookVerifier) Update(cfg WebhookAuthConfig, getenv func(string) stri
 	return nil
 }
 
+// With returns a new verifier configured by cfg that shares v's replay
+// cache (unless its size changed), leaving v unchanged: a config reload
+// builds the next snapshot's verifier this way, so a delivery accepted
+// before the reload is still a replay after it.
+func (v *WebhookVerifier) With(cfg WebhookAuthConfig, getenv func(string) string) (*WebhookVerifier, error) {
+	v.mu.RLock()
+	replay := v.replay
+	v.mu.RUnlock()
+	next := &WebhookVerifier{replay: replay}
+	if err := next.Update(cfg, getenv); err != nil {
+		return nil, err
+	}
+	return next, nil
+}
+
 // Mode returns the verifier's mode: off, optional or required.
 func (v *WebhookVerifier) Mode() string {
 	v.mu.RLock()

@@ -1,34 +1,118 @@
 package proxy
 
-import "net/http"
+import (
+	"net/http"
 
-// This file is the admission seam of the chain (DESIGN.md step 5). It is
-// owned by the admission layer, which replaces the identities below with
-// the token buckets (global, route, per key) and the concurrency gate with
-// its priority queue.
+	"github.com/prometheus/client_golang/prometheus"
 
-// AdmissionRuntime is a route's admission state (route and per-key
-// buckets). Empty until the admission layer fills it.
-type AdmissionRuntime struct{}
+	"opscore-sidecar/metrics"
+	"opscore-sidecar/policy"
+)
 
-// GlobalAdmissionRuntime is the sidecar-wide admission state (global
-// bucket, concurrency gate). Empty until the admission layer fills it.
-type GlobalAdmissionRuntime struct{}
+// This file is the admission seam of the chain (DESIGN.md step 5): the
+// token buckets (global, route, per key) and the concurrency gate with
+// its priority queue. The decision and the refusals are in admission.go.
+// The policy objects are stateful: a reload updates them in place (limits
+// changed, buckets and queued requests kept) and the next snapshot holds
+// the same objects.
+
+// AdmissionRuntime is a route's admission state.
+type AdmissionRuntime struct {
+	// Rate is the route's bucket and per-key table.
+	Rate *policy.RouteRateLimiter
+	// Key says where the per-key bucket's key comes from.
+	Key policy.KeySource
+	// keys is the route's ratelimit_keys gauge.
+	keys prometheus.Gauge
+}
+
+// GlobalAdmissionRuntime is the sidecar-wide admission state.
+type GlobalAdmissionRuntime struct {
+	// Rates holds the global bucket.
+	Rates *policy.RateLimiter
+	// Gate is the concurrency limit with its wait queue.
+	Gate *policy.ConcurrencyGate
+	// Trusted are the proxies whose X-Forwarded-For is believed.
+	Trusted policy.TrustedProxies
+}
 
 // buildAdmission builds a route's AdmissionRuntime; prev is the route's
-// runtime in the previous snapshot (nil at start-up), whose buckets should
-// be carried over when rc.RateLimit is unchanged.
+// runtime in the previous snapshot (nil at start-up), whose buckets are
+// updated in place and carried over.
 func buildAdmission(name string, rc RouteConfig, prev *RouteRuntime, deps Deps) (AdmissionRuntime, error) {
-	return AdmissionRuntime{}, nil
+	key, err := policy.ParseKeySource(rc.RateLimit.Key)
+	if err != nil {
+		return AdmissionRuntime{}, err
+	}
+	a := AdmissionRuntime{Key: key, keys: deps.Metrics.RateLimitKeys.WithLabelValues(name)}
+	if prev != nil && prev.Admission.Rate != nil {
+		a.Rate = prev.Admission.Rate
+		err = a.Rate.Update(deps.now(), name, rc.RateLimit)
+	} else {
+		a.Rate, err = policy.NewRouteRateLimiter(name, rc.RateLimit)
+	}
+	if err != nil {
+		return AdmissionRuntime{}, err
+	}
+	a.keys.Set(float64(a.Rate.Keys()))
+	return a, nil
 }
 
 // buildGlobalAdmission builds the sidecar-wide admission state; prev is
-// the previous snapshot's (nil at start-up).
+// the previous snapshot's (nil at start-up), whose global bucket and gate
+// are updated in place and carried over.
 func buildGlobalAdmission(cfg *Config, prev *GlobalRuntime, deps Deps) (GlobalAdmissionRuntime, error) {
-	return GlobalAdmissionRuntime{}, nil
+	var g GlobalAdmissionRuntime
+	var err error
+	if g.Trusted, err = policy.ParseTrustedProxies(cfg.Admission.TrustedProxies); err != nil {
+		return GlobalAdmissionRuntime{}, err
+	}
+	if prev != nil && prev.Admission.Rates != nil {
+		g.Rates, g.Gate = prev.Admission.Rates, prev.Admission.Gate
+		if err = g.Rates.Update(deps.now(), cfg.Admission.GlobalRateLimit, nil); err == nil {
+			err = g.Gate.Update(cfg.Admission.Concurrency)
+		}
+	} else {
+		if g.Rates, err = policy.NewRateLimiter(cfg.Admission.GlobalRateLimit, nil); err == nil {
+			g.Gate, err = policy.NewConcurrencyGate(cfg.Admission.Concurrency)
+		}
+	}
+	if err != nil {
+		return GlobalAdmissionRuntime{}, err
+	}
+	g.Gate.Observe(gateGauges(deps.Metrics))
+	return g, nil
+}
+
+// gateGauges returns the gate observer that keeps queue_depth and
+// concurrency_limit current, per class.
+func gateGauges(m *metrics.Metrics) func(policy.GateStats) {
+	type gauges struct {
+		class        policy.Class
+		depth, limit prometheus.Gauge
+	}
+	var gs []gauges
+	for _, c := range []policy.Class{policy.ClassCritical, policy.ClassBulk} {
+		gs = append(gs, gauges{c, m.QueueDepth.WithLabelValues(string(c)), m.ConcurrencyLimit.WithLabelValues(string(c))})
+	}
+	return func(st policy.GateStats) {
+		for _, g := range gs {
+			g.depth.Set(float64(st.QueuedOf(g.class)))
+			g.limit.Set(float64(st.ClassLimit(g.class)))
+		}
+	}
 }
 
 // admissionLayer admits, queues, sheds or rate-limits the request and
-// answers 429/503 through WriteProblem (OutcomeRateLimited, OutcomeShed,
-// OutcomeQueueTimeout). Identity today.
-func (s *Sidecar) admissionLayer(next http.Handler) http.Handler { return next }
+// answers 429/503 through WriteProblem (see admission.go). An admitted
+// request holds its concurrency slot until the response is written.
+func (s *Sidecar) admissionLayer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		slot, ok := s.admit(w, r)
+		if !ok {
+			return
+		}
+		defer slot.Release()
+		next.ServeHTTP(w, r)
+	})
+}

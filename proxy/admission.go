@@ -1,0 +1,135 @@
+package proxy
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+
+	"opscore-sidecar/policy"
+)
+
+// Response header names of a rate-limit refusal: the IETF draft's fields
+// (draft-ietf-httpapi-ratelimit-headers-10) and Retry-After.
+const (
+	HeaderRateLimitPolicy = "RateLimit-Policy"
+	HeaderRateLimit       = "RateLimit"
+	HeaderRetryAfter      = "Retry-After"
+)
+
+// admit runs the token buckets, then the concurrency gate. It returns the
+// slot and true when the request may be forwarded; otherwise it has
+// answered (429, 503, or 499 when the client left while queued). Every
+// refusal and every shadow-mode would-be refusal is counted in
+// admission_rejections_total{route,class,reason,mode}; shadow ones are
+// also listed in the access log line's "shadow" field.
+func (s *Sidecar) admit(w http.ResponseWriter, r *http.Request) (policy.GateSlot, bool) {
+	info := InfoFrom(r.Context())
+	rt, global := info.Runtime, &info.Snapshot.Global.Admission
+	adm := &rt.Admission
+
+	d := global.Rates.Allow(adm.Rate, admissionKey(adm.Key, r, info, global.Trusted), s.deps.now())
+	if adm.Key.Kind != policy.KeyNone {
+		adm.keys.Set(float64(adm.Rate.Keys()))
+	}
+	if d.Reason != policy.ReasonNone {
+		s.countRejection(info, d.Reason, d.Mode)
+	}
+	if !d.Allowed {
+		WriteProblem(w, r, rateLimited(info.Route, d))
+		return policy.GateSlot{}, false
+	}
+
+	var slot policy.GateSlot
+	var reason policy.AdmissionReason
+	var err error
+	if s.Draining() {
+		slot, reason, err = global.Gate.AcquireNow(rt.Class)
+		if err != nil {
+			reason = policy.ReasonDraining
+		}
+	} else {
+		start := s.deps.now()
+		slot, reason, err = global.Gate.Acquire(r.Context(), rt.Class)
+		if slot.Waited() || err != nil {
+			info.AddQueueTime(s.deps.now().Sub(start))
+		}
+	}
+	switch {
+	case err == nil && reason != policy.ReasonNone:
+		s.countRejection(info, reason, policy.ModeShadow)
+		return slot, true
+	case err == nil:
+		return slot, true
+	case reason == policy.ReasonCanceled:
+		info.SetOutcome(OutcomeClientClosed, "")
+		w.WriteHeader(StatusClientClosed)
+		return slot, false
+	}
+	s.countRejection(info, reason, policy.ModeEnforce)
+	WriteProblem(w, r, overloaded(info, reason, err))
+	return slot, false
+}
+
+// admissionKey returns the request's per-key bucket key, "" for none.
+func admissionKey(ks policy.KeySource, r *http.Request, info *RequestInfo, tp policy.TrustedProxies) string {
+	switch ks.Kind {
+	case policy.KeyAgentID:
+		return info.AgentID
+	case policy.KeyClientIP:
+		return tp.ClientIP(r.RemoteAddr, r.Header["X-Forwarded-For"])
+	case policy.KeyHeader:
+		if v := r.Header[ks.Header]; len(v) > 0 {
+			return v[0]
+		}
+	}
+	return ""
+}
+
+func (s *Sidecar) countRejection(info *RequestInfo, reason policy.AdmissionReason, mode policy.Mode) {
+	s.deps.Metrics.AdmissionRejections.WithLabelValues(info.Route, string(info.Class), string(reason), string(mode)).Inc()
+	if mode == policy.ModeShadow {
+		info.AddShadow("admission:" + string(reason))
+		s.deps.Logger.Debug("shadow mode: request would have been refused",
+			"request_id", info.RequestID, "route", info.Route, "reason", string(reason))
+	}
+}
+
+// rateLevelNames names the bucket of each rate-limit reason for a detail.
+var rateLevelNames = map[policy.AdmissionReason]string{
+	policy.ReasonGlobalRate: "the sidecar-wide", policy.ReasonRouteRate: "this route's", policy.ReasonKeyRate: "this client's",
+}
+
+// rateLimited is the 429 of a token-bucket refusal.
+func rateLimited(route string, d policy.RateDecision) Problem {
+	return Problem{
+		Status: http.StatusTooManyRequests, Outcome: OutcomeRateLimited, Reason: string(d.Reason),
+		Title:  "Too many requests",
+		Detail: fmt.Sprintf("%s rate limit (%d requests per %d s on route %s) is exhausted; retry after %d s", rateLevelNames[d.Reason], d.State.Quota, d.State.Window, route, d.State.RetryAfter),
+		Header: http.Header{
+			HeaderRetryAfter:      {strconv.Itoa(d.State.RetryAfter)},
+			HeaderRateLimitPolicy: {d.State.PolicyField()},
+			HeaderRateLimit:       {d.State.Field()},
+		},
+	}
+}
+
+// overloaded is the 503 of a concurrency refusal: shed, queue full, queue
+// timeout or draining. Retry-After is 1 s: a slot frees as soon as any
+// request in flight finishes, and a draining sidecar's peers are ready.
+func overloaded(info *RequestInfo, reason policy.AdmissionReason, err error) Problem {
+	p := Problem{Status: http.StatusServiceUnavailable, Outcome: OutcomeShed, Reason: string(reason),
+		Title: "Over capacity", Header: http.Header{HeaderRetryAfter: {"1"}}}
+	switch {
+	case reason == policy.ReasonDraining:
+		p.Title, p.Detail = "Shutting down", "the sidecar is draining and has no free slot for this request"
+	case errors.Is(err, policy.ErrQueueTimeout):
+		p.Outcome, p.Title = OutcomeQueueTimeout, "Queue timeout"
+		p.Detail = fmt.Sprintf("no %s slot came free within the queue timeout", info.Class)
+	case errors.Is(err, policy.ErrQueueFull):
+		p.Detail = fmt.Sprintf("every %s slot is busy and the wait queue is full", info.Class)
+	default:
+		p.Detail = fmt.Sprintf("every %s slot is busy and the request could not wait", info.Class)
+	}
+	return p
+}

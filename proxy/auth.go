@@ -1,0 +1,93 @@
+package proxy
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net/http"
+
+	"opscore-sidecar/policy"
+)
+
+// authenticate runs the route's API-key and webhook checks. It returns
+// true when the request may go on; otherwise it has answered 401 (or 413
+// when the body to verify is over the route's limit) and counted the
+// failure in webhook_auth_failures_total{reason}.
+func (s *Sidecar) authenticate(w http.ResponseWriter, r *http.Request) bool {
+	info := InfoFrom(r.Context())
+	auth := info.Runtime.Auth
+	if auth.APIKey != nil {
+		if v := auth.APIKey.Check(r.Header.Get("Authorization")); !v.Allowed {
+			s.authFailed(w, r, v.Reason, "Bearer")
+			return false
+		}
+	}
+	if auth.Webhook == nil {
+		return true
+	}
+	ts, sig := r.Header.Get(policy.HeaderAgentKitTimestamp), r.Header.Get(policy.HeaderAgentKitSignature)
+	var body []byte
+	if ts != "" || sig != "" {
+		var err error
+		if body, err = readBody(r); err != nil {
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				WriteProblem(w, r, problemTooLarge(mbe.Limit))
+				return false
+			}
+			info.SetOutcome(OutcomeClientClosed, "")
+			w.WriteHeader(StatusClientClosed)
+			return false
+		}
+	}
+	v := auth.Webhook.Verify(ts, sig, body, s.deps.now())
+	if v.Reason != policy.AuthReasonNone {
+		s.deps.Metrics.WebhookAuthFailures.WithLabelValues(string(v.Reason)).Inc()
+	}
+	if !v.Allowed {
+		s.authFailed(w, r, v.Reason, "")
+		return false
+	}
+	return true
+}
+
+// readBody reads the whole body (already bounded by the route layer's
+// MaxBytesReader) and puts it back so the proxy forwards the same bytes.
+func readBody(r *http.Request) ([]byte, error) {
+	if r.Body == nil || r.Body == http.NoBody {
+		return nil, nil
+	}
+	body, err := io.ReadAll(r.Body)
+	_ = r.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	return body, nil
+}
+
+// authDetails explains each refusal; the request's own values are never
+// echoed back.
+var authDetails = map[policy.AuthReason]string{
+	policy.AuthReasonMissing:      "X-AgentKit-Timestamp and X-AgentKit-Signature are required on this route",
+	policy.AuthReasonBadTimestamp: "X-AgentKit-Timestamp must be Unix seconds as a decimal integer",
+	policy.AuthReasonBadSignature: "X-AgentKit-Signature does not match the request body",
+	policy.AuthReasonExpired:      "X-AgentKit-Timestamp is outside the allowed clock skew",
+	policy.AuthReasonReplayed:     "this signed request was already accepted",
+	policy.AuthReasonInvalidKey:   "Invalid authentication credentials",
+}
+
+// authFailed answers 401 for reason; the API-key check also sends
+// WWW-Authenticate, as RFC 9110 asks of a 401.
+func (s *Sidecar) authFailed(w http.ResponseWriter, r *http.Request, reason policy.AuthReason, challenge string) {
+	if reason == policy.AuthReasonInvalidKey {
+		s.deps.Metrics.WebhookAuthFailures.WithLabelValues(string(reason)).Inc()
+	}
+	p := Problem{Status: http.StatusUnauthorized, Outcome: OutcomeAuthFailed, Reason: string(reason),
+		Title: "Authentication failed", Detail: authDetails[reason]}
+	if challenge != "" {
+		p.Header = http.Header{"Www-Authenticate": {challenge}}
+	}
+	WriteProblem(w, r, p)
+}
