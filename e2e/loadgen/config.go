@@ -3,6 +3,7 @@ package loadgen
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"time"
 )
@@ -31,6 +32,8 @@ type Config struct {
 	RequestTimeout time.Duration
 	// StopRule forces the scenario 4 stop rule on (it is on for scenario 4).
 	StopRule bool
+	// Progress, when set, receives a one-line summary every 5 s.
+	Progress io.Writer
 
 	runTag string
 }

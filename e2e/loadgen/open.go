@@ -8,17 +8,16 @@ import (
 	"time"
 )
 
-// job is one open-model request: which arrival it is and when it was due.
-type job struct {
-	n         uint64
-	scheduled time.Time
-}
+// sendAhead is how early an open-model sender may send instead of sleeping.
+const sendAhead = 2 * time.Millisecond
 
 // runOpen runs the open model: first it registers Users agents (counted
 // like every request), then it sends the scenario's weighted tasks for
 // random agents at a constant arrival rate through Connections senders.
-// A request's latency runs from its scheduled send time, so a stall that
-// delays sending shows in the percentiles instead of lowering the rate.
+// Arrival n is due at start + n/rate and is sent by sender n mod
+// Connections (as wrk2 paces each connection); a request's latency runs
+// from its due time, so a stall that delays sending shows in the
+// percentiles instead of silently lowering the rate.
 func runOpen(ctx context.Context, cfg *Config, rec *Recorder) {
 	s := &cfg.Scenario
 	tr := newTransport(cfg.Connections)
@@ -56,52 +55,28 @@ func runOpen(ctx context.Context, cfg *Config, rec *Recorder) {
 		return
 	}
 
-	jobs := make(chan job, 1<<16)
 	total := s.totalWeight()
+	start := time.Now()
+	interval := float64(time.Second) / cfg.Rate
 	for w := range cfg.Connections {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r := rand.New(rand.NewPCG(uint64(w), uint64(time.Now().UnixNano())))
-			for j := range jobs {
-				if ctx.Err() != nil {
-					continue // drain without sending
+			r := rand.New(rand.NewPCG(uint64(w), uint64(start.UnixNano())))
+			for n := uint64(w); ; n += uint64(cfg.Connections) {
+				due := start.Add(time.Duration(float64(n) * interval))
+				// Sleeping for every request costs a timer each; a sender
+				// that is less than sendAhead early goes at once (and its
+				// latency still runs from the later of due and send).
+				if ahead := time.Until(due); ahead > sendAhead && !sleep(ctx, ahead) {
+					return
+				} else if ctx.Err() != nil {
+					return
 				}
 				id := ids[r.IntN(len(ids))]
-				c := taskCall(cfg, s.pickTask(r.IntN(total)), id, r)
-				cl.do(ctx, c, j.scheduled)
+				cl.do(ctx, taskCall(cfg, s.pickTask(r.IntN(total)), id, r), due)
 			}
 		}()
 	}
-	dispatch(ctx, cfg.Rate, jobs)
-	close(jobs)
 	wg.Wait()
-}
-
-// dispatch emits arrivals n = 0, 1, 2, ... at start + n/rate until ctx
-// ends. It wakes at most every millisecond and emits every arrival that is
-// due, so high rates do not depend on timer precision.
-func dispatch(ctx context.Context, rate float64, jobs chan<- job) {
-	start := time.Now()
-	interval := float64(time.Second) / rate
-	var n uint64
-	for {
-		now := time.Now()
-		for {
-			due := start.Add(time.Duration(float64(n) * interval))
-			if due.After(now) {
-				break
-			}
-			select {
-			case jobs <- job{n: n, scheduled: due}:
-			case <-ctx.Done():
-				return
-			}
-			n++
-		}
-		next := start.Add(time.Duration(float64(n) * interval))
-		if !sleep(ctx, max(time.Until(next), time.Millisecond)) {
-			return
-		}
-	}
 }

@@ -1,6 +1,8 @@
 package loadgen
 
 import (
+	"fmt"
+	"io"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -130,6 +132,23 @@ func (r *Recorder) window(now time.Time, d time.Duration) (critMean time.Duratio
 		failRatio = float64(fails) / float64(n)
 	}
 	return critMean, failRatio, n
+}
+
+// progress prints one line: elapsed, users, requests, failures, and the
+// last second's rate.
+func (r *Recorder) progress(w io.Writer, now time.Time) {
+	r.mu.Lock()
+	var reqs, fails, last uint64
+	for i, s := range r.slots {
+		reqs += s.requests
+		fails += s.failures
+		if i == len(r.slots)-2 {
+			last = s.requests
+		}
+	}
+	r.mu.Unlock()
+	fmt.Fprintf(w, "[%5.0fs] users %d, requests %d, failures %d, last second %d req/s\n",
+		now.Sub(r.start).Seconds(), r.users.Load(), reqs, fails, last)
 }
 
 // ms converts microseconds to milliseconds.

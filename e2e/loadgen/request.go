@@ -82,7 +82,7 @@ func (cl *caller) do(ctx context.Context, c call, scheduled time.Time) (int, []b
 		req.Header.Set(h[0], h[1])
 	}
 	start := time.Now()
-	if scheduled.IsZero() {
+	if scheduled.IsZero() || scheduled.After(start) {
 		scheduled = start
 	}
 	resp, err := cl.client.Do(req)

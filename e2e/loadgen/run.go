@@ -62,7 +62,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		t := time.NewTicker(time.Second)
 		defer t.Stop()
 		for {
-			rec.Tick(time.Now())
+			now := time.Now()
+			rec.Tick(now)
+			if cfg.Progress != nil && int(now.Sub(start).Seconds())%5 == 4 {
+				rec.progress(cfg.Progress, now)
+			}
 			select {
 			case <-runCtx.Done():
 				return
