@@ -95,6 +95,9 @@ func decode(v *viper.Viper, keyErrs []error, overrides map[string]any) (cfg *Con
 		}
 		return nil, fmt.Errorf("config: %w", err)
 	}
+	if len(cfg.Admission.TrustedProxies) == 0 {
+		cfg.Admission.TrustedProxies = nil // as in Defaults, so configs compare equal
+	}
 	if err := errors.Join(append(keyErrs, cfg.Validate())...); err != nil {
 		return cfg, err
 	}

@@ -1,0 +1,321 @@
+package proxy
+
+import (
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"opscore-sidecar/policy"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+const (
+	referenceFile     = "../configs/sidecar.yaml"
+	effectiveGolden   = "../configs/testdata/effective_default.json"
+	effectiveOverride = "../configs/testdata/effective_override.json"
+)
+
+// golden compares got with the golden file, or rewrites it with -update.
+func golden(t *testing.T, path string, got []byte) {
+	t.Helper()
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("read golden %s: %v (run go test ./proxy -run %s -update)", path, err, t.Name())
+	}
+	if string(got) != string(want) {
+		t.Errorf("%s differs from the effective config (run with -update to accept):\ngot:\n%s", path, got)
+	}
+}
+
+func effectiveJSON(t *testing.T, cfg *Config) []byte {
+	t.Helper()
+	b, err := json.MarshalIndent(cfg.Redacted().Tree(), "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append(b, '\n')
+}
+
+func TestDefaultsAreValid(t *testing.T) {
+	if err := Defaults().Validate(); err != nil {
+		t.Fatalf("Defaults().Validate() = %v, want nil", err)
+	}
+}
+
+func TestLoadWithoutFileGivesDefaults(t *testing.T) {
+	cfg, err := Load(LoadOptions{})
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if !reflect.DeepEqual(cfg, Defaults()) {
+		t.Errorf("Load() without a file differs from Defaults():\ngot  %+v\nwant %+v", cfg, Defaults())
+	}
+	golden(t, effectiveGolden, effectiveJSON(t, cfg))
+}
+
+func TestReferenceFileEqualsDefaults(t *testing.T) {
+	if *update {
+		if err := os.WriteFile(referenceFile, []byte(ReferenceYAML(Defaults())), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg, err := Load(LoadOptions{Path: referenceFile})
+	if err != nil {
+		t.Fatalf("Load(%s): %v", referenceFile, err)
+	}
+	if !reflect.DeepEqual(cfg, Defaults()) {
+		t.Errorf("%s differs from the built-in defaults:\ngot  %+v\nwant %+v", referenceFile, cfg, Defaults())
+	}
+	b, _ := os.ReadFile(referenceFile)
+	if string(b) != ReferenceYAML(Defaults()) {
+		t.Errorf("%s is not ReferenceYAML(Defaults()); regenerate with -update", referenceFile)
+	}
+}
+
+func TestReferenceFileCommentsEveryKey(t *testing.T) {
+	for _, key := range Keys() {
+		if commentFor(key) == "" {
+			t.Errorf("key %s has no comment in keyComments", key)
+		}
+	}
+}
+
+func TestPartialFileMergesWithDefaults(t *testing.T) {
+	doc := `
+upstream:
+  url: http://10.0.0.5:9000
+routes:
+  notify:
+    retry:
+      attempts: 2
+  workflow:
+    breaker:
+      enabled: false
+`
+	cfg, err := LoadBytes([]byte(doc), nil)
+	if err != nil {
+		t.Fatalf("LoadBytes: %v", err)
+	}
+	want := Defaults()
+	want.Upstream.URL = "http://10.0.0.5:9000"
+	n := want.Routes[RouteNotify]
+	n.Retry.Attempts = 2
+	want.Routes[RouteNotify] = n
+	w := want.Routes[RouteWorkflow]
+	w.Breaker.Enabled = false
+	want.Routes[RouteWorkflow] = w
+	if !reflect.DeepEqual(cfg, want) {
+		t.Errorf("merged config:\ngot  %+v\nwant %+v", cfg, want)
+	}
+	golden(t, effectiveOverride, effectiveJSON(t, cfg))
+}
+
+func TestLoadRejects(t *testing.T) {
+	tests := []struct {
+		name string
+		doc  string
+		want []string // substrings that must all appear in the error
+	}{
+		{"unknown top-level key", "lisen: ':8080'\n", []string{"lisen: unknown key"}},
+		{"unknown nested key", "routes:\n  notify:\n    retyr:\n      attempts: 2\n", []string{"routes.notify.retyr: unknown key"}},
+		{"unknown key holding an empty map", "upstream:\n  pool: {}\n", []string{"upstream.pool: unknown key"}},
+		{"unknown route", "routes:\n  notfy:\n    class: bulk\n", []string{"routes.notfy: unknown route"}},
+		{"duplicate route name", "routes:\n  notify: {}\n  notify: {}\n", []string{`"notify" already defined`}},
+		{"upstream not http", "upstream:\n  url: ftp://example.com\n", []string{"upstream.url: must be an http or https URL"}},
+		{"upstream without host", "upstream:\n  url: http://\n", []string{"upstream.url: must name a host"}},
+		{"upstream with credentials", "upstream:\n  url: http://u:p@host:1\n", []string{"upstream.url: must not carry user info"}},
+		{"bad duration", "server:\n  drain_timeout: soon\n", []string{"drain_timeout"}},
+		{"scalar for a block", "routes:\n  notify:\n    retry: 5\n", []string{"retry"}},
+		{"malformed yaml", "listen: [\n", []string{"config: parse"}},
+		{
+			"every error at once",
+			"listen: nope\nroutes:\n  notify:\n    retry:\n      attempts: 0\n  state_get:\n    class: urgent\n",
+			[]string{"listen: must be host:port", "routes.notify.retry.attempts: must be between 1 and 10, got 0", `routes.state_get.class: must be "critical" or "bulk", got "urgent"`},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := LoadBytes([]byte(tt.doc), nil)
+			if err == nil {
+				t.Fatalf("LoadBytes(%q) = nil error, want one containing %q", tt.doc, tt.want)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+// TestValidateNamesEveryRule breaks one rule at a time and checks the error
+// names the key and the rule.
+func TestValidateNamesEveryRule(t *testing.T) {
+	route := func(c *Config, name string, f func(*RouteConfig)) {
+		rc := c.Routes[name]
+		f(&rc)
+		c.Routes[name] = rc
+	}
+	tests := []struct {
+		name   string
+		mutate func(*Config)
+		want   string
+	}{
+		{"listen", func(c *Config) { c.Listen = "8080" }, "listen: must be host:port"},
+		{"admin listen", func(c *Config) { c.Admin.Listen = "" }, "admin.listen: must be host:port"},
+		{"idle conn timeout", func(c *Config) { c.Upstream.IdleConnTimeout = 0 }, "upstream.idle_conn_timeout: must be > 0"},
+		{"max idle conns", func(c *Config) { c.Upstream.MaxIdleConns = 0 }, "upstream.max_idle_conns: must be >= 1"},
+		{"max conns per host", func(c *Config) { c.Upstream.MaxConnsPerHost = -1 }, "upstream.max_conns_per_host: must be >= 0"},
+		{"dial timeout", func(c *Config) { c.Upstream.DialTimeout = 0 }, "upstream.dial_timeout: must be > 0"},
+		{"response header timeout", func(c *Config) { c.Upstream.ResponseHeaderTimeout = -1 }, "upstream.response_header_timeout: must be >= 0"},
+		{"tls handshake timeout", func(c *Config) { c.Upstream.TLSHandshakeTimeout = 0 }, "upstream.tls_handshake_timeout: must be > 0"},
+		{"read header timeout", func(c *Config) { c.Server.ReadHeaderTimeout = 0 }, "server.read_header_timeout: must be > 0"},
+		{"read timeout", func(c *Config) { c.Server.ReadTimeout = -1 }, "server.read_timeout: must be >= 0"},
+		{"write timeout", func(c *Config) { c.Server.WriteTimeout = -1 }, "server.write_timeout: must be >= 0"},
+		{"idle timeout", func(c *Config) { c.Server.IdleTimeout = 30 * time.Second }, "server.idle_timeout: must be >= 90s"},
+		{"max header bytes", func(c *Config) { c.Server.MaxHeaderBytes = 10 }, "server.max_header_bytes: must be between 4096 and 1048576"},
+		{"drain delay", func(c *Config) { c.Server.DrainDelay = -1 }, "server.drain_delay: must be >= 0"},
+		{"drain timeout", func(c *Config) { c.Server.DrainTimeout = 0 }, "server.drain_timeout: must be > 0"},
+		{"otlp endpoint", func(c *Config) { c.Tracing.OTLPEndpoint = "collector:4318" }, "tracing.otlp_endpoint: must be an http(s) URL"},
+		{"sample ratio", func(c *Config) { c.Tracing.SampleRatio = 1.5 }, "tracing.sample_ratio: must be in [0, 1]"},
+		{"service name", func(c *Config) { c.Tracing.ServiceName = "" }, "tracing.service_name: must not be empty"},
+		{"log level", func(c *Config) { c.Log.Level = "loud" }, "log.level: must be debug, info, warn or error"},
+		{"reload debounce", func(c *Config) { c.Reload.Debounce = time.Hour }, "reload.debounce: must be between 0 and 1m"},
+		{"admission (policy)", func(c *Config) { c.Admission.Concurrency.QueueTimeout = 0 }, "admission.concurrency.queue_timeout: must be > 0 when queue_size > 0"},
+		{"missing route", func(c *Config) { delete(c.Routes, RouteStateGet) }, "routes.state_get: missing"},
+		{"class", func(c *Config) { route(c, RouteNotify, func(r *RouteConfig) { r.Class = "gold" }) }, "routes.notify.class: must be"},
+		{"body limit", func(c *Config) { route(c, RouteNotify, func(r *RouteConfig) { r.BodyLimit = -1 }) }, "routes.notify.body_limit: must be >= 0"},
+		{"default match", func(c *Config) { route(c, RouteDefault, func(r *RouteConfig) { r.Match.Path = "/x" }) }, "routes.default.match: must be empty"},
+		{"match method", func(c *Config) { route(c, RouteWorkflow, func(r *RouteConfig) { r.Match.Method = "post" }) }, "routes.workflow.match.method: must be empty or an upper-case HTTP method"},
+		{"match path", func(c *Config) { route(c, RouteWorkflow, func(r *RouteConfig) { r.Match.Path = "v1/x" }) }, "routes.workflow.match.path: must start with /"},
+		{"match wildcard", func(c *Config) { route(c, RouteWorkflow, func(r *RouteConfig) { r.Match.Path = "/a/x{id}" }) }, "routes.workflow.match.path: a wildcard must be a whole segment"},
+		{"duplicate match", func(c *Config) {
+			route(c, RouteWorkflow, func(r *RouteConfig) { r.Match = c.Routes[RouteStateUpdate].Match })
+		}, "routes.workflow.match: same method and path as routes.state_update"},
+		{"rate limit (policy)", func(c *Config) { route(c, RouteNotify, func(r *RouteConfig) { r.RateLimit.Key = "cookie" }) }, "routes.notify.rate_limit.key: must be"},
+		{"webhook auth (policy)", func(c *Config) { route(c, RouteNotify, func(r *RouteConfig) { r.WebhookAuth.Mode = "on" }) }, "routes.notify.webhook_auth.mode: must be"},
+		{"api key (policy)", func(c *Config) { route(c, RouteStateGet, func(r *RouteConfig) { r.APIKey.Mode = "maybe" }) }, "routes.state_get.api_key.mode: must be"},
+		{"retry (policy)", func(c *Config) { route(c, RouteNotify, func(r *RouteConfig) { r.Retry.Attempts = 0 }) }, "routes.notify.retry.attempts: must be between 1 and 10, got 0"},
+		{"retry deadline (policy)", func(c *Config) { route(c, RouteNotify, func(r *RouteConfig) { r.Retry.Deadline = time.Second }) }, "routes.notify.retry.deadline: must be >= per_try_timeout"},
+		{"breaker (policy)", func(c *Config) { route(c, RouteDefault, func(r *RouteConfig) { r.Breaker.HalfOpenRequests = 0 }) }, "routes.default.breaker.half_open_requests: must be >= 1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := Defaults()
+			tt.mutate(c)
+			err := c.Validate()
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Validate() = %v, want an error containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestEnvOverridesEveryLevel(t *testing.T) {
+	t.Setenv("SIDECAR_LISTEN", "127.0.0.1:18080")
+	t.Setenv("SIDECAR_UPSTREAM_URL", "http://127.0.0.1:18000")
+	t.Setenv("SIDECAR_ROUTES_NOTIFY_RETRY_ATTEMPTS", "7")
+	t.Setenv("SIDECAR_ROUTES_WORKFLOW_BREAKER_OPEN_TIMEOUT", "9s")
+	t.Setenv("SIDECAR_ADMISSION_TRUSTED_PROXIES", "10.0.0.0/8,192.168.0.0/16")
+	// The file says otherwise: the environment wins over the file.
+	cfg, err := LoadBytes([]byte("upstream:\n  url: http://127.0.0.1:1\n"), nil)
+	if err != nil {
+		t.Fatalf("LoadBytes: %v", err)
+	}
+	checks := []struct {
+		key       string
+		got, want any
+	}{
+		{"listen", cfg.Listen, "127.0.0.1:18080"},
+		{"upstream.url", cfg.Upstream.URL, "http://127.0.0.1:18000"},
+		{"routes.notify.retry.attempts", cfg.Routes[RouteNotify].Retry.Attempts, 7},
+		{"routes.workflow.breaker.open_timeout", cfg.Routes[RouteWorkflow].Breaker.OpenTimeout, 9 * time.Second},
+		{"admission.trusted_proxies", cfg.Admission.TrustedProxies, []string{"10.0.0.0/8", "192.168.0.0/16"}},
+	}
+	for _, c := range checks {
+		if !reflect.DeepEqual(c.got, c.want) {
+			t.Errorf("%s (env %s): got %v, want %v", c.key, EnvName(c.key), c.got, c.want)
+		}
+	}
+}
+
+func TestOverridesWinOverEnvAndFile(t *testing.T) {
+	t.Setenv("SIDECAR_ADMIN_LISTEN", "127.0.0.1:1111")
+	path := filepath.Join(t.TempDir(), "sidecar.yaml")
+	if err := os.WriteFile(path, []byte("admin:\n  listen: 127.0.0.1:2222\nlisten: 127.0.0.1:3333\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load(LoadOptions{Path: path, Overrides: map[string]any{"admin.listen": "127.0.0.1:4444"}})
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if cfg.Admin.Listen != "127.0.0.1:4444" {
+		t.Errorf("admin.listen: got %q, want the override 127.0.0.1:4444", cfg.Admin.Listen)
+	}
+	if cfg.Listen != "127.0.0.1:3333" {
+		t.Errorf("listen: got %q, want the file's 127.0.0.1:3333", cfg.Listen)
+	}
+}
+
+func TestEnvNameOfKey(t *testing.T) {
+	if got, want := EnvName("routes.state_update.rate_limit.per_key_rps"), "SIDECAR_ROUTES_STATE_UPDATE_RATE_LIMIT_PER_KEY_RPS"; got != want {
+		t.Errorf("EnvName: got %q, want %q", got, want)
+	}
+}
+
+func TestSetDefaultsFillsWhatIsMissing(t *testing.T) {
+	c := &Config{Routes: map[string]RouteConfig{RouteNotify: Defaults().Routes[RouteNotify]}}
+	c.Admission = policy.DefaultAdmission()
+	c.Upstream.URL = "http://127.0.0.1:9"
+	c.SetDefaults()
+	if err := c.Validate(); err != nil {
+		t.Fatalf("Validate after SetDefaults: %v", err)
+	}
+	if c.Upstream.URL != "http://127.0.0.1:9" {
+		t.Errorf("upstream.url: got %q, want the value that was set", c.Upstream.URL)
+	}
+	if len(c.Routes) != len(RouteNames) {
+		t.Errorf("routes: got %d, want %d", len(c.Routes), len(RouteNames))
+	}
+}
+
+func TestRedactedHidesURLCredentials(t *testing.T) {
+	c := Defaults()
+	c.Tracing.OTLPEndpoint = "https://user:s3cret@collector:4318"
+	if got := c.Redacted().Tracing.OTLPEndpoint; strings.Contains(got, "s3cret") {
+		t.Errorf("Redacted tracing.otlp_endpoint = %q, still holds the password", got)
+	}
+	if c.Tracing.OTLPEndpoint != "https://user:s3cret@collector:4318" {
+		t.Errorf("Redacted modified its receiver")
+	}
+}
+
+func FuzzLoadBytes(f *testing.F) {
+	ref, _ := os.ReadFile(referenceFile)
+	f.Add(ref)
+	f.Add([]byte("routes:\n  notify:\n    retry: 5\n"))
+	f.Add([]byte("admission: [1, 2]\n"))
+	f.Add([]byte("routes:\n  x: {match: {path: '/{a}/{a}'}}\n"))
+	f.Fuzz(func(t *testing.T, doc []byte) {
+		cfg, err := LoadBytes(doc, nil)
+		if err == nil {
+			if verr := cfg.Validate(); verr != nil {
+				t.Fatalf("LoadBytes accepted a config that Validate rejects: %v", verr)
+			}
+			if _, err := buildSnapshot(cfg, nil, Deps{}); err != nil {
+				t.Fatalf("valid config does not build: %v", err)
+			}
+		}
+	})
+}
