@@ -1,0 +1,139 @@
+package proxy
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"opscore-sidecar/metrics"
+)
+
+// retryRig is a sidecar under test with its own metrics registry.
+type retryRig struct {
+	s       *Sidecar
+	metrics *metrics.Metrics
+}
+
+// newRetryRig builds a sidecar in front of upstreamURL with the default
+// configuration changed by mutate.
+func newRetryRig(t *testing.T, upstreamURL string, mutate func(*Config)) *retryRig {
+	t.Helper()
+	cfg := Defaults()
+	cfg.Upstream.URL = upstreamURL
+	if mutate != nil {
+		mutate(cfg)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	m := metrics.New(prometheus.NewRegistry())
+	tr, err := NewTracing(context.Background(), cfg.Tracing)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(cfg, Deps{Metrics: m}, tr, nil)
+	if err != nil {
+		t.Fatalf("proxy.New: %v", err)
+	}
+	t.Cleanup(s.Close)
+	return &retryRig{s: s, metrics: m}
+}
+
+// route returns the route config of name for mutation.
+func route(cfg *Config, name string, mutate func(*RouteConfig)) {
+	rc := cfg.Routes[name]
+	mutate(&rc)
+	cfg.Routes[name] = rc
+}
+
+// do sends one request through the sidecar's chain and returns the recorded response.
+func (r *retryRig) do(t *testing.T, ctx context.Context, method, path, body string, header ...string) *httptest.ResponseRecorder {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req := httptest.NewRequestWithContext(ctx, method, path, rd)
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	rec := httptest.NewRecorder()
+	r.s.Handler().ServeHTTP(rec, req)
+	return rec
+}
+
+func (r *retryRig) counter(t *testing.T, c prometheus.Collector) float64 {
+	t.Helper()
+	return testutil.ToFloat64(c)
+}
+
+// Paths of the routes.
+const (
+	pathNotify   = "/v1/opscore/internal/agent/notify"
+	pathState    = "/v1/opscore/agent/a1/state"
+	pathWorkflow = "/v1/opscore/agent/a1/workflow"
+)
+
+// pipeNet is an in-memory network for tests inside testing/synctest: the
+// sidecar's transport dials it, an http.Server serves it, and every
+// blocking operation is on channels of the bubble, so fake time advances
+// while requests wait.
+type pipeNet struct {
+	conns chan net.Conn
+	done  chan struct{}
+	once  sync.Once
+}
+
+func newPipeNet() *pipeNet { return &pipeNet{conns: make(chan net.Conn), done: make(chan struct{})} }
+
+func (p *pipeNet) Accept() (net.Conn, error) {
+	select {
+	case c := <-p.conns:
+		return c, nil
+	case <-p.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (p *pipeNet) Close() error { p.once.Do(func() { close(p.done) }); return nil }
+
+func (p *pipeNet) Addr() net.Addr { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 8000} }
+
+// DialContext connects to the server, or fails like a refused dial once
+// the network is closed.
+func (p *pipeNet) DialContext(ctx context.Context, _, _ string) (net.Conn, error) {
+	client, server := net.Pipe()
+	select {
+	case p.conns <- server:
+		return client, nil
+	case <-p.done:
+		return nil, &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}
+	case <-ctx.Done():
+		return nil, &net.OpError{Op: "dial", Net: "tcp", Err: ctx.Err()}
+	}
+}
+
+// pipeUpstream serves handler on a pipeNet and points rig's transport at
+// it. Call stop before the bubble ends.
+func pipeUpstream(rig *retryRig, handler http.Handler) (stop func()) {
+	p := newPipeNet()
+	srv := &http.Server{Handler: handler}
+	done := make(chan struct{})
+	go func() { _ = srv.Serve(p); close(done) }()
+	tr := rig.s.Snapshot().Transport
+	tr.DialContext = p.DialContext
+	return func() {
+		tr.CloseIdleConnections()
+		srv.Close()
+		<-done
+	}
+}
