@@ -29,7 +29,7 @@ func (s *Sidecar) admit(w http.ResponseWriter, r *http.Request) (policy.GateSlot
 	adm := &rt.Admission
 
 	d := global.Rates.Allow(adm.Rate, admissionKey(adm.Key, r, info, global.Trusted), s.deps.now())
-	if adm.Key.Kind != policy.KeyNone {
+	if adm.Key.Kind != policy.KeyNone && adm.keys != nil {
 		adm.keys.Set(float64(adm.Rate.Keys()))
 	}
 	if d.Reason != policy.ReasonNone {
@@ -102,15 +102,15 @@ var rateLevelNames = map[policy.AdmissionReason]string{
 
 // rateLimited is the 429 of a token-bucket refusal.
 func rateLimited(route string, d policy.RateDecision) Problem {
+	h := http.Header{}
+	h.Set(HeaderRetryAfter, strconv.Itoa(d.State.RetryAfter))
+	h.Set(HeaderRateLimitPolicy, d.State.PolicyField())
+	h.Set(HeaderRateLimit, d.State.Field())
 	return Problem{
 		Status: http.StatusTooManyRequests, Outcome: OutcomeRateLimited, Reason: string(d.Reason),
 		Title:  "Too many requests",
 		Detail: fmt.Sprintf("%s rate limit (%d requests per %d s on route %s) is exhausted; retry after %d s", rateLevelNames[d.Reason], d.State.Quota, d.State.Window, route, d.State.RetryAfter),
-		Header: http.Header{
-			HeaderRetryAfter:      {strconv.Itoa(d.State.RetryAfter)},
-			HeaderRateLimitPolicy: {d.State.PolicyField()},
-			HeaderRateLimit:       {d.State.Field()},
-		},
+		Header: h,
 	}
 }
 

@@ -22,7 +22,7 @@ type AdmissionRuntime struct {
 	Rate *policy.RouteRateLimiter
 	// Key says where the per-key bucket's key comes from.
 	Key policy.KeySource
-	// keys is the route's ratelimit_keys gauge.
+	// keys is the route's ratelimit_keys gauge; nil without metrics.
 	keys prometheus.Gauge
 }
 
@@ -44,7 +44,7 @@ func buildAdmission(name string, rc RouteConfig, prev *RouteRuntime, deps Deps) 
 	if err != nil {
 		return AdmissionRuntime{}, err
 	}
-	a := AdmissionRuntime{Key: key, keys: deps.Metrics.RateLimitKeys.WithLabelValues(name)}
+	a := AdmissionRuntime{Key: key}
 	if prev != nil && prev.Admission.Rate != nil {
 		a.Rate = prev.Admission.Rate
 		err = a.Rate.Update(deps.now(), name, rc.RateLimit)
@@ -54,7 +54,10 @@ func buildAdmission(name string, rc RouteConfig, prev *RouteRuntime, deps Deps) 
 	if err != nil {
 		return AdmissionRuntime{}, err
 	}
-	a.keys.Set(float64(a.Rate.Keys()))
+	if deps.Metrics != nil {
+		a.keys = deps.Metrics.RateLimitKeys.WithLabelValues(name)
+		a.keys.Set(float64(a.Rate.Keys()))
+	}
 	return a, nil
 }
 
@@ -80,7 +83,9 @@ func buildGlobalAdmission(cfg *Config, prev *GlobalRuntime, deps Deps) (GlobalAd
 	if err != nil {
 		return GlobalAdmissionRuntime{}, err
 	}
-	g.Gate.Observe(gateGauges(deps.Metrics))
+	if deps.Metrics != nil {
+		g.Gate.Observe(gateGauges(deps.Metrics))
+	}
 	return g, nil
 }
 

@@ -1,0 +1,410 @@
+package proxy
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"opscore-sidecar/metrics"
+	"opscore-sidecar/policy"
+)
+
+// admissionUpstream is an upstream that counts the requests it sees, the
+// most it held at once, and the bodies of notify requests; while gate is
+// open (non-nil), each request waits on it after announcing itself on arrived.
+type admissionUpstream struct {
+	srv      *httptest.Server
+	seen     atomic.Int64
+	cur      atomic.Int64
+	peak     atomic.Int64
+	mu       sync.Mutex
+	bodies   []string
+	gate     chan struct{}
+	arrived  chan string
+	gateOnce sync.Once
+}
+
+func newAdmissionUpstream(t *testing.T, hold bool) *admissionUpstream {
+	t.Helper()
+	u := &admissionUpstream{arrived: make(chan string, 64)}
+	if hold {
+		u.gate = make(chan struct{})
+	}
+	u.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u.seen.Add(1)
+		n := u.cur.Add(1)
+		defer u.cur.Add(-1)
+		for p := u.peak.Load(); n > p && !u.peak.CompareAndSwap(p, n); p = u.peak.Load() {
+		}
+		b, _ := io.ReadAll(r.Body)
+		u.mu.Lock()
+		u.bodies = append(u.bodies, string(b))
+		u.mu.Unlock()
+		if u.gate != nil {
+			u.arrived <- r.URL.Path
+			<-u.gate
+		}
+		w.WriteHeader(http.StatusOK)
+		_, _ = io.WriteString(w, `{"status":"success"}`)
+	}))
+	t.Cleanup(func() { u.open(); u.srv.Close() })
+	return u
+}
+
+// open lets every held request (and all later ones) through.
+func (u *admissionUpstream) open() {
+	if u.gate != nil {
+		u.gateOnce.Do(func() { close(u.gate) })
+	}
+}
+
+type admissionRig struct {
+	s *Sidecar
+	m *metrics.Metrics
+	u *admissionUpstream
+}
+
+func newAdmissionRig(t *testing.T, hold bool, mutate func(*Config)) *admissionRig {
+	t.Helper()
+	u := newAdmissionUpstream(t, hold)
+	cfg := Defaults()
+	cfg.Upstream.URL = u.srv.URL
+	for _, name := range RouteNames {
+		route(cfg, name, func(rc *RouteConfig) { rc.Retry.Attempts = 1 })
+	}
+	if mutate != nil {
+		mutate(cfg)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	m := metrics.New(prometheus.NewRegistry())
+	tr, err := NewTracing(context.Background(), cfg.Tracing)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(cfg, Deps{Metrics: m}, tr, nil)
+	if err != nil {
+		t.Fatalf("proxy.New: %v", err)
+	}
+	t.Cleanup(s.Close)
+	return &admissionRig{s: s, m: m, u: u}
+}
+
+func (a *admissionRig) do(t *testing.T, method, path, body string, header ...string) *httptest.ResponseRecorder {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req := httptest.NewRequest(method, path, rd)
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	rec := httptest.NewRecorder()
+	a.s.Handler().ServeHTTP(rec, req)
+	return rec
+}
+
+func (a *admissionRig) rejections(route, class, reason, mode string) float64 {
+	return testutil.ToFloat64(a.m.AdmissionRejections.WithLabelValues(route, class, reason, mode))
+}
+
+// problemOf decodes a problem+json response and checks its framing.
+func problemOf(t *testing.T, rec *httptest.ResponseRecorder, status int) map[string]any {
+	t.Helper()
+	if rec.Code != status {
+		t.Fatalf("status: got %d, want %d (body %s)", rec.Code, status, rec.Body)
+	}
+	if ct := rec.Header().Get("Content-Type"); ct != "application/problem+json" {
+		t.Errorf("Content-Type: got %q, want application/problem+json", ct)
+	}
+	var p map[string]any
+	if err := json.Unmarshal(rec.Body.Bytes(), &p); err != nil {
+		t.Fatalf("body %q: %v", rec.Body, err)
+	}
+	if p["request_id"] == "" || p["request_id"] != rec.Header().Get(HeaderRequestID) {
+		t.Errorf("request_id: got %v, want the response's X-Request-ID %q", p["request_id"], rec.Header().Get(HeaderRequestID))
+	}
+	if _, ok := p["detail"].(string); !ok {
+		t.Errorf("detail: got %v, want a string", p["detail"])
+	}
+	return p
+}
+
+func TestRateLimitedRequestNeverReachesUpstream(t *testing.T) {
+	a := newAdmissionRig(t, false, func(c *Config) {
+		route(c, RouteStateUpdate, func(rc *RouteConfig) { rc.RateLimit.RPS, rc.RateLimit.Burst = 0.5, 2 })
+	})
+	for i := range 2 {
+		if rec := a.do(t, "POST", pathState, `{}`); rec.Code != http.StatusOK {
+			t.Fatalf("request %d: got %d, want 200", i, rec.Code)
+		}
+	}
+	rec := a.do(t, "POST", pathState, `{}`)
+	p := problemOf(t, rec, http.StatusTooManyRequests)
+	if p["type"] != ProblemTypeBase+"rate_limited" {
+		t.Errorf("type: got %v, want %srate_limited", p["type"], ProblemTypeBase)
+	}
+	retry, err := strconv.Atoi(rec.Header().Get("Retry-After"))
+	if err != nil || retry < 1 || retry > 2 {
+		t.Errorf("Retry-After: got %q, want 1 or 2 whole seconds (one token per 2 s)", rec.Header().Get("Retry-After"))
+	}
+	if got, want := rec.Header().Get("RateLimit-Policy"), `"default";q=2;w=4`; got != want {
+		t.Errorf("RateLimit-Policy: got %s, want %s", got, want)
+	}
+	if got := rec.Header().Get("RateLimit"); !strings.HasPrefix(got, `"default";r=0;t=`) {
+		t.Errorf("RateLimit: got %s, want \"default\";r=0;t=<seconds>", got)
+	}
+	if got := a.u.seen.Load(); got != 2 {
+		t.Errorf("upstream saw %d requests, want 2: a refused request must never be forwarded", got)
+	}
+	if got := a.rejections("state_update", "bulk", "route_rate", "enforce"); got != 1 {
+		t.Errorf("admission_rejections_total: got %v, want 1", got)
+	}
+	if got := testutil.ToFloat64(a.m.Requests.WithLabelValues("state_update", "bulk", "429", "rate_limited")); got != 1 {
+		t.Errorf("requests_total{429,rate_limited}: got %v, want 1", got)
+	}
+}
+
+func TestShadowModePassesButCounts(t *testing.T) {
+	a := newAdmissionRig(t, false, func(c *Config) {
+		c.Admission.GlobalRateLimit = policy.RateLimitConfig{RPS: 0.001, Burst: 1, Mode: policy.ModeShadow}
+	})
+	for i := range 3 {
+		if rec := a.do(t, "POST", pathState, `{}`); rec.Code != http.StatusOK {
+			t.Fatalf("request %d in shadow mode: got %d, want 200", i, rec.Code)
+		}
+	}
+	if got := a.u.seen.Load(); got != 3 {
+		t.Errorf("upstream saw %d, want 3", got)
+	}
+	if got := a.rejections("state_update", "bulk", "global_rate", "shadow"); got != 2 {
+		t.Errorf("shadow rejections: got %v, want 2", got)
+	}
+	if got := a.rejections("state_update", "bulk", "global_rate", "enforce"); got != 0 {
+		t.Errorf("enforce rejections: got %v, want 0", got)
+	}
+}
+
+func TestPerAgentBucketsAreIsolated(t *testing.T) {
+	a := newAdmissionRig(t, false, func(c *Config) {
+		route(c, RouteStateUpdate, func(rc *RouteConfig) {
+			rc.RateLimit.Key, rc.RateLimit.PerKeyRPS, rc.RateLimit.PerKeyBurst = "agent_id", 0.001, 1
+		})
+	})
+	if rec := a.do(t, "POST", "/v1/opscore/agent/a1/state", `{}`); rec.Code != http.StatusOK {
+		t.Fatalf("a1 first: got %d, want 200", rec.Code)
+	}
+	rec := a.do(t, "POST", "/v1/opscore/agent/a1/state", `{}`)
+	if p := problemOf(t, rec, http.StatusTooManyRequests); p["title"] == "" {
+		t.Error("missing title")
+	}
+	if rec := a.do(t, "POST", "/v1/opscore/agent/a2/state", `{}`); rec.Code != http.StatusOK {
+		t.Errorf("a2: got %d, want 200: agents must not share a bucket", rec.Code)
+	}
+	if got := testutil.ToFloat64(a.m.RateLimitKeys.WithLabelValues("state_update")); got != 2 {
+		t.Errorf("ratelimit_keys: got %v, want 2", got)
+	}
+	if got := a.rejections("state_update", "bulk", "key_rate", "enforce"); got != 1 {
+		t.Errorf("key_rate rejections: got %v, want 1", got)
+	}
+}
+
+// TestReloadKeepsLimiterState applies a config with a larger burst: the
+// empty bucket stays empty (no refill by reload) and the gate is the same.
+func TestReloadKeepsLimiterState(t *testing.T) {
+	mutate := func(burst int) func(*Config) {
+		return func(c *Config) {
+			route(c, RouteStateUpdate, func(rc *RouteConfig) { rc.RateLimit.RPS, rc.RateLimit.Burst = 0.001, burst })
+		}
+	}
+	a := newAdmissionRig(t, false, mutate(1))
+	if rec := a.do(t, "POST", pathState, `{}`); rec.Code != http.StatusOK {
+		t.Fatalf("first: got %d, want 200", rec.Code)
+	}
+	before := a.s.Snapshot()
+	cfg := Defaults()
+	cfg.Upstream.URL = a.u.srv.URL
+	mutate(100)(cfg)
+	if err := a.s.Apply(cfg); err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+	after := a.s.Snapshot()
+	if after == before || after.Global.Admission.Gate != before.Global.Admission.Gate ||
+		after.Runtime[RouteStateUpdate].Admission.Rate != before.Runtime[RouteStateUpdate].Admission.Rate {
+		t.Fatal("reload: want a new snapshot holding the same gate and route limiter")
+	}
+	if rec := a.do(t, "POST", pathState, `{}`); rec.Code != http.StatusTooManyRequests {
+		t.Errorf("after reload: got %d, want 429 (the bucket keeps its state)", rec.Code)
+	}
+}
+
+func TestWebhookSignatureAtTheEdge(t *testing.T) {
+	const secret = "super-secret-webhook-key-123"
+	t.Setenv("OPSCORE_WEBHOOK_SECRET", secret)
+	a := newAdmissionRig(t, false, func(c *Config) {
+		route(c, RouteNotify, func(rc *RouteConfig) { rc.WebhookAuth.Mode = policy.AuthRequired })
+	})
+	body := `{"event_type":"REGISTER","agent_details":{"agentId":"a1","agentName":"PingAgent","version":"1.0.0","capabilities":["ping"],"contactEndpoint":"http://ping-agent:8080/","metadata":{}}}`
+	ts := strconv.FormatInt(time.Now().Unix(), 10)
+	sig := policy.SignWebhook([]byte(secret), ts, []byte(body))
+	old := strconv.FormatInt(time.Now().Add(-time.Hour).Unix(), 10)
+	tests := []struct {
+		name    string
+		header  []string
+		body    string
+		status  int
+		reason  string
+		forward bool
+	}{
+		{"signed", []string{"X-AgentKit-Timestamp", ts, "X-AgentKit-Signature", sig}, body, 200, "", true},
+		{"replayed", []string{"X-AgentKit-Timestamp", ts, "X-AgentKit-Signature", sig}, body, 401, "replay", false},
+		{"unsigned", nil, body, 401, "missing_signature", false},
+		{"body changed", []string{"X-AgentKit-Timestamp", ts, "X-AgentKit-Signature", sig}, body + " ", 401, "bad_signature", false},
+		{"an hour old", []string{"X-AgentKit-Timestamp", old, "X-AgentKit-Signature", policy.SignWebhook([]byte(secret), old, []byte(body))}, body, 401, "stale_timestamp", false},
+		{"ISO timestamp garbage", []string{"X-AgentKit-Timestamp", "soon", "X-AgentKit-Signature", sig}, body, 401, "bad_timestamp", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := a.u.seen.Load()
+			rec := a.do(t, "POST", pathNotify, tt.body, tt.header...)
+			if tt.status != 200 {
+				p := problemOf(t, rec, tt.status)
+				if p["type"] != ProblemTypeBase+"auth_failed" {
+					t.Errorf("type: got %v, want auth_failed", p["type"])
+				}
+				if got := testutil.ToFloat64(a.m.WebhookAuthFailures.WithLabelValues(tt.reason)); got != 1 {
+					t.Errorf("webhook_auth_failures_total{%s}: got %v, want 1", tt.reason, got)
+				}
+			} else if rec.Code != 200 {
+				t.Fatalf("got %d, want 200 (%s)", rec.Code, rec.Body)
+			}
+			if forwarded := a.u.seen.Load() > before; forwarded != tt.forward {
+				t.Errorf("forwarded: got %v, want %v", forwarded, tt.forward)
+			}
+		})
+	}
+	a.u.mu.Lock()
+	defer a.u.mu.Unlock()
+	if len(a.u.bodies) != 1 || a.u.bodies[0] != body {
+		t.Errorf("upstream bodies: got %q, want exactly the signed body once", a.u.bodies)
+	}
+}
+
+func TestWebhookOptionalCountsUnsigned(t *testing.T) {
+	t.Setenv("OPSCORE_WEBHOOK_SECRET", "s")
+	a := newAdmissionRig(t, false, func(c *Config) {
+		route(c, RouteNotify, func(rc *RouteConfig) { rc.WebhookAuth.Mode = policy.AuthOptional })
+	})
+	if rec := a.do(t, "POST", pathNotify, `{}`); rec.Code != http.StatusOK {
+		t.Fatalf("unsigned in optional mode: got %d, want 200", rec.Code)
+	}
+	if got := testutil.ToFloat64(a.m.WebhookAuthFailures.WithLabelValues("unsigned")); got != 1 {
+		t.Errorf("unsigned count: got %v, want 1", got)
+	}
+}
+
+func TestAPIKeyEnforcedWhenRequired(t *testing.T) {
+	t.Setenv("OPSCORE_API_KEY", "test-api-key")
+	a := newAdmissionRig(t, false, func(c *Config) {
+		route(c, RouteStateUpdate, func(rc *RouteConfig) { rc.APIKey.Mode = policy.AuthRequired })
+	})
+	rec := a.do(t, "POST", pathState, `{}`, "Authorization", "Bearer wrong")
+	problemOf(t, rec, http.StatusUnauthorized)
+	if got := rec.Header().Get("WWW-Authenticate"); got != "Bearer" {
+		t.Errorf("WWW-Authenticate: got %q, want Bearer", got)
+	}
+	if rec := a.do(t, "POST", pathState, `{}`, "Authorization", "Bearer test-api-key"); rec.Code != http.StatusOK {
+		t.Errorf("right key: got %d, want 200", rec.Code)
+	}
+	if got := a.u.seen.Load(); got != 1 {
+		t.Errorf("upstream saw %d, want 1", got)
+	}
+}
+
+// TestBulkShedWhileCriticalPasses fills bulk's share of the slots with a
+// held state update: another state update is shed with 503, while a
+// registration still takes a reserved slot.
+func TestBulkShedWhileCriticalPasses(t *testing.T) {
+	a := newAdmissionRig(t, true, func(c *Config) {
+		c.Admission.Concurrency = policy.ConcurrencyConfig{Limit: 2, CriticalReserved: 0.5, QueueSize: 0, Mode: policy.ModeEnforce}
+	})
+	results := make(chan int, 2)
+	go func() { results <- a.do(t, "POST", pathState, `{}`).Code }()
+	<-a.u.arrived
+	rec := a.do(t, "POST", pathState, `{}`)
+	p := problemOf(t, rec, http.StatusServiceUnavailable)
+	if p["type"] != ProblemTypeBase+"shed" || rec.Header().Get("Retry-After") != "1" {
+		t.Errorf("got type %v Retry-After %q, want shed with Retry-After 1", p["type"], rec.Header().Get("Retry-After"))
+	}
+	go func() { results <- a.do(t, "POST", pathNotify, `{}`).Code }()
+	<-a.u.arrived
+	if got := testutil.ToFloat64(a.m.ConcurrencyLimit.WithLabelValues("bulk")); got != 1 {
+		t.Errorf("concurrency_limit{bulk}: got %v, want 1", got)
+	}
+	a.u.open()
+	for range 2 {
+		if code := <-results; code != http.StatusOK {
+			t.Errorf("held request: got %d, want 200", code)
+		}
+	}
+	if got := a.u.peak.Load(); got != 2 {
+		t.Errorf("upstream peak concurrency: got %d, want 2", got)
+	}
+	if got := a.rejections("state_update", "bulk", "shed", "enforce"); got != 1 {
+		t.Errorf("shed rejections: got %v, want 1", got)
+	}
+}
+
+func TestQueueTimeoutAnswers503(t *testing.T) {
+	a := newAdmissionRig(t, true, func(c *Config) {
+		c.Admission.Concurrency = policy.ConcurrencyConfig{Limit: 1, QueueSize: 4, QueueTimeout: 20 * time.Millisecond, Mode: policy.ModeEnforce}
+	})
+	done := make(chan int, 1)
+	go func() { done <- a.do(t, "POST", pathState, `{}`).Code }()
+	<-a.u.arrived
+	rec := a.do(t, "POST", pathState, `{}`)
+	p := problemOf(t, rec, http.StatusServiceUnavailable)
+	if p["type"] != ProblemTypeBase+"queue_timeout" || rec.Header().Get("Retry-After") != "1" {
+		t.Errorf("got type %v Retry-After %q, want queue_timeout with Retry-After 1", p["type"], rec.Header().Get("Retry-After"))
+	}
+	if got := testutil.ToFloat64(a.m.QueueDepth.WithLabelValues("bulk")); got != 0 {
+		t.Errorf("queue_depth after the timeout: got %v, want 0", got)
+	}
+	a.u.open()
+	<-done
+	if got := a.u.seen.Load(); got != 1 {
+		t.Errorf("upstream saw %d, want 1", got)
+	}
+}
+
+func TestDrainingRefusesInsteadOfQueueing(t *testing.T) {
+	a := newAdmissionRig(t, true, func(c *Config) {
+		c.Admission.Concurrency = policy.ConcurrencyConfig{Limit: 1, QueueSize: 4, QueueTimeout: time.Minute, Mode: policy.ModeEnforce}
+	})
+	done := make(chan int, 1)
+	go func() { done <- a.do(t, "POST", pathNotify, `{}`).Code }()
+	<-a.u.arrived
+	a.s.draining.Store(true)
+	p := problemOf(t, a.do(t, "POST", pathNotify, `{}`), http.StatusServiceUnavailable)
+	if p["type"] != ProblemTypeBase+"shed" {
+		t.Errorf("type: got %v, want shed", p["type"])
+	}
+	if got := a.rejections("notify", "critical", "draining", "enforce"); got != 1 {
+		t.Errorf("draining rejections: got %v, want 1", got)
+	}
+	a.u.open()
+	<-done
+}
