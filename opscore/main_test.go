@@ -3,6 +3,7 @@ package opscore
 import (
 	"context"
 	"os"
+	"runtime"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
@@ -18,3 +19,6 @@ func TestMain(m *testing.M) {
 	redis.SetLogger(discardRedisLog{})
 	os.Exit(m.Run())
 }
+
+// testingProcs is GOMAXPROCS, for sizing RunParallel to a client count.
+func testingProcs() int { return runtime.GOMAXPROCS(0) }
