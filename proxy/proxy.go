@@ -66,7 +66,7 @@ func (s *Sidecar) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 		w.WriteHeader(StatusClientClosed)
 	case metrics.ResultTimeout:
 		WriteProblem(w, r, Problem{Status: http.StatusGatewayTimeout, Outcome: OutcomeUpstreamTimeout, Reason: result,
-			Title: "Upstream timed out", Detail: "the upstream did not answer in time"})
+			Title: "Upstream timed out", Detail: "the upstream did not answer in time (timeout)"})
 	default:
 		WriteProblem(w, r, Problem{Status: http.StatusBadGateway, Outcome: OutcomeUpstreamError, Reason: result,
 			Title: "Upstream failed", Detail: "the upstream could not be reached or failed before answering (" + result + ")"})

@@ -1,0 +1,135 @@
+package proxy
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"opscore-sidecar/proxy/proxytest"
+)
+
+// problemDoc is a decoded problem+json body.
+type problemDoc struct {
+	Type      string `json:"type"`
+	Title     string `json:"title"`
+	Status    int    `json:"status"`
+	Detail    string `json:"detail"`
+	RequestID string `json:"request_id"`
+}
+
+func decodeProblem(t *testing.T, resp *http.Response, body string) problemDoc {
+	t.Helper()
+	if ct := resp.Header.Get("Content-Type"); ct != "application/problem+json" {
+		t.Fatalf("Content-Type: got %q, want application/problem+json (body %q)", ct, body)
+	}
+	var p problemDoc
+	if err := json.Unmarshal([]byte(body), &p); err != nil {
+		t.Fatalf("problem body %q: %v", body, err)
+	}
+	return p
+}
+
+// TestUpstreamFailuresBecomeProblems: a refused, reset, closed or hung
+// upstream gives the client a 502/504 problem+json with the request id and
+// the classified cause, never a reset connection.
+func TestUpstreamFailuresBecomeProblems(t *testing.T) {
+	tests := []struct {
+		name     string
+		upstream func(t *testing.T) string
+		status   int
+		outcome  Outcome
+		result   string
+	}{
+		{"refused", func(t *testing.T) string { return proxytest.RefusingURL(t) }, http.StatusBadGateway, OutcomeUpstreamError, "refused"},
+		{"reset", func(t *testing.T) string { return proxytest.New(t, proxytest.Reset()).URL }, http.StatusBadGateway, OutcomeUpstreamError, "reset"},
+		{"closed before response", func(t *testing.T) string { return proxytest.New(t, proxytest.Close()).URL }, http.StatusBadGateway, OutcomeUpstreamError, "closed"},
+		{"hang", func(t *testing.T) string { return proxytest.New(t, proxytest.Hang()).URL }, http.StatusGatewayTimeout, OutcomeUpstreamTimeout, "timeout"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := testConfig(tt.upstream(t))
+			cfg.Upstream.ResponseHeaderTimeout = 200 * time.Millisecond // bounds the hang case
+			env := startSidecar(t, cfg, LoadOptions{})
+			req := newRequest(t, "POST", env.url+"/v1/opscore/agent/a1/state", strings.NewReader(`{"state":"idle"}`))
+			req.Header.Set("X-Request-ID", "req-"+tt.name)
+			resp, body := do(t, req)
+			if resp.StatusCode != tt.status {
+				t.Fatalf("status: got %d, want %d (body %s)", resp.StatusCode, tt.status, body)
+			}
+			p := decodeProblem(t, resp, body)
+			if p.RequestID != "req-"+tt.name || p.Status != tt.status || p.Type != ProblemTypeBase+string(tt.outcome) {
+				t.Errorf("problem: got %+v, want request_id %q, status %d, outcome %s", p, "req-"+tt.name, tt.status, tt.outcome)
+			}
+			if lines := env.access.lines(t); len(lines) != 1 || lines[0]["reason"] != tt.result {
+				t.Errorf("access log: got %v, want one line with reason %q", lines, tt.result)
+			}
+			m := env.srv.Metrics
+			if got := counter(t, m.UpstreamAttempts.WithLabelValues(RouteStateUpdate, tt.result)); got != 1 {
+				t.Errorf("upstream_attempts_total{route=state_update,result=%s}: got %v, want 1", tt.result, got)
+			}
+			if got := counter(t, m.Requests.WithLabelValues(RouteStateUpdate, "bulk", statusCode(tt.status), string(tt.outcome))); got != 1 {
+				t.Errorf("requests_total{code=%d,outcome=%s}: got %v, want 1", tt.status, tt.outcome, got)
+			}
+		})
+	}
+}
+
+func TestSlowUpstreamStillAnswers(t *testing.T) {
+	up := proxytest.New(t, proxytest.Respond(http.StatusAccepted, `{"status":"success"}`).Delayed(50*time.Millisecond))
+	env := startSidecar(t, testConfig(up.URL), LoadOptions{})
+	resp, body := do(t, newRequest(t, "POST", env.url+"/v1/opscore/agent/a1/state", strings.NewReader(`{}`)))
+	if resp.StatusCode != http.StatusAccepted || body != `{"status":"success"}` {
+		t.Errorf("got %d %q, want 202 with the upstream's body", resp.StatusCode, body)
+	}
+}
+
+func TestUpstream5xxIsForwardedAndCounted(t *testing.T) {
+	up := proxytest.New(t, proxytest.Respond(http.StatusServiceUnavailable, "busy", "Retry-After", "3"))
+	env := startSidecar(t, testConfig(up.URL), LoadOptions{})
+	resp, body := do(t, newRequest(t, "GET", env.url+"/v1/opscore/agent/a1/state", nil))
+	if resp.StatusCode != http.StatusServiceUnavailable || body != "busy" || resp.Header.Get("Retry-After") != "3" {
+		t.Errorf("got %d %q Retry-After %q, want the upstream's 503 busy 3", resp.StatusCode, body, resp.Header.Get("Retry-After"))
+	}
+	if got := counter(t, env.srv.Metrics.UpstreamAttempts.WithLabelValues(RouteStateGet, "http_5xx")); got != 1 {
+		t.Errorf("upstream_attempts_total{result=http_5xx}: got %v, want 1", got)
+	}
+}
+
+// TestHiddenTransportReplayIsCounted pins the honest attempt count: when a
+// pooled connection dies, net/http re-sends a replayable GET on a new
+// connection inside one RoundTrip; the access log must say 2 attempts.
+func TestHiddenTransportReplayIsCounted(t *testing.T) {
+	// First request: answered (the connection goes back to the pool).
+	// Second request: the upstream closes the reused connection without
+	// answering; the transport replays it on a new connection, answered.
+	up := proxytest.New(t, proxytest.OK(), proxytest.Close(), proxytest.OK())
+	env := startSidecar(t, testConfig(up.URL), LoadOptions{})
+	for i := 0; i < 2; i++ {
+		resp, body := do(t, newRequest(t, "GET", env.url+"/v1/opscore/agent/a1/state", nil))
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("request %d: got %d %q, want 200", i, resp.StatusCode, body)
+		}
+	}
+	lines := env.access.lines(t)
+	if len(lines) != 2 {
+		t.Fatalf("access log: got %d lines, want 2", len(lines))
+	}
+	if got := lines[1]["attempts"]; got != float64(2) {
+		t.Errorf("second request attempts: got %v, want 2 (one hidden transport replay)", got)
+	}
+	if got := counter(t, env.srv.Metrics.UpstreamAttempts.WithLabelValues(RouteStateGet, "closed")); got != 1 {
+		t.Errorf("upstream_attempts_total{result=closed}: got %v, want 1", got)
+	}
+	if got := len(up.Requests()); got != 3 {
+		t.Errorf("upstream saw %d requests, want 3", got)
+	}
+}
+
+func TestClassifyErrorKeepsAttemptError(t *testing.T) {
+	err := &AttemptError{Result: "reset", Sent: true}
+	if got := ClassifyError(t.Context(), err); got != "reset" {
+		t.Errorf("ClassifyError(AttemptError{reset}) = %q, want reset", got)
+	}
+}

@@ -1,0 +1,123 @@
+package proxy
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestRouteTableMatchesOpsCoreAPI(t *testing.T) {
+	table, err := newRouteTable(Defaults())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		method, path string
+		route, agent string
+	}{
+		{"POST", "/v1/opscore/internal/agent/notify", RouteNotify, ""},
+		{"GET", "/v1/opscore/internal/agent/notify", RouteDefault, ""},
+		{"POST", "/v1/opscore/agent/a-1/state", RouteStateUpdate, "a-1"},
+		{"GET", "/v1/opscore/agent/a-1/state", RouteStateGet, "a-1"},
+		{"HEAD", "/v1/opscore/agent/a-1/state", RouteDefault, ""},
+		{"POST", "/v1/opscore/agent/a-1/workflow", RouteWorkflow, "a-1"},
+		{"POST", "/v1/opscore/agent//state", RouteDefault, ""},
+		{"POST", "/v1/opscore/agent/a/b/state", RouteDefault, ""},
+		{"POST", "/v1/opscore/agent/a-1/state/", RouteDefault, ""},
+		{"POST", "/v1/opscore/agent/a-1", RouteDefault, ""},
+		{"GET", "/health", RouteDefault, ""},
+		{"GET", "/", RouteDefault, ""},
+		{"GET", "", RouteDefault, ""},
+		{"GET", "*", RouteDefault, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.method+" "+tt.path, func(t *testing.T) {
+			route, agent := table.Match(tt.method, tt.path)
+			if route != tt.route || agent != tt.agent {
+				t.Errorf("Match(%q, %q) = (%q, %q), want (%q, %q)", tt.method, tt.path, route, agent, tt.route, tt.agent)
+			}
+		})
+	}
+}
+
+func TestRouteMatchOverride(t *testing.T) {
+	cfg := Defaults()
+	rc := cfg.Routes[RouteWorkflow]
+	rc.Match = MatchConfig{Path: "/v2/{agent_id}/run"} // any method
+	cfg.Routes[RouteWorkflow] = rc
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	table, err := newRouteTable(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []string{"GET", "PUT"} {
+		if route, agent := table.Match(m, "/v2/x9/run"); route != RouteWorkflow || agent != "x9" {
+			t.Errorf("Match(%s /v2/x9/run) = (%q, %q), want (workflow, x9)", m, route, agent)
+		}
+	}
+	if route, _ := table.Match("POST", "/v1/opscore/agent/a/workflow"); route != RouteDefault {
+		t.Errorf("old workflow path: got %q, want default", route)
+	}
+}
+
+func TestCompilePatternRejects(t *testing.T) {
+	for _, p := range []string{"", "x", "/a?b", "/a#b", "/{}", "/a{b}", "/{a}/{a}", "/{a{b}}"} {
+		if _, err := compilePattern(p); err == nil {
+			t.Errorf("compilePattern(%q) = nil error, want one", p)
+		}
+	}
+}
+
+// FuzzRouteMatch checks the matcher against a straightforward reference:
+// split on "/" and compare segment by segment.
+func FuzzRouteMatch(f *testing.F) {
+	f.Add("POST", "/v1/opscore/agent/a/state")
+	f.Add("GET", "/v1/opscore/agent//state")
+	f.Add("POST", "/v1/opscore/internal/agent/notify/")
+	f.Add("GET", "//")
+	table, err := newRouteTable(Defaults())
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, method, path string) {
+		route, agent := table.Match(method, path)
+		want, wantAgent := RouteDefault, ""
+		for _, e := range table.entries {
+			if e.method != "" && e.method != method {
+				continue
+			}
+			if ok, id := referenceMatch(e.pat.raw, path); ok {
+				want, wantAgent = e.name, id
+				break
+			}
+		}
+		if route != want || agent != wantAgent {
+			t.Errorf("Match(%q, %q) = (%q, %q), reference says (%q, %q)", method, path, route, agent, want, wantAgent)
+		}
+	})
+}
+
+func referenceMatch(pattern, path string) (bool, string) {
+	if !strings.HasPrefix(path, "/") {
+		return false, ""
+	}
+	ps, xs := strings.Split(pattern, "/"), strings.Split(path, "/")
+	if len(ps) != len(xs) {
+		return false, ""
+	}
+	agent := ""
+	for i := range ps {
+		if strings.HasPrefix(ps[i], "{") {
+			if xs[i] == "" {
+				return false, ""
+			}
+			if ps[i] == "{agent_id}" {
+				agent = xs[i]
+			}
+		} else if ps[i] != xs[i] {
+			return false, ""
+		}
+	}
+	return true, agent
+}
