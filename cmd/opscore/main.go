@@ -10,7 +10,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -23,37 +25,50 @@ import (
 )
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == "healthcheck" {
-		os.Exit(healthcheck(os.Args[2:]))
-	}
-	if err := run(os.Args[1:]); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	os.Exit(realMain(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
 }
 
-func healthcheck(args []string) int {
-	fs := flag.NewFlagSet("healthcheck", flag.ContinueOnError)
-	url := fs.String("url", "http://127.0.0.1:8000/health", "URL that must answer 200")
-	timeout := fs.Duration("timeout", 3*time.Second, "overall timeout")
-	if err := fs.Parse(args); err != nil {
-		return 2
+// realMain is main without the process: it returns the exit code.
+func realMain(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "healthcheck" {
+		return healthcheck(ctx, args[1:], stderr)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
-	defer cancel()
-	if err := opscore.CheckHealth(ctx, *url); err != nil {
-		fmt.Fprintln(os.Stderr, err)
+	if err := run(ctx, args, getenv, stdout, nil); err != nil {
+		fmt.Fprintln(stderr, err)
 		return 1
 	}
 	return 0
 }
 
-func run(args []string) error {
-	cfg, err := opscore.LoadConfig(args, os.Getenv)
+// healthcheck is "opscore healthcheck": exit 0 when the URL answers 200.
+func healthcheck(ctx context.Context, args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("healthcheck", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	url := fs.String("url", "http://127.0.0.1:8000/health", "URL that must answer 200")
+	timeout := fs.Duration("timeout", 3*time.Second, "overall timeout")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	if err := opscore.CheckHealth(ctx, *url); err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	return 0
+}
+
+// run serves until ctx is done, then drains in-flight requests and closes
+// the store. ready, when not nil, receives the listen address once the
+// listener is open.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer, ready chan<- string) error {
+	cfg, err := opscore.LoadConfig(args, getenv)
 	if err != nil {
 		return err
 	}
-	log := opscore.NewLogger(os.Stdout, cfg.LogLevel)
+	log := opscore.NewLogger(stdout, cfg.LogLevel)
 	redis.SetLogger(opscore.RedisLogger{Logger: log})
 	store, err := cfg.OpenStore()
 	if err != nil {
@@ -67,12 +82,17 @@ func run(args []string) error {
 		return err
 	}
 	srv := opscore.NewHTTPServer(cfg, svc.Handler())
-
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	defer stop()
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		_ = svc.Close()
+		return fmt.Errorf("opscore: listen: %w", err)
+	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.ListenAndServe() }()
-	log.Info("opscore listening", slog.String("listen", cfg.Listen), slog.String("storage", cfg.StorageType))
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info("opscore listening", slog.String("listen", ln.Addr().String()), slog.String("storage", cfg.StorageType))
+	if ready != nil {
+		ready <- ln.Addr().String()
+	}
 
 	select {
 	case err := <-errc:

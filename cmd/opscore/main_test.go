@@ -1,0 +1,103 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"opscore-sidecar/e2e/harness"
+)
+
+// startRun runs the service in the background with env and returns its
+// base URL and a stop function that cancels it and returns run's error.
+func startRun(t *testing.T, env map[string]string) (string, func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan string, 1)
+	errc := make(chan error, 1)
+	go func() {
+		errc <- run(ctx, []string{"--listen", "127.0.0.1:0"}, func(k string) string { return env[k] }, io.Discard, ready)
+	}()
+	select {
+	case addr := <-ready:
+		return "http://" + addr, func() error { cancel(); return <-errc }
+	case err := <-errc:
+		cancel()
+		t.Fatalf("run: %v", err)
+	}
+	return "", nil
+}
+
+func TestRunServesWithoutConfigAndShutsDown(t *testing.T) {
+	base, stop := startRun(t, nil)
+	resp, err := http.Get(base + "/health")
+	if err != nil {
+		t.Fatalf("GET /health: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET /health: got %d, want 200", resp.StatusCode)
+	}
+	if code := realMain(context.Background(), []string{"healthcheck", "--url", base + "/health"}, nil, io.Discard, io.Discard); code != 0 {
+		t.Fatalf("healthcheck against a live server: got exit %d, want 0", code)
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("run after cancel: got %v, want nil", err)
+	}
+	var stderr bytes.Buffer
+	if code := realMain(context.Background(), []string{"healthcheck", "--url", base + "/health", "--timeout", "500ms"}, nil, io.Discard, &stderr); code != 1 {
+		t.Fatalf("healthcheck against a stopped server: got exit %d, want 1", code)
+	}
+}
+
+func TestRunUsesRedisWhenConfigured(t *testing.T) {
+	r := harness.StartRedis(t)
+	base, stop := startRun(t, map[string]string{"OPSCORE_STORAGE_TYPE": "redis", "REDIS_URL": "redis://" + r.Addr, "OPSCORE_API_KEY": "secret"})
+	defer func() {
+		if err := stop(); err != nil {
+			t.Errorf("stop: %v", err)
+		}
+	}()
+	body := `{"event_type":"REGISTER","agent_details":{"agentId":"a1","agentName":"n","version":"1","contactEndpoint":"http://a"}}`
+	resp, err := http.Post(base+"/v1/opscore/internal/agent/notify", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatalf("notify: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("notify: got %d, want 200", resp.StatusCode)
+	}
+	resp, err = http.Get(base + "/readyz")
+	if err != nil {
+		t.Fatalf("readyz: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("readyz: got %d, want 200", resp.StatusCode)
+	}
+	// The key is in this Redis, so the store really is Redis.
+	if err := r.Stop(); err != nil {
+		t.Fatalf("stop redis: %v", err)
+	}
+	client := &http.Client{Timeout: 5 * time.Second}
+	resp, err = client.Get(base + "/readyz")
+	if err != nil {
+		t.Fatalf("readyz with redis stopped: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 503 {
+		t.Fatalf("readyz with redis stopped: got %d, want 503", resp.StatusCode)
+	}
+}
+
+func TestRunRejectsBadConfig(t *testing.T) {
+	var stderr bytes.Buffer
+	code := realMain(context.Background(), []string{"--storage", "etcd"}, func(string) string { return "" }, io.Discard, &stderr)
+	if code != 1 || !strings.Contains(stderr.String(), "OPSCORE_STORAGE_TYPE") {
+		t.Fatalf("got exit %d and %q, want 1 and a message naming OPSCORE_STORAGE_TYPE", code, stderr.String())
+	}
+}
