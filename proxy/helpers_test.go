@@ -160,3 +160,14 @@ func rawRequest(t *testing.T, addr, raw string) string {
 	b, _ := io.ReadAll(c)
 	return string(b)
 }
+
+// dialRaw opens a TCP connection closed at the end of the test.
+func dialRaw(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
