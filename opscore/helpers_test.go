@@ -125,3 +125,5 @@ func mustStatus(t testing.TB, what string, r response, want int) {
 		t.Fatalf("%s: got status %d (%s), want %d", what, r.status, r.body, want)
 	}
 }
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
