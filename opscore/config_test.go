@@ -24,7 +24,9 @@ func TestLoadConfig(t *testing.T) {
 		{name: "python inmemory is memory", env: map[string]string{"OPSCORE_STORAGE_TYPE": "inmemory"},
 			check: func(c Config) string { return want(c.StorageType, "memory") }},
 		{name: "redis by env", env: map[string]string{"OPSCORE_STORAGE_TYPE": "Redis", "REDIS_HOST": "r", "REDIS_PORT": "6380"},
-			check: func(c Config) string { return want(c.StorageType+" "+c.Redis.Host+" "+itoa(c.Redis.Port), "redis r 6380") }},
+			check: func(c Config) string {
+				return want(c.StorageType+" "+c.Redis.Host+" "+itoa(c.Redis.Port), "redis r 6380")
+			}},
 		{name: "REDIS_URL alone selects redis", env: map[string]string{"REDIS_URL": "redis://x:1/0"},
 			check: func(c Config) string { return want(c.StorageType, "redis") }},
 		{name: "flags override env", args: []string{"--listen", ":9", "--idle-timeout", "5s", "--storage", "memory"},
@@ -35,7 +37,7 @@ func TestLoadConfig(t *testing.T) {
 		{name: "env timeouts", env: map[string]string{"OPSCORE_REDIS_TIMEOUT": "250ms", "OPSCORE_API_KEY": "k"},
 			check: func(c Config) string { return want(c.Redis.Timeout.String()+" "+c.APIKey, "250ms k") }},
 		{name: "every error at once",
-			env: map[string]string{"OPSCORE_STORAGE_TYPE": "etcd", "REDIS_PORT": "x", "OPSCORE_IDLE_TIMEOUT": "5", "LOG_LEVEL": "loud"},
+			env:     map[string]string{"OPSCORE_STORAGE_TYPE": "etcd", "REDIS_PORT": "x", "OPSCORE_IDLE_TIMEOUT": "5", "LOG_LEVEL": "loud"},
 			wantErr: []string{"OPSCORE_STORAGE_TYPE", "REDIS_PORT", "OPSCORE_IDLE_TIMEOUT", "LOG_LEVEL"}},
 		{name: "unknown flag", args: []string{"--nope"}, wantErr: []string{"flags"}},
 	}
