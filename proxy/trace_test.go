@@ -1,0 +1,88 @@
+package proxy
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+
+	"go.opentelemetry.io/otel/trace"
+
+	"opscore-sidecar/proxy/proxytest"
+)
+
+// TestTraceIDSameAtClientAccessLogAndUpstream: an incoming traceparent is
+// continued; the access log, the spans and the upstream's traceparent all
+// carry its trace id, and the upstream's parent is the attempt span.
+func TestTraceIDSameAtClientAccessLogAndUpstream(t *testing.T) {
+	up := proxytest.New(t, proxytest.OK())
+	env := startSidecar(t, testConfig(up.URL), LoadOptions{})
+	const traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
+	req := newRequest(t, "POST", env.url+"/v1/opscore/agent/a1/state", strings.NewReader("{}"))
+	req.Header.Set("traceparent", "00-"+traceID+"-00f067aa0ba902b7-01")
+	resp, _ := do(t, req)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d, want 200", resp.StatusCode)
+	}
+
+	upTP := up.Requests()[0].Header.Get("traceparent")
+	parts := strings.Split(upTP, "-")
+	if len(parts) != 4 || parts[1] != traceID {
+		t.Fatalf("upstream traceparent: got %q, want trace id %s", upTP, traceID)
+	}
+	lines := env.access.lines(t)
+	if len(lines) != 1 || lines[0]["trace_id"] != traceID {
+		t.Fatalf("access log: got %v, want one line with trace_id %s", lines, traceID)
+	}
+	for _, k := range []string{"request_id", "route", "method", "status", "outcome", "attempts", "upstream_status", "duration_ms", "upstream_ms", "bytes_in", "bytes_out"} {
+		if _, ok := lines[0][k]; !ok {
+			t.Errorf("access log line lacks %q: %v", k, lines[0])
+		}
+	}
+	if lines[0]["route"] != RouteStateUpdate || lines[0]["outcome"] != "forwarded" {
+		t.Errorf("access log route/outcome: got %v/%v, want state_update/forwarded", lines[0]["route"], lines[0]["outcome"])
+	}
+
+	spans := env.spans.Ended()
+	if len(spans) != 2 {
+		t.Fatalf("spans: got %d, want 2 (server + one attempt)", len(spans))
+	}
+	var server, attempt, attemptParent trace.SpanContext
+	for _, s := range spans {
+		if s.SpanContext().TraceID().String() != traceID {
+			t.Errorf("span %q trace id %s, want %s", s.Name(), s.SpanContext().TraceID(), traceID)
+		}
+		switch s.SpanKind() {
+		case trace.SpanKindServer:
+			server = s.SpanContext()
+			if s.Parent().SpanID().String() != "00f067aa0ba902b7" {
+				t.Errorf("server span parent: got %s, want the caller's 00f067aa0ba902b7", s.Parent().SpanID())
+			}
+		case trace.SpanKindClient:
+			attempt, attemptParent = s.SpanContext(), s.Parent()
+		}
+	}
+	if !server.IsValid() || !attempt.IsValid() {
+		t.Fatalf("want one server and one client span, got %v", spans)
+	}
+	if attemptParent.SpanID() != server.SpanID() {
+		t.Errorf("attempt span parent: got %s, want the server span %s", attemptParent.SpanID(), server.SpanID())
+	}
+	if parts[2] != attempt.SpanID().String() {
+		t.Errorf("upstream parent span: got %s, want the attempt span %s", parts[2], attempt.SpanID())
+	}
+}
+
+func TestTraceStartedWhenNoTraceparent(t *testing.T) {
+	up := proxytest.New(t, proxytest.OK())
+	env := startSidecar(t, testConfig(up.URL), LoadOptions{})
+	do(t, newRequest(t, "GET", env.url+"/health", nil))
+	tp := up.Requests()[0].Header.Get("traceparent")
+	lines := env.access.lines(t)
+	if len(lines) != 1 {
+		t.Fatalf("access log: got %d lines, want 1", len(lines))
+	}
+	id, _ := lines[0]["trace_id"].(string)
+	if len(id) != 32 || !strings.Contains(tp, id) {
+		t.Errorf("upstream traceparent %q does not carry the logged trace id %q", tp, id)
+	}
+}
