@@ -32,7 +32,7 @@ func decodeProblem(t *testing.T, resp *http.Response, body string) problemDoc {
 }
 
 // TestUpstreamFailuresBecomeProblems: a refused, reset, closed or hung
-// upstream gives the client a 502/504 problem+json with the request id and
+// upstream gives the client a 503/502/504 problem+json with the request id and
 // the classified cause, never a reset connection.
 func TestUpstreamFailuresBecomeProblems(t *testing.T) {
 	tests := []struct {
@@ -42,7 +42,7 @@ func TestUpstreamFailuresBecomeProblems(t *testing.T) {
 		outcome  Outcome
 		result   string
 	}{
-		{"refused", func(t *testing.T) string { return proxytest.RefusingURL(t) }, http.StatusBadGateway, OutcomeUpstreamError, "refused"},
+		{"refused", func(t *testing.T) string { return proxytest.RefusingURL(t) }, http.StatusServiceUnavailable, OutcomeUpstreamError, "refused"}, // never reached: 503 + Retry-After (retry_transport.go)
 		{"reset", func(t *testing.T) string { return proxytest.New(t, proxytest.Reset()).URL }, http.StatusBadGateway, OutcomeUpstreamError, "reset"},
 		{"closed before response", func(t *testing.T) string { return proxytest.New(t, proxytest.Close()).URL }, http.StatusBadGateway, OutcomeUpstreamError, "closed"},
 		{"hang", func(t *testing.T) string { return proxytest.New(t, proxytest.Hang()).URL }, http.StatusGatewayTimeout, OutcomeUpstreamTimeout, "timeout"},

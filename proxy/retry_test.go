@@ -58,8 +58,8 @@ func TestRetryRowsThroughTheSidecar(t *testing.T) {
 		{"workflow: 429 with Retry-After is retried", "POST", pathWorkflow, nil, []proxytest.Step{P(429, "", "Retry-After", "0"), proxytest.OK()}, false, 200, "2", 2},
 		{"workflow+Idempotency-Key: reset then ok", "POST", pathWorkflow, []string{"Idempotency-Key", "k1"}, []proxytest.Step{proxytest.Reset(), proxytest.OK()}, false, 200, "2", 2},
 		{"workflow+Idempotency-Key: 503 then ok", "POST", pathWorkflow, []string{"Idempotency-Key", "k1"}, []proxytest.Step{P(503, ""), proxytest.OK()}, false, 200, "2", 2},
-		{"workflow: never reached is retried", "POST", pathWorkflow, nil, nil, true, 502, "4", 0},
-		{"notify: never reached is retried", "POST", pathNotify, nil, nil, true, 502, "4", 0},
+		{"workflow: never reached is retried", "POST", pathWorkflow, nil, nil, true, 503, "4", 0},
+		{"notify: never reached is retried", "POST", pathNotify, nil, nil, true, 503, "4", 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -88,10 +88,13 @@ func TestRetryRowsThroughTheSidecar(t *testing.T) {
 					t.Errorf("upstream saw %d requests, want %d", got, tt.wantUpstream)
 				}
 			}
-			if tt.wantCode == 502 || tt.wantCode == 504 {
+			if tt.wantCode == 502 || tt.wantCode == 504 || tt.refused {
 				if ct := rec.Header().Get("Content-Type"); ct != "application/problem+json" {
 					t.Errorf("Content-Type %q, want application/problem+json", ct)
 				}
+			}
+			if tt.refused && rec.Header().Get("Retry-After") != "1" {
+				t.Errorf("Retry-After %q, want 1 for an upstream that was never reached", rec.Header().Get("Retry-After"))
 			}
 		})
 	}

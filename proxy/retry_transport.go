@@ -113,8 +113,9 @@ func (t *retryTransport) attempt(ctx context.Context, req *http.Request, body *r
 
 // finish returns the last attempt's result to the ReverseProxy with the
 // attempt count: on the response's header, or on the problem the
-// ErrorHandler will write (502 upstream_error, 504 upstream_timeout). A
-// client that went away gets its error back as it is (logged as 499).
+// ErrorHandler will write (503 with Retry-After when the last attempt never
+// reached the upstream, 504 upstream_timeout, 502 upstream_error). A client
+// that went away gets its error back as it is (logged as 499).
 func (t *retryTransport) finish(ctx context.Context, resp *http.Response, err error, cancel func(), attempts int) (*http.Response, error) {
 	if err == nil {
 		resp.Header.Set(HeaderAttempts, strconv.Itoa(attempts))
@@ -126,13 +127,23 @@ func (t *retryTransport) finish(ctx context.Context, resp *http.Response, err er
 		return nil, err
 	}
 	result := ClassifyError(ctx, err)
-	p := Problem{Status: http.StatusBadGateway, Outcome: OutcomeUpstreamError, Reason: result,
-		Title: "Upstream failed", Detail: "the upstream could not be reached or failed before answering (" + result + ")"}
-	if result == metrics.ResultTimeout {
+	var p Problem
+	switch {
+	case policy.ClassifyAttempt(err, 0, nil) == policy.AttemptNotReached:
+		// Not one attempt reached the upstream (it is down or restarting):
+		// the request was certainly not processed, so the client may send
+		// it again, and 503 with Retry-After says exactly that.
+		p = Problem{Status: http.StatusServiceUnavailable, Outcome: OutcomeUpstreamError, Reason: result,
+			Title: "Upstream unavailable", Detail: "the upstream could not be reached; the request was not processed (" + result + ")",
+			Header: http.Header{"Retry-After": {"1"}}}
+	case result == metrics.ResultTimeout:
 		p = Problem{Status: http.StatusGatewayTimeout, Outcome: OutcomeUpstreamTimeout, Reason: result,
 			Title: "Upstream timed out", Detail: "the upstream did not answer in time"}
+	default:
+		p = Problem{Status: http.StatusBadGateway, Outcome: OutcomeUpstreamError, Reason: result,
+			Title: "Upstream failed", Detail: "the upstream failed before answering (" + result + ")"}
 	}
-	p.Header = withAttempts(nil, attempts)
+	p.Header = withAttempts(p.Header, attempts)
 	return nil, &ProblemError{Problem: p, Err: err}
 }
 
