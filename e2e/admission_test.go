@@ -25,10 +25,10 @@ import (
 // latency toxic so that slots stay busy, and behind a counting shim that
 // measures what the upstream really sees.
 const (
-	admStateLimitRPS  = 60   // routes.state_update.rate_limit.rps
-	admOfferFactor    = 10   // offered state rate / admStateLimitRPS
-	admConcurrency    = 4    // admission.concurrency.limit
-	admRunTicks       = 300  // ticks of admTick: a 3 s run
+	admStateLimitRPS  = 60  // routes.state_update.rate_limit.rps
+	admOfferFactor    = 10  // offered state rate / admStateLimitRPS
+	admConcurrency    = 4   // admission.concurrency.limit
+	admRunTicks       = 300 // ticks of admTick: a 3 s run
 	admTick           = 10 * time.Millisecond
 	admRegEveryTicks  = 4 // one registration per 40 ms
 	admAgents         = 50
