@@ -332,3 +332,41 @@ func TestGateAcquireNowNeverWaits(t *testing.T) {
 		s.Release()
 	})
 }
+
+// TestGateObserverSeesEveryChange records the states the observer is
+// given: queue depth and in-flight counts as requests queue and leave.
+func TestGateObserverSeesEveryChange(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g := mustGate(t, gateConfig(1, 0, 2, time.Second, ModeEnforce))
+		var mu sync.Mutex
+		var seen []GateStats
+		g.Observe(func(st GateStats) {
+			mu.Lock()
+			seen = append(seen, st)
+			mu.Unlock()
+		})
+		held := mustAcquire(t, g, ClassCritical)
+		out := make(chan gateResult, 1)
+		acquireAsync(t.Context(), g, "bulk", ClassBulk, out)
+		held.Release()
+		synctest.Wait()
+		(<-out).slot.Release()
+		mu.Lock()
+		defer mu.Unlock()
+		want := []struct{ inflight, queued [2]int }{
+			{[2]int{0, 0}, [2]int{0, 0}}, // Observe reports the state at once
+			{[2]int{1, 0}, [2]int{0, 0}}, // critical takes the slot
+			{[2]int{1, 0}, [2]int{0, 1}}, // bulk queues
+			{[2]int{0, 1}, [2]int{0, 0}}, // release hands the slot to bulk
+			{[2]int{0, 0}, [2]int{0, 0}}, // bulk releases
+		}
+		if len(seen) != len(want) {
+			t.Fatalf("got %d observations %+v, want %d", len(seen), seen, len(want))
+		}
+		for i, w := range want {
+			if seen[i].InFlight != w.inflight || seen[i].Queued != w.queued {
+				t.Errorf("observation %d: got in flight %v queued %v, want %v %v", i, seen[i].InFlight, seen[i].Queued, w.inflight, w.queued)
+			}
+		}
+	})
+}

@@ -324,3 +324,21 @@ func TestRateLimiterRejectsInvalidConfig(t *testing.T) {
 		t.Errorf("Route(nope): got %v, want ErrUnknownRoute", err)
 	}
 }
+
+func TestRouteRateLimiterStandalone(t *testing.T) {
+	if _, err := NewRouteRateLimiter("notify", routeRate(-1, 0, "", 0, 0, ModeEnforce)); err == nil || !strings.Contains(err.Error(), "routes.notify.rate_limit.rps") {
+		t.Fatalf("got %v, want an error naming routes.notify.rate_limit.rps", err)
+	}
+	r, err := NewRouteRateLimiter("notify", routeRate(1, 1, "", 0, 0, ModeEnforce))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := mustRateLimiter(t, RateLimitConfig{Mode: ModeEnforce}, nil)
+	l.Allow(r, "", at(0))
+	if err := r.Update(at(0), "notify", routeRate(1, 5, "", 0, 0, ModeEnforce)); err != nil {
+		t.Fatal(err)
+	}
+	if d := l.Allow(r, "", at(0)); d.Reason != ReasonRouteRate {
+		t.Errorf("after Update: got %+v, want refused by the route (state kept)", d)
+	}
+}

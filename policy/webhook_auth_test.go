@@ -224,3 +224,27 @@ func TestWebhookUpdateKeepsReplayCache(t *testing.T) {
 		t.Errorf("after reload: got %+v, want replayed", got)
 	}
 }
+
+// TestWebhookWithSharesReplayCache builds the next snapshot's verifier
+// with With: the old one is unchanged, the replay cache is shared.
+func TestWebhookWithSharesReplayCache(t *testing.T) {
+	v := mustVerifier(t, AuthRequired, time.Minute, 10)
+	now := time.Unix(1745287627, 0)
+	body := agentKitBody(t, "agent-1")
+	sig := SignWebhook([]byte(specSecret), specTimestamp, body)
+	cfg := DefaultWebhookAuth()
+	cfg.Mode, cfg.Tolerance, cfg.ReplayCacheSize = AuthOptional, time.Minute, 10
+	next, err := v.With(cfg, func(string) string { return specSecret })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := next.Verify(specTimestamp, sig, body, now); !got.Allowed {
+		t.Fatalf("first delivery via the new verifier: got %+v, want allowed", got)
+	}
+	if got := v.Verify(specTimestamp, sig, body, now); got.Reason != AuthReasonReplayed {
+		t.Errorf("same delivery via the old verifier: got %+v, want replayed (shared cache)", got)
+	}
+	if v.Mode() != AuthRequired || next.Mode() != AuthOptional {
+		t.Errorf("modes: got old %s new %s, want required and optional", v.Mode(), next.Mode())
+	}
+}
