@@ -30,6 +30,7 @@ type Reloader struct {
 	debounce time.Duration
 	logger   *slog.Logger
 
+	watcher  *fsnotify.Watcher
 	mu       sync.Mutex
 	lastHash [sha256.Size]byte
 	// OnResult, when set before Run, is called after every reload attempt
@@ -48,18 +49,32 @@ func NewReloader(s *Sidecar, opts LoadOptions, debounce time.Duration, logger *s
 	return r
 }
 
-// Run watches until ctx is done. It returns an error only if the watch
-// cannot be set up.
-func (r *Reloader) Run(ctx context.Context) error {
+// Watch starts watching the file's directory; changes made after it
+// returns are seen by Run.
+func (r *Reloader) Watch() error {
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
 		return fmt.Errorf("proxy: reload: %w", err)
 	}
-	defer w.Close()
 	dir := filepath.Dir(r.opts.Path)
 	if err := w.Add(dir); err != nil {
+		w.Close()
 		return fmt.Errorf("proxy: reload: watch %s: %w", dir, err)
 	}
+	r.watcher = w
+	return nil
+}
+
+// Run handles the watch's events until ctx is done, calling Watch first
+// if it was not called.
+func (r *Reloader) Run(ctx context.Context) error {
+	if r.watcher == nil {
+		if err := r.Watch(); err != nil {
+			return err
+		}
+	}
+	w := r.watcher
+	defer w.Close()
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()

@@ -37,6 +37,9 @@ type RunOptions struct {
 	// SetupAdmin, when set, is called before the admin server starts, to
 	// add endpoints with AdminServer.Handle.
 	SetupAdmin func(*AdminServer, *Sidecar)
+	// OnReload, when set, is called after every hot-reload attempt with its
+	// result (nil on success); tests wait on it instead of sleeping.
+	OnReload func(error)
 }
 
 // Server is a started sidecar: the proxy and admin listeners, the
@@ -105,11 +108,12 @@ func Start(ctx context.Context, opts RunOptions) (*Server, error) {
 	srv.stopReload = cancel
 	if opts.Load.Path != "" && cfg.Reload.Enabled {
 		r := NewReloader(s, opts.Load, cfg.Reload.Debounce, opts.Logger)
-		go func() {
-			if err := r.Run(rctx); err != nil {
-				opts.Logger.Error("config reload disabled", "error", err)
-			}
-		}()
+		r.OnResult = opts.OnReload
+		if err := r.Watch(); err != nil {
+			opts.Logger.Error("config reload disabled", "error", err)
+		} else {
+			go func() { _ = r.Run(rctx) }()
+		}
 	}
 	opts.Logger.Info("sidecar started", "listen", srv.proxyLn.Addr().String(), "admin", srv.adminLn.Addr().String(), "upstream", cfg.Upstream.URL)
 	return srv, nil

@@ -1,0 +1,174 @@
+package proxy
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"opscore-sidecar/metrics"
+	"opscore-sidecar/proxy/proxytest"
+)
+
+// reloadEnv is a sidecar started from a config file, with its reload
+// results delivered on a channel.
+type reloadEnv struct {
+	*testEnv
+	results chan error
+}
+
+func configDoc(upstream string, notifyLimit int) string {
+	return fmt.Sprintf(`listen: 127.0.0.1:0
+admin:
+  listen: 127.0.0.1:0
+upstream:
+  url: %s
+server:
+  drain_delay: 0s
+reload:
+  debounce: 20ms
+routes:
+  notify:
+    body_limit: %d
+`, upstream, notifyLimit)
+}
+
+func startFromFile(t *testing.T, path string) *reloadEnv {
+	t.Helper()
+	cfg, err := Load(LoadOptions{Path: path})
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	results := make(chan error, 16)
+	env := &testEnv{reg: prometheus.NewRegistry(), access: &syncBuffer{}, log: &syncBuffer{}}
+	srv, err := Start(context.Background(), RunOptions{
+		Config: cfg, Load: LoadOptions{Path: path}, Registry: env.reg,
+		Logger:   slog.New(slog.NewJSONHandler(env.log, nil)),
+		OnReload: func(err error) { results <- err },
+	})
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	env.srv = srv
+	t.Cleanup(func() { _ = srv.Drain() })
+	return &reloadEnv{testEnv: env, results: results}
+}
+
+func (e *reloadEnv) next(t *testing.T) error {
+	t.Helper()
+	select {
+	case err := <-e.results:
+		return err
+	case <-time.After(10 * time.Second):
+		t.Fatal("no reload within 10s of the file change")
+		return nil
+	}
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	// Write then rename, as editors do: the watch is on the directory.
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestReloadGoodBadGood(t *testing.T) {
+	up := proxytest.New(t, proxytest.OK())
+	path := filepath.Join(t.TempDir(), "sidecar.yaml")
+	writeFile(t, path, configDoc(up.URL, 1000))
+	env := startFromFile(t, path)
+	m := env.srv.Metrics
+	first := env.srv.Sidecar.Snapshot()
+
+	writeFile(t, path, configDoc(up.URL, 1000)+"    retry:\n      attempts: 0\n")
+	if err := env.next(t); err == nil {
+		t.Fatal("reload of an invalid file: got nil error, want a validation error")
+	}
+	if got := env.srv.Sidecar.Snapshot(); got != first {
+		t.Error("an invalid file replaced the snapshot; the last good config must stay")
+	}
+	if got := counter(t, m.ConfigReloads.WithLabelValues(metrics.ReloadFailure)); got != 1 {
+		t.Errorf("config_reloads_total{result=failure}: got %v, want 1", got)
+	}
+
+	writeFile(t, path, configDoc(up.URL, 2000))
+	if err := env.next(t); err != nil {
+		t.Fatalf("reload of a good file: %v", err)
+	}
+	snap := env.srv.Sidecar.Snapshot()
+	if got := snap.Runtime[RouteNotify].BodyLimit; got != 2000 {
+		t.Errorf("notify body_limit after reload: got %d, want 2000", got)
+	}
+	if snap.Transport != first.Transport {
+		t.Error("upstream unchanged but the transport (and its warm pool) was replaced")
+	}
+	if got := counter(t, m.ConfigReloads.WithLabelValues(metrics.ReloadSuccess)); got != 2 {
+		t.Errorf("config_reloads_total{result=success}: got %v, want 2 (start + reload)", got)
+	}
+}
+
+// TestReloadFollowsConfigMapSymlinkSwap reproduces how Kubernetes updates
+// a mounted ConfigMap: sidecar.yaml -> ..data/sidecar.yaml, and ..data is
+// a symlink swapped atomically to a new timestamped directory.
+func TestReloadFollowsConfigMapSymlinkSwap(t *testing.T) {
+	up := proxytest.New(t, proxytest.OK())
+	dir := t.TempDir()
+	version := func(name string, limit int) {
+		t.Helper()
+		if err := os.Mkdir(filepath.Join(dir, name), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name, "sidecar.yaml"), []byte(configDoc(up.URL, limit)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(name, filepath.Join(dir, "..data_tmp")); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(filepath.Join(dir, "..data_tmp"), filepath.Join(dir, "..data")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	version("..2026_01_01_v1", 1000)
+	path := filepath.Join(dir, "sidecar.yaml")
+	if err := os.Symlink(filepath.Join("..data", "sidecar.yaml"), path); err != nil {
+		t.Fatal(err)
+	}
+	env := startFromFile(t, path)
+
+	version("..2026_01_01_v2", 3000)
+	if err := env.next(t); err != nil {
+		t.Fatalf("reload after the symlink swap: %v", err)
+	}
+	if got := env.srv.Sidecar.Snapshot().Runtime[RouteNotify].BodyLimit; got != 3000 {
+		t.Errorf("notify body_limit after the swap: got %d, want 3000", got)
+	}
+}
+
+func TestApplyChangedUpstreamGetsNewTransport(t *testing.T) {
+	up := proxytest.New(t, proxytest.OK())
+	env := startSidecar(t, testConfig(up.URL), LoadOptions{})
+	before := env.srv.Sidecar.Snapshot()
+	cfg := testConfig(up.URL)
+	cfg.Upstream.IdleConnTimeout = 3 * time.Second
+	if err := env.srv.Sidecar.Apply(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if env.srv.Sidecar.Snapshot().Transport == before.Transport {
+		t.Error("upstream settings changed but the transport was kept")
+	}
+	bad := testConfig(up.URL)
+	bad.Upstream.URL = "ftp://x"
+	if err := env.srv.Sidecar.Apply(bad); err == nil {
+		t.Error("Apply(invalid) = nil, want an error")
+	}
+}
