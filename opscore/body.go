@@ -126,7 +126,7 @@ func (v *validator) topObject(b requestBody) (map[string]json.RawMessage, bool) 
 	}
 	m, ok := object(b.json)
 	if !ok {
-		v.add("model_attributes_type", loc, "Input should be a valid dictionary or object to extract fields from", compact(b.json), nil)
+		v.add("model_attributes_type", loc, "Input should be a valid dictionary or object to extract fields from", b.json, nil)
 	}
 	return m, ok
 }

@@ -29,7 +29,7 @@ func parseNotify(b requestBody) (notifyRequest, []fieldError) {
 	req.EventType = v.str(top, b.json, loc, "event_type")
 	raw, present := top["agent_details"]
 	if !present {
-		v.add("missing", at(loc, "agent_details"), "Field required", compact(b.json), nil)
+		v.add("missing", at(loc, "agent_details"), "Field required", b.json, nil)
 		return req, v.errs
 	}
 	loc = at(loc, "agent_details")
@@ -37,7 +37,6 @@ func parseNotify(b requestBody) (notifyRequest, []fieldError) {
 	if !ok {
 		return req, v.errs
 	}
-	raw = compact(raw)
 	req.Details = AgentInfo{
 		AgentID:         v.str(d, raw, loc, "agentId"),
 		AgentName:       v.str(d, raw, loc, "agentName"),

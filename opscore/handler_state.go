@@ -25,7 +25,7 @@ func parseState(b requestBody) (stateRequest, []fieldError) {
 		return req, v.errs
 	}
 	loc := []any{"body"}
-	parent := compact(b.json)
+	parent := b.json
 	req.AgentID = v.str(top, parent, loc, "agentId")
 	req.Timestamp = v.str(top, parent, loc, "timestamp")
 	req.State = v.str(top, parent, loc, "state")

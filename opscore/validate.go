@@ -6,7 +6,8 @@ import (
 )
 
 // fieldError is one item of FastAPI's 422 body:
-// {"type","loc","msg","input","ctx"?}.
+// {"type","loc","msg","input","ctx"?}. Input is compacted by encoding/json
+// when the error is written, so callers pass raw values as they are.
 type fieldError struct {
 	Type  string          `json:"type"`
 	Loc   []any           `json:"loc"`

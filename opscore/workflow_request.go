@@ -27,11 +27,11 @@ func parseWorkflow(b requestBody) (workflowRequest, []fieldError) {
 	switch {
 	case !hasID && !hasDef:
 		v.add("value_error", loc, "Value error, Either workflowDefinitionId or workflowDefinition must be provided",
-			compact(b.json), map[string]any{"error": map[string]any{}})
+			b.json, map[string]any{"error": map[string]any{}})
 		return req, v.errs
 	case hasID && hasDef && truthy(idRaw) && truthy(defRaw):
 		v.add("value_error", loc, "Value error, Provide either workflowDefinitionId or workflowDefinition, not both",
-			compact(b.json), map[string]any{"error": map[string]any{}})
+			b.json, map[string]any{"error": map[string]any{}})
 		return req, v.errs
 	}
 	if id := v.optStr(top, loc, "workflowDefinitionId"); id != nil {
@@ -50,7 +50,6 @@ func (v *validator) workflowDefinition(raw json.RawMessage, loc []any) (*Workflo
 	if !ok {
 		return nil, false
 	}
-	raw = compact(raw)
 	def := &WorkflowDefinition{
 		ID:          v.str(m, raw, loc, "id"),
 		Name:        v.str(m, raw, loc, "name"),
