@@ -83,8 +83,10 @@ func decode(v *viper.Viper, keyErrs []error, overrides map[string]any) (cfg *Con
 		}
 	}()
 	cfg = &Config{}
-	if err := v.UnmarshalExact(cfg, func(dc *mapstructure.DecoderConfig) {
-		dc.ErrorUnused = true
+	// With unknown keys already named, decode the rest leniently so that
+	// validation can still report every other problem at once.
+	if err := v.Unmarshal(cfg, func(dc *mapstructure.DecoderConfig) {
+		dc.ErrorUnused = len(keyErrs) == 0
 		dc.DecodeHook = mapstructure.ComposeDecodeHookFunc(
 			mapstructure.StringToTimeDurationHookFunc(),
 			mapstructure.StringToSliceHookFunc(","),
