@@ -110,4 +110,3 @@ func splitErrors(err error) []error {
 	}
 	return []error{err}
 }
-
