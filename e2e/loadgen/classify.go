@@ -66,7 +66,7 @@ func classifyTransport(err error) (Kind, string) {
 		return KindReset, MsgPipe
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
 		return KindTimeout, MsgTimeout
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed),
 		strings.Contains(err.Error(), "server closed"),
 		strings.Contains(err.Error(), "connection broken"):
 		return KindClosed, MsgClosed

@@ -58,6 +58,7 @@ func TestClassify(t *testing.T) {
 		{name: "refused", reqName: state, err: opErr(syscall.ECONNREFUSED), wantKind: KindRefused, wantMsg: MsgRefused},
 		{name: "EOF", reqName: state, err: &url.Error{Op: "Post", URL: "u", Err: io.EOF}, wantKind: KindClosed, wantMsg: MsgClosed},
 		{name: "unexpected EOF", reqName: state, err: fmt.Errorf("x: %w", io.ErrUnexpectedEOF), wantKind: KindClosed, wantMsg: MsgClosed},
+		{name: "closed conn", reqName: state, err: fmt.Errorf("write: %w", net.ErrClosed), wantKind: KindClosed, wantMsg: MsgClosed},
 		{name: "deadline", reqName: state, err: fmt.Errorf("x: %w", context.DeadlineExceeded), wantKind: KindTimeout, wantMsg: MsgTimeout},
 		{name: "net timeout", reqName: state, err: &url.Error{Op: "Get", URL: "u", Err: timeoutErr{}}, wantKind: KindTimeout, wantMsg: MsgTimeout},
 		{name: "other", reqName: state, err: errors.New("tls: bad"), wantKind: KindOther, wantMsg: `ConnectionError("tls: bad")`},

@@ -77,6 +77,7 @@ started {{.R.Started.UTC.Format "2006-01-02 15:04:05 UTC"}} · ran {{printf "%.1
 {{if .R.Failures}}<table><tr><th># occurrences</th><th>Type</th><th>Name</th><th>Error</th><th>kind</th></tr>
 {{range .R.Failures}}<tr><td class="n">{{.Occurrences}}</td><td>{{.Method}}</td><td>{{.Name}}</td><td><code>{{.Error}}</code></td><td>{{.Kind}}</td></tr>
 {{end}}</table>{{else}}<p>No failures.</p>{{end}}
+{{if .R.Events}}<h2>Events</h2><ul>{{range .R.Events}}<li>{{printf "%.2f" .At}} s: {{.What}}</li>{{end}}</ul>{{end}}
 <h2>Over time</h2>
 {{range .Charts}}<div>{{.}}</div>
 {{end}}

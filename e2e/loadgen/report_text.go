@@ -40,6 +40,14 @@ func (r *Result) WriteText(w io.Writer) {
 	}
 	fmt.Fprintln(w)
 
+	if len(r.Events) > 0 {
+		fmt.Fprintln(w, "Events")
+		for _, e := range r.Events {
+			fmt.Fprintf(w, "  %6.2fs  %s\n", e.At, e.What)
+		}
+		fmt.Fprintln(w)
+	}
+
 	fmt.Fprintln(w, "Error report")
 	fmt.Fprintf(w, "%-14s %s\n", "# occurrences", "Error")
 	fmt.Fprintln(w, strings.Repeat("-", 14)+"|"+strings.Repeat("-", 80))

@@ -66,6 +66,14 @@ type Result struct {
 	Total       StatRow      `json:"total"`
 	Failures    []FailureRow `json:"failures"`
 	Timeline    []Point      `json:"timeline"`
+	Events      []Event      `json:"events,omitempty"`
+}
+
+// Event is a fault or other happening during a run, at At seconds after
+// the start.
+type Event struct {
+	At   float64 `json:"at_s"`
+	What string  `json:"what"`
 }
 
 // FailureRatio returns failures / requests over the whole run.

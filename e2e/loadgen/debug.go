@@ -1,0 +1,182 @@
+package loadgen
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"opscore-sidecar/e2e/harness"
+)
+
+// DebugOptions configure `loadtest debug-registration`.
+type DebugOptions struct {
+	// Duration of each of the two runs.
+	Duration time.Duration
+	// Out is the directory for reports, logs and the verdict.
+	Out string
+	// BinDir holds the opscore and sidecar binaries; empty means next to
+	// this executable, or built with `go build` from the module.
+	BinDir string
+	// Users and SpawnRate shape scenario 1.
+	Users     int
+	SpawnRate float64
+	// ThinkMin and ThinkMax replace scenario 1's 5-10 s think time.
+	ThinkMin, ThinkMax time.Duration
+	// CoreIdleTimeout is the core's keep-alive idle timeout (uvicorn: 5s).
+	CoreIdleTimeout time.Duration
+	// SidecarIdleConnTimeout is the sidecar's upstream idle_conn_timeout.
+	SidecarIdleConnTimeout time.Duration
+	// ResetProbability is toxiproxy's reset_peer toxicity.
+	ResetProbability float64
+	// RestartAt and RestartDown schedule the core's kill -9 and restart.
+	RestartAt, RestartDown time.Duration
+	// Log receives progress lines.
+	Log io.Writer
+}
+
+// DebugReport is the outcome of debug-registration.
+type DebugReport struct {
+	Direct, Sidecar *Result
+	Access          AccessSummary
+	Deltas          []string
+	Verdict         []string
+	Failed          bool
+}
+
+// binaries finds or builds the opscore and sidecar binaries.
+func binaries(dir string, log io.Writer) (harness.Binaries, error) {
+	candidates := []string{dir}
+	if dir == "" {
+		if exe, err := os.Executable(); err == nil {
+			candidates = []string{filepath.Dir(exe)}
+		}
+	}
+	for _, d := range candidates {
+		b := harness.Binaries{Dir: d, Core: filepath.Join(d, "opscore"), Sidecar: filepath.Join(d, "sidecar")}
+		if isFile(b.Core) && isFile(b.Sidecar) {
+			return b, nil
+		}
+		if dir != "" {
+			return b, fmt.Errorf("--bin-dir %s: need both opscore and sidecar binaries there", dir)
+		}
+	}
+	tmp, err := os.MkdirTemp("", "loadtest-bin-")
+	if err != nil {
+		return harness.Binaries{}, err
+	}
+	fmt.Fprintf(log, "building opscore and sidecar into %s ...\n", tmp)
+	return harness.BuildBinaries(tmp)
+}
+
+func isFile(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.Mode().IsRegular()
+}
+
+// DebugRegistration is the seed's debugging plan as one command: a clean
+// environment (a fresh redis-server, the core and the sidecar as child
+// processes on free ports, toxiproxy in front of the core), scenario 1
+// straight at the core and then through the sidecar under the same faults,
+// each run's output in a file, and a verdict that names the cause of each
+// failure class. Every process is stopped by PID before it returns.
+func DebugRegistration(ctx context.Context, o DebugOptions) (*DebugReport, error) {
+	if o.Log == nil {
+		o.Log = io.Discard
+	}
+	if err := os.MkdirAll(o.Out, 0o755); err != nil {
+		return nil, err
+	}
+	bins, err := binaries(o.BinDir, o.Log)
+	if err != nil {
+		return nil, err
+	}
+	redis, err := harness.StartRedisProcess(0)
+	if err != nil {
+		return nil, err
+	}
+	defer redis.Stop()
+	fmt.Fprintf(o.Log, "redis-server pid %d on %s\n", redis.PID(), redis.Addr)
+	core, err := harness.StartCoreProcess(harness.CoreOptions{
+		Bin: bins.Core, Storage: "redis", RedisURL: "redis://" + redis.Addr, IdleTimeout: o.CoreIdleTimeout, Dir: o.Out,
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer core.Close()
+	fmt.Fprintf(o.Log, "opscore pid %d on %s (idle timeout %v, log %s)\n", core.PID(), core.URL, o.CoreIdleTimeout, core.LogPath)
+	toxi, err := harness.NewToxiProxy(strings.TrimPrefix(core.URL, "http://"))
+	if err != nil {
+		return nil, err
+	}
+	defer toxi.Close()
+	side, err := harness.StartSidecarProcess(harness.SidecarOptions{
+		Bin: bins.Sidecar, UpstreamURL: toxi.URL, ConfigYAML: ResilientSidecarYAML(o.SidecarIdleConnTimeout), Dir: o.Out,
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer side.Close()
+	fmt.Fprintf(o.Log, "toxiproxy %s -> core; sidecar pid %d on %s (admin %s, log %s)\n", toxi.Addr, side.PID(), side.URL, side.AdminURL, side.LogPath)
+
+	s, _ := ScenarioByID(1)
+	s.Users, s.InitialUsers, s.SpawnRate, s.Duration = o.Users, min(s.InitialUsers, o.Users), o.SpawnRate, o.Duration
+	s.ThinkMin, s.ThinkMax = o.ThinkMin, o.ThinkMax
+	plan := FaultPlan{Toxi: toxi, ResetProbability: o.ResetProbability, Core: core, RestartAt: o.RestartAt, RestartDown: o.RestartDown}
+	rep := &DebugReport{}
+
+	fmt.Fprintf(o.Log, "run 1/2: scenario 1 for %v straight at the core (through toxiproxy) ...\n", o.Duration)
+	rep.Direct, err = RunWithFaults(ctx, Config{Scenario: s, Target: toxi.URL, UniqueIDs: true, Progress: o.Log}, plan)
+	if err != nil {
+		return nil, err
+	}
+	if err := saveRun(rep.Direct, o.Out, "direct"); err != nil {
+		return nil, err
+	}
+	if ctx.Err() != nil {
+		return rep, ctx.Err()
+	}
+
+	fmt.Fprintf(o.Log, "run 2/2: scenario 1 for %v through the sidecar, same faults ...\n", o.Duration)
+	offset := fileSize(side.LogPath)
+	before, err := ScrapeCounters(side.AdminURL + "/metrics")
+	if err != nil {
+		return nil, err
+	}
+	rep.Sidecar, err = RunWithFaults(ctx, Config{Scenario: s, Target: side.URL, UniqueIDs: true, Progress: o.Log}, plan)
+	if err != nil {
+		return nil, err
+	}
+	if err := saveRun(rep.Sidecar, o.Out, "sidecar"); err != nil {
+		return nil, err
+	}
+	after, err := ScrapeCounters(side.AdminURL + "/metrics")
+	if err != nil {
+		return nil, err
+	}
+	rep.Deltas = CounterDeltas(before, after, "opscore_sidecar_")
+	if rep.Access, err = SummarizeAccessLog(side.LogPath, offset); err != nil {
+		return nil, err
+	}
+	rep.Verdict, rep.Failed = Verdict(rep.Direct, rep.Sidecar, rep.Access, rep.Deltas, o, plan)
+	text := strings.Join(rep.Verdict, "\n") + "\n"
+	if err := os.WriteFile(filepath.Join(o.Out, "verdict.txt"), []byte(text), 0o644); err != nil {
+		return nil, err
+	}
+	return rep, errors.Join(ctx.Err())
+}
+
+// saveRun writes a run's report files into out/name and its text output
+// as out/locust_scenario_1_<name>_run.txt, like the seed's run files.
+func saveRun(r *Result, out, name string) error {
+	if _, err := r.WriteFiles(filepath.Join(out, name)); err != nil {
+		return err
+	}
+	var b strings.Builder
+	r.WriteText(&b)
+	return os.WriteFile(filepath.Join(out, "locust_scenario_1_"+name+"_run.txt"), []byte(b.String()), 0o644)
+}
