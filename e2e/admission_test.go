@@ -230,4 +230,27 @@ func TestRegistrationSurvivesStateFlood(t *testing.T) {
 		regCodes[http.StatusOK], regs, shim.peak.Load(), admConcurrency)
 	t.Logf("sidecar CPU over the run: %s for %d requests = %s per request; %s per refused request if all CPU is charged to refusals (upper bound)",
 		cpu, admExpectedStates+regs, cpu/time.Duration(admExpectedStates+regs), cpu/time.Duration(max(refused, 1)))
+
+	// Refusals alone: a closed loop of state updates with the route's
+	// bucket empty, so nearly every one is a 429 and the sidecar's CPU
+	// over the burst is the cost of refusing.
+	const burst, workers = 4000, 16
+	var next, refusedOnly atomic.Int64
+	cpuBefore = admCPUTime(t, sidecar.PID())
+	for range workers {
+		wg.Go(func() {
+			for next.Add(1) <= burst {
+				if admPost(client, sidecar.URL+"/v1/opscore/agent/"+agents[0]+"/state", admStateBody(agents[0]), true) == http.StatusTooManyRequests {
+					refusedOnly.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	cpu = admCPUTime(t, sidecar.PID()) - cpuBefore
+	if refusedOnly.Load() == 0 {
+		t.Fatalf("refusal burst: got no 429 among %d requests, want nearly all", burst)
+	}
+	t.Logf("refusal burst: %d of %d state updates refused with 429; sidecar CPU %s = %s per request",
+		refusedOnly.Load(), burst, cpu, cpu/burst)
 }
