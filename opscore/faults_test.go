@@ -1,7 +1,11 @@
 package opscore
 
 import (
+	"net/http"
+	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -87,4 +91,83 @@ func TestRedisPausedGives503WithinTimeout(t *testing.T) {
 	}
 	mustStatus(t, "state update after resume", call(t, h, "POST", pState, stateBody("lt-1", "idle"), true), 202)
 	mustStatus(t, "state read after resume", call(t, h, "GET", pState, "", true), 200)
+}
+
+// TestRedisKilledUnderLoadAnswersOnly200Or503 kills Redis while 8 clients
+// keep registering, then restarts it: every answer must be 200 or 503
+// (never a 500, a hang or a dropped connection) and some must be 503. After
+// the restart the same Service must recover by itself. go-redis stops
+// dialling after PoolSize failed dials and probes Redis once a second, so
+// recovery is awaited through /readyz (bounded), then every client must
+// succeed.
+func TestRedisKilledUnderLoadAnswersOnly200Or503(t *testing.T) {
+	store, _, srv := newRedisStore(t, faultTimeout)
+	svc, _ := newTestService(t, store)
+	h := svc.Handler()
+	const workers, perWorker = 8, 60
+	const killAt, restartAt = 120, 300 // by global request count
+	var (
+		count    atomic.Int64
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		statuses = map[int]int{}
+		faultErr atomic.Value
+	)
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range perWorker {
+				switch count.Add(1) {
+				case killAt:
+					if err := srv.Kill(); err != nil {
+						faultErr.Store("kill: " + err.Error())
+					}
+				case restartAt:
+					if err := srv.Restart(); err != nil {
+						faultErr.Store("restart: " + err.Error())
+					}
+				}
+				r := call(t, h, "POST", pNotify, registerBody("w-"+strconv.Itoa(w)), false)
+				mu.Lock()
+				statuses[r.status]++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if f := faultErr.Load(); f != nil {
+		t.Fatal(f)
+	}
+	for code, n := range statuses {
+		if code != 200 && code != 503 {
+			t.Errorf("got %d answers with status %d, want only 200 and 503", n, code)
+		}
+	}
+	if statuses[503] == 0 {
+		t.Errorf("got no 503 while Redis was down (statuses %v), want some", statuses)
+	}
+	awaitReady(t, h, 5*time.Second)
+	for w := range workers {
+		mustStatus(t, "register after recovery", call(t, h, "POST", pNotify, registerBody("w-"+strconv.Itoa(w)), false), 200)
+	}
+}
+
+// awaitReady polls /readyz until it answers 200 or limit passes. It waits
+// for the Redis client's own reconnection probe, not for a policy of ours.
+func awaitReady(t *testing.T, h http.Handler, limit time.Duration) {
+	t.Helper()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.Now().Add(limit)
+	for {
+		r := call(t, h, "GET", "/readyz", "", false)
+		if r.status == 200 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("readyz: got %d (%s) for %v after Redis came back, want 200", r.status, r.body, limit)
+		}
+		<-tick.C
+	}
 }
