@@ -89,21 +89,35 @@ func StartRedisProcess(port int) (*Redis, error) {
 	return r, nil
 }
 
+// freePortAttempts is how many free ports startRedis tries when the caller
+// lets it choose: another process may take a port between FreePort and
+// redis-server's bind.
+const freePortAttempts = 3
+
 func startRedis(port int, dir string, ownDir bool) (*Redis, error) {
+	attempts := 1
 	if port == 0 {
-		p, err := FreePort()
-		if err != nil {
-			return nil, err
+		attempts = freePortAttempts
+	}
+	var lastErr error
+	for range attempts {
+		p := port
+		if p == 0 {
+			fp, err := FreePort()
+			if err != nil {
+				return nil, err
+			}
+			p = fp
 		}
-		port = p
+		r := &Redis{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(p)), Port: p, dir: dir, ownDir: ownDir}
+		r.mu.Lock()
+		lastErr = r.startLocked()
+		r.mu.Unlock()
+		if lastErr == nil {
+			return r, nil
+		}
 	}
-	r := &Redis{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), Port: port, dir: dir, ownDir: ownDir}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if err := r.startLocked(); err != nil {
-		return nil, err
-	}
-	return r, nil
+	return nil, lastErr
 }
 
 // startLocked launches the process and waits until it answers PING.
