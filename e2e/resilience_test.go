@@ -170,25 +170,34 @@ func TestRequestsSurviveConnectionResets(t *testing.T) {
 // clients register agents through the sidecar, and started again 1.5 s
 // later. Every registration either succeeds or gets a clean 503
 // problem+json with Retry-After; no client ever sees a reset or another
-// transport error.
+// transport error. Once the core is back the breaker half-opens and closes
+// by itself and registrations succeed again.
 func TestRegistrationSurvivesCoreRestart(t *testing.T) {
 	core := harness.StartCore(t, harness.CoreOptions{Env: []string{"OPSCORE_API_KEY=" + resAPIKey}})
 	sc := harness.StartSidecar(t, harness.SidecarOptions{UpstreamURL: core.URL})
 
-	const workers, maxPerWorker = 8, 3000
+	// Eight clients, each registering a new agent every 20 ms (400/s in
+	// all), until told to stop.
+	const workers, every = 8, 20 * time.Millisecond
+	var phase atomic.Int32 // 0 before the crash, 1 core down, 2 core back
+	phases := []string{"before the crash", "core down", "core back"}
 	var stop atomic.Bool
 	var mu sync.Mutex
-	codes := map[int]int{}
+	codes := [3]map[int]int{{}, {}, {}}
 	var bad []string
 	var wg sync.WaitGroup
 	client := &http.Client{Timeout: 20 * time.Second}
 	for w := range workers {
 		wg.Go(func() {
-			for i := 0; i < maxPerWorker && !stop.Load(); i++ {
+			tick := time.NewTicker(every)
+			defer tick.Stop()
+			for i := 0; !stop.Load(); i++ {
+				<-tick.C
 				id := fmt.Sprintf("res-restart-%d-%d", w, i)
+				p := phase.Load()
 				r := resSend(client, "POST", sc.URL+"/v1/opscore/internal/agent/notify", resRegistration(id))
 				mu.Lock()
-				codes[r.status]++
+				codes[p][r.status]++
 				switch {
 				case r.err != nil:
 					bad = append(bad, fmt.Sprintf("%s: transport error %v", id, r.err))
@@ -208,25 +217,28 @@ func TestRegistrationSurvivesCoreRestart(t *testing.T) {
 	if err := core.Kill(); err != nil {
 		t.Fatal(err)
 	}
+	phase.Store(1)
 	killed := time.Now()
 	time.Sleep(1500 * time.Millisecond) // the core is down
 	if err := core.Start(); err != nil {
 		t.Fatalf("restart core: %v", err)
 	}
+	phase.Store(2)
 	t.Logf("core down for %s", time.Since(killed).Round(time.Millisecond))
-	time.Sleep(7 * time.Second) // longer than the breaker's open_timeout: traffic resumes
+	time.Sleep(7 * time.Second) // longer than the breaker's open_timeout (5 s)
 	stop.Store(true)
 	wg.Wait()
 
-	t.Logf("registrations by status: %v", codes)
+	for i, c := range codes {
+		t.Logf("registrations sent %s: %v", phases[i], c)
+	}
 	for _, b := range bad {
 		t.Error(b)
 	}
-	if codes[200] == 0 {
-		t.Error("no registration succeeded")
+	if codes[0][200] == 0 {
+		t.Error("no registration succeeded before the crash")
 	}
-	// After the restart the breaker half-opens and closes: the last
-	// registrations succeed again.
+	// Recovery: the breaker half-opened and closed by itself.
 	if r := resSend(client, "POST", sc.URL+"/v1/opscore/internal/agent/notify", resRegistration("res-restart-after")); r.status != 200 {
 		t.Errorf("registration after recovery: status %d err %v, want 200", r.status, r.err)
 	}
