@@ -79,6 +79,7 @@ type runFlags struct {
 	requestTimeout  time.Duration
 	stopRule        bool
 	quiet           bool
+	set             map[string]bool // flags given on the command line
 }
 
 func (f *runFlags) register(fs *flag.FlagSet) {
@@ -87,8 +88,8 @@ func (f *runFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.users, "users", 0, "virtual users (scenario 4: the first step); 0 keeps the scenario's")
 	fs.Float64Var(&f.spawnRate, "spawn-rate", 0, "users started per second; 0 keeps the scenario's")
 	fs.DurationVar(&f.duration, "duration", 0, "run length, ramp included; 0 keeps the scenario's")
-	fs.DurationVar(&f.thinkMin, "think-min", -1, "shortest think time between tasks; -1 keeps the scenario's")
-	fs.DurationVar(&f.thinkMax, "think-max", -1, "longest think time between tasks; -1 keeps the scenario's")
+	fs.DurationVar(&f.thinkMin, "think-min", 0, "shortest think time between tasks (default: the scenario's)")
+	fs.DurationVar(&f.thinkMax, "think-max", 0, "longest think time between tasks (default: the scenario's)")
 	fs.Float64Var(&f.rate, "rate", 0, "open model: requests per second (0 = closed model with think time)")
 	fs.IntVar(&f.connections, "connections", 32, "open model: concurrent senders and keep-alive connections")
 	fs.StringVar(&f.report, "report", "", "directory for result.json, report.txt and report.html (empty: none)")
@@ -124,10 +125,10 @@ func (f *runFlags) config(progress io.Writer) (Config, error) {
 	} else if f.duration > 0 {
 		s.Duration = f.duration
 	}
-	if f.thinkMin >= 0 {
+	if f.set["think-min"] {
 		s.ThinkMin = f.thinkMin
 	}
-	if f.thinkMax >= 0 {
+	if f.set["think-max"] {
 		s.ThinkMax = f.thinkMax
 	}
 	if f.maxFailureRatio < 0 || f.maxFailureRatio > 1 {
@@ -167,6 +168,8 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if !parse(fs, args, stderr) {
 		return ExitUsage
 	}
+	f.set = map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { f.set[fl.Name] = true })
 	cfg, err := f.config(stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "loadtest run: %v\n", err)
