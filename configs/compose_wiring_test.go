@@ -117,8 +117,8 @@ func TestComposePortsAndURLsAgree(t *testing.T) {
 	if err != nil || up.Hostname() != "opscore" || up.Port() != corePort {
 		t.Errorf("sidecar upstream: got %q, want http://opscore:%s", cfg.Upstream.URL, corePort)
 	}
-	if tr, err := url.Parse(cfg.Tracing.OTLPEndpoint); err != nil || c.Services[tr.Hostname()].Image == "" {
-		t.Errorf("sidecar tracing endpoint: got %q, want a URL naming a compose service", cfg.Tracing.OTLPEndpoint)
+	if tr, err := url.Parse(cfg.Tracing.OTLPEndpoint); err != nil || !slices.Contains(c.Services[tr.Hostname()].containerPorts(), tr.Port()) {
+		t.Errorf("sidecar tracing endpoint: got %q, want a URL naming a compose service and one of its ports", cfg.Tracing.OTLPEndpoint)
 	}
 
 	// Health checks probe the ports the programs listen on.
