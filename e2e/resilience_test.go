@@ -254,16 +254,18 @@ func TestOpenBreakerSparesTheCore(t *testing.T) {
 		t.Fatal(err)
 	}
 	const rate, total = 1000, 6 * time.Second
-	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 128}}
 	attempts := func() float64 {
 		return resMetric(t, sc, "opscore_sidecar_upstream_attempts_total", `route="notify"`)
 	}
 	before := attempts()
 	var sent, transportErrs atomic.Int64
 	codes := sync.Map{}
-	tick := time.NewTicker(time.Second / rate)
+	// Every 10 ms a batch of rate/100 requests, at most 128 in flight: the
+	// offered load is paced, not unbounded.
+	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
-	sem := make(chan struct{}, 64) // at most 64 in flight: the offered load is paced, not unbounded
+	sem := make(chan struct{}, 128)
 	var wg sync.WaitGroup
 	start := time.Now()
 	var openedAt time.Time
@@ -273,22 +275,24 @@ func TestOpenBreakerSparesTheCore(t *testing.T) {
 		if openedAt.IsZero() && time.Since(start) > 500*time.Millisecond {
 			openedAt, atOpen = time.Now(), attempts()
 		}
-		select {
-		case sem <- struct{}{}:
-		default:
-			continue // the client is saturated; the tick is lost
-		}
-		n := sent.Add(1)
-		wg.Go(func() {
-			defer func() { <-sem }()
-			r := resSend(client, "POST", sc.URL+"/v1/opscore/internal/agent/notify", resRegistration(fmt.Sprintf("res-open-%d", n)))
-			if r.err != nil {
-				transportErrs.Add(1)
-				return
+		for range rate / 100 {
+			select {
+			case sem <- struct{}{}:
+			default:
+				continue // the client is saturated; this request is not offered
 			}
-			v, _ := codes.LoadOrStore(r.status, new(atomic.Int64))
-			v.(*atomic.Int64).Add(1)
-		})
+			n := sent.Add(1)
+			wg.Go(func() {
+				defer func() { <-sem }()
+				r := resSend(client, "POST", sc.URL+"/v1/opscore/internal/agent/notify", resRegistration(fmt.Sprintf("res-open-%d", n)))
+				if r.err != nil {
+					transportErrs.Add(1)
+					return
+				}
+				v, _ := codes.LoadOrStore(r.status, new(atomic.Int64))
+				v.(*atomic.Int64).Add(1)
+			})
+		}
 	}
 	wg.Wait()
 	end := time.Now()
