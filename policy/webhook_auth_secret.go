@@ -18,7 +18,7 @@ type Secret struct {
 	b []byte
 }
 
-const redacted = "[REDACTED]"
+const redactedText = "[REDACTED]"
 
 // NewSecret wraps key bytes (copied).
 func NewSecret(b []byte) Secret { return Secret{b: append([]byte(nil), b...)} }
@@ -60,7 +60,7 @@ func (s Secret) String() string {
 	if !s.IsSet() {
 		return ""
 	}
-	return redacted
+	return redactedText
 }
 
 // GoString keeps %#v from printing the bytes.
