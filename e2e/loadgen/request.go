@@ -24,14 +24,6 @@ func newTransport(conns int) *http.Transport {
 	}
 }
 
-// oneShotBody hides the bytes.Reader from net/http so the request has no
-// GetBody and is not replayable: like python-requests (no retries), the
-// client then reports a keep-alive race instead of silently resending.
-type oneShotBody struct{ r *bytes.Reader }
-
-func (b oneShotBody) Read(p []byte) (int, error) { return b.r.Read(p) }
-func (oneShotBody) Close() error                 { return nil }
-
 // emptyBody is a non-nil empty body for GET requests; with ContentLength 0
 // net/http sends no body but also does not retry the request on a reused
 // connection that the server closed.
@@ -69,7 +61,11 @@ func (cl *caller) do(ctx context.Context, c call, scheduled time.Time) (int, []b
 		return 0, nil, f
 	}
 	if c.body != nil {
-		req.Body = oneShotBody{bytes.NewReader(c.body)}
+		// Setting Body directly leaves GetBody nil, so the request is not
+		// replayable: like python-requests (no retries), the client then
+		// reports a keep-alive race instead of silently resending. The
+		// NopCloser still lets net/http send headers and body in one write.
+		req.Body = io.NopCloser(bytes.NewReader(c.body))
 		req.ContentLength = int64(len(c.body))
 		req.Header.Set("Content-Type", "application/json")
 	} else {
