@@ -74,18 +74,19 @@ var _ Store = (*RedisStore)(nil)
 func (s *RedisStore) attachMetrics(m *Metrics) { s.metrics.CompareAndSwap(nil, m) }
 
 // do runs fn with the operation timeout and records latency and errors.
-// redis.Nil is a normal "not found" answer, not an error.
-func (s *RedisStore) do(ctx context.Context, op string, fn func(ctx context.Context) error) error {
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+// redis.Nil is a normal "not found" answer, not an error; a caller that
+// went away (parent context cancelled) is not counted as a Redis error.
+func (s *RedisStore) do(parent context.Context, op string, fn func(ctx context.Context) error) error {
+	ctx, cancel := context.WithTimeout(parent, s.timeout)
 	defer cancel()
 	start := time.Now()
 	err := fn(ctx)
-	failed := err != nil && !errors.Is(err, redis.Nil)
-	s.metrics.Load().observeRedis(op, time.Since(start), failed)
-	if failed {
-		return &StorageError{Op: op, Err: err}
+	if err == nil || errors.Is(err, redis.Nil) {
+		s.metrics.Load().observeRedis(op, time.Since(start), false)
+		return err
 	}
-	return err
+	s.metrics.Load().observeRedis(op, time.Since(start), parent.Err() == nil)
+	return &StorageError{Op: op, Err: err}
 }
 
 // Register implements Store: SET registration and SET NX initial state in
