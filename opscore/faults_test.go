@@ -1,6 +1,8 @@
 package opscore
 
 import (
+	"context"
+	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -169,5 +171,22 @@ func awaitReady(t *testing.T, h http.Handler, limit time.Duration) {
 			t.Fatalf("readyz: got %d (%s) for %v after Redis came back, want 200", r.status, r.body, limit)
 		}
 		<-tick.C
+	}
+}
+
+// TestCallerCancellationIsNotARedisError: a client that went away must not
+// inflate opscore_redis_errors_total, which alerts read as Redis health.
+func TestCallerCancellationIsNotARedisError(t *testing.T) {
+	store, _, _ := newRedisStore(t, faultTimeout)
+	_, reg := newTestService(t, store)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := store.GetState(ctx, "x")
+	var se *StorageError
+	if !errors.As(err, &se) || se.Reason() != "request cancelled" {
+		t.Fatalf("GetState with a cancelled context: got %v, want a StorageError saying the request was cancelled", err)
+	}
+	if got := counterValue(t, reg, "opscore_redis_errors_total", "op", opGetState); got != 0 {
+		t.Fatalf("opscore_redis_errors_total{op=get_state}: got %v, want 0", got)
 	}
 }
