@@ -16,6 +16,9 @@ type retryBody struct {
 	length int64
 }
 
+// noBody is the shared, read-only retryBody of a request without a body.
+var noBody = &retryBody{}
+
 // replayable reports whether the body can be sent again.
 func (b *retryBody) replayable() bool { return b.stream == nil }
 
@@ -27,7 +30,7 @@ func (b *retryBody) replayable() bool { return b.stream == nil }
 // away, or the route's body limit) is returned.
 func bufferBody(req *http.Request, limit int64) (*retryBody, error) {
 	if req.Body == nil || req.Body == http.NoBody {
-		return &retryBody{}, nil
+		return noBody, nil
 	}
 	if req.ContentLength > limit {
 		return &retryBody{stream: req.Body, length: req.ContentLength}, nil
@@ -49,7 +52,7 @@ func bufferBody(req *http.Request, limit int64) (*retryBody, error) {
 		rest := io.MultiReader(bytes.NewReader(w.Bytes()), req.Body)
 		return &retryBody{stream: readCloser{rest, req.Body}, length: -1}, nil
 	case n == 0:
-		return &retryBody{}, nil
+		return noBody, nil
 	}
 	return &retryBody{buf: w.Bytes()}, nil
 }

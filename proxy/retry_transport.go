@@ -52,7 +52,7 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		now := t.now()
 		var pe *ProblemError
 		if errors.As(err, &pe) { // the breaker refused the attempt: no retry
-			cancel()
+			cancel(nil)
 			pe.Problem.Header = withAttempts(pe.Problem.Header, wire)
 			return nil, err
 		}
@@ -84,7 +84,7 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		t.metrics.Retries.WithLabelValues(route, string(d.Reason)).Inc()
 		discard(resp)
-		cancel()
+		cancel(nil)
 		if err := wait(ctx, d.Delay); err != nil {
 			return nil, err // the client went away during the backoff
 		}
@@ -94,10 +94,10 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 // attempt sends one attempt of req with a fresh copy of its body. The
 // attempt's context ends at the per-try timeout or the deadline, whichever
 // comes first, but only until the response headers arrive: a response body
-// being copied to the client is not cut off. cancel releases the attempt
-// and must be called once its response body is no longer needed.
+// being copied to the client is not cut off. cancel(nil) releases the
+// attempt and must be called once its response body is no longer needed.
 func (t *retryTransport) attempt(ctx context.Context, req *http.Request, body *retryBody,
-	perTry time.Duration, deadline time.Time) (resp *http.Response, err error, cancel func()) {
+	perTry time.Duration, deadline time.Time) (resp *http.Response, err error, cancel context.CancelCauseFunc) {
 	actx, cancelCause := context.WithCancelCause(ctx)
 	limit, cause := perTry, policy.ErrPerTryTimeout
 	if left := deadline.Sub(t.now()); left < limit {
@@ -108,7 +108,7 @@ func (t *retryTransport) attempt(ctx context.Context, req *http.Request, body *r
 	body.attach(out)
 	resp, err = t.next.RoundTrip(out)
 	timer.Stop()
-	return resp, err, func() { cancelCause(context.Canceled) }
+	return resp, err, cancelCause
 }
 
 // finish returns the last attempt's result to the ReverseProxy with the
@@ -116,13 +116,13 @@ func (t *retryTransport) attempt(ctx context.Context, req *http.Request, body *r
 // ErrorHandler will write (503 with Retry-After when the last attempt never
 // reached the upstream, 504 upstream_timeout, 502 upstream_error). A client
 // that went away gets its error back as it is (logged as 499).
-func (t *retryTransport) finish(ctx context.Context, resp *http.Response, err error, cancel func(), attempts int) (*http.Response, error) {
+func (t *retryTransport) finish(ctx context.Context, resp *http.Response, err error, cancel context.CancelCauseFunc, attempts int) (*http.Response, error) {
 	if err == nil {
 		resp.Header.Set(HeaderAttempts, strconv.Itoa(attempts))
 		resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: cancel}
 		return resp, nil
 	}
-	cancel()
+	cancel(nil)
 	if ctx.Err() != nil {
 		return nil, err
 	}
@@ -184,11 +184,11 @@ func wait(ctx context.Context, d time.Duration) error {
 // closes the response body.
 type cancelOnClose struct {
 	io.ReadCloser
-	cancel func()
+	cancel context.CancelCauseFunc
 }
 
 func (c *cancelOnClose) Close() error {
 	err := c.ReadCloser.Close()
-	c.cancel()
+	c.cancel(nil)
 	return err
 }
