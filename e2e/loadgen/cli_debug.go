@@ -24,6 +24,10 @@ func cmdDebug(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.Float64Var(&o.ResetProbability, "reset", 0.2, "share of new connections to the core reset by toxiproxy (0..1)")
 	fs.DurationVar(&o.RestartAt, "restart-at", 0, "when to kill -9 the core in each run (default: a third of --duration; negative: never)")
 	fs.DurationVar(&o.RestartDown, "restart-down", time.Second, "how long the core stays down")
+	fs.DurationVar(&o.Latency, "latency", 0, "toxiproxy latency added to the core's responses (0: none)")
+	fs.DurationVar(&o.Jitter, "jitter", 0, "± jitter of --latency")
+	fs.DurationVar(&o.RedisPauseAt, "redis-pause-at", 0, "when to freeze Redis with SIGSTOP in each run (0: never)")
+	fs.DurationVar(&o.RedisPauseFor, "redis-pause-for", 2*time.Second, "how long Redis stays frozen")
 	if !parse(fs, args, stderr) {
 		return ExitUsage
 	}
@@ -48,6 +52,12 @@ func cmdDebug(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	if o.RestartDown < 0 || o.RestartDown > time.Minute {
 		problems = append(problems, fmt.Sprintf("--restart-down: must be between 0 and 1m, got %v", o.RestartDown))
+	}
+	if o.Latency < 0 || o.Jitter < 0 || o.Jitter > o.Latency {
+		problems = append(problems, fmt.Sprintf("--latency/--jitter: need 0 <= jitter <= latency, got %v ± %v", o.Latency, o.Jitter))
+	}
+	if o.RedisPauseAt < 0 || o.RedisPauseFor < 0 || o.RedisPauseFor > time.Minute {
+		problems = append(problems, fmt.Sprintf("--redis-pause-at/--redis-pause-for: need >= 0 and a pause of at most 1m, got %v/%v", o.RedisPauseAt, o.RedisPauseFor))
 	}
 	if len(problems) > 0 {
 		for _, p := range problems {

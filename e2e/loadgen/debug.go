@@ -35,6 +35,10 @@ type DebugOptions struct {
 	ResetProbability float64
 	// RestartAt and RestartDown schedule the core's kill -9 and restart.
 	RestartAt, RestartDown time.Duration
+	// Latency and Jitter add toxiproxy latency to the core's responses.
+	Latency, Jitter time.Duration
+	// RedisPauseAt and RedisPauseFor freeze Redis during each run (0: never).
+	RedisPauseAt, RedisPauseFor time.Duration
 	// Log receives progress lines.
 	Log io.Writer
 }
@@ -126,7 +130,8 @@ func DebugRegistration(ctx context.Context, o DebugOptions) (*DebugReport, error
 	s, _ := ScenarioByID(1)
 	s.Users, s.InitialUsers, s.SpawnRate, s.Duration = o.Users, min(s.InitialUsers, o.Users), o.SpawnRate, o.Duration
 	s.ThinkMin, s.ThinkMax = o.ThinkMin, o.ThinkMax
-	plan := FaultPlan{Toxi: toxi, ResetProbability: o.ResetProbability, Core: core, RestartAt: o.RestartAt, RestartDown: o.RestartDown}
+	plan := FaultPlan{Toxi: toxi, ResetProbability: o.ResetProbability, Core: core, RestartAt: o.RestartAt, RestartDown: o.RestartDown,
+		Latency: o.Latency, Jitter: o.Jitter, Redis: redis, RedisPauseAt: o.RedisPauseAt, RedisPauseFor: o.RedisPauseFor}
 	rep := &DebugReport{}
 
 	fmt.Fprintf(o.Log, "run 1/2: scenario 1 for %v straight at the core (through toxiproxy) ...\n", o.Duration)

@@ -9,9 +9,10 @@ import (
 	"opscore-sidecar/e2e/harness"
 )
 
-// FaultPlan is what goes wrong during a run: connection resets injected by
-// a toxiproxy between the clients (or the sidecar) and the core, and one
-// kill -9 of the core followed by a restart on the same port.
+// FaultPlan is what goes wrong during a run: connection resets and latency
+// injected by a toxiproxy between the clients (or the sidecar) and the
+// core, one kill -9 of the core followed by a restart on the same port,
+// and a pause of Redis.
 type FaultPlan struct {
 	// Toxi is the proxy in front of the core; nil means no network faults.
 	Toxi *harness.Toxi
@@ -24,6 +25,14 @@ type FaultPlan struct {
 	RestartAt time.Duration
 	// RestartDown is how long the core stays down before it is started.
 	RestartDown time.Duration
+	// Latency and Jitter, when Latency > 0, delay every response from the
+	// core through Toxi by Latency ± Jitter.
+	Latency, Jitter time.Duration
+	// Redis is the core's redis-server; nil means no storage faults.
+	Redis *harness.Redis
+	// RedisPauseAt, when > 0, freezes Redis (SIGSTOP) at that time for
+	// RedisPauseFor, then resumes it (SIGCONT).
+	RedisPauseAt, RedisPauseFor time.Duration
 }
 
 // RunWithFaults runs cfg while applying plan, and lists the faults in the
@@ -46,6 +55,14 @@ func RunWithFaults(ctx context.Context, cfg Config, plan FaultPlan) (*Result, er
 		event("toxiproxy: reset_peer on %.0f%% of new connections to the core", 100*plan.ResetProbability)
 		defer plan.Toxi.Remove(name)
 	}
+	if plan.Toxi != nil && plan.Latency > 0 {
+		name, err := plan.Toxi.Latency(plan.Latency, plan.Jitter)
+		if err != nil {
+			return nil, err
+		}
+		event("toxiproxy: latency %v ± %v on responses from the core", plan.Latency, plan.Jitter)
+		defer plan.Toxi.Remove(name)
+	}
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -65,6 +82,26 @@ func RunWithFaults(ctx context.Context, cfg Config, plan FaultPlan) (*Result, er
 				return
 			}
 			event("core restarted on the same port (pid %d, ready)", plan.Core.PID())
+		}()
+	}
+	if plan.Redis != nil && plan.RedisPauseAt > 0 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if !sleep(runCtx, plan.RedisPauseAt) {
+				return
+			}
+			if err := plan.Redis.Pause(); err != nil {
+				event("redis pause FAILED: %v", err)
+				return
+			}
+			event("redis-server paused with SIGSTOP")
+			time.Sleep(plan.RedisPauseFor)
+			if err := plan.Redis.Resume(); err != nil {
+				event("redis resume FAILED: %v", err)
+				return
+			}
+			event("redis-server resumed with SIGCONT")
 		}()
 	}
 	res, err := Run(runCtx, cfg)

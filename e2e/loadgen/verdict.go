@@ -61,15 +61,23 @@ func causeOf(k Kind, in, out uint64, o DebugOptions, p FaultPlan) string {
 	case KindRefused:
 		return "nothing listened on the port: " + restart
 	case KindTimeout:
-		return "no response within the request timeout: the core (or Redis) stalled"
+		return "no response within the request timeout: the core (or Redis) stalled" + redisNote(p)
 	case Kind503, Kind5xx:
-		return "the core answered 5xx: a storage error (Redis unavailable) or a crash inside a handler"
+		return "the core answered 5xx: a storage error (Redis unavailable or timing out) or a crash inside a handler" + redisNote(p)
 	case Kind4xx:
 		return "4xx from the core: 404 when polling GET state for an agent whose registration never arrived (on_start polls every 0.5 s for 10 s and every try counts, a consequence of the failed registrations) or 401 for a wrong API key"
 	case Kind429:
 		return "429: a rate limit refused the request"
 	}
 	return "unclassified transport error; see the run's error report"
+}
+
+// redisNote mentions a Redis pause when the plan had one.
+func redisNote(p FaultPlan) string {
+	if p.Redis == nil || p.RedisPauseAt <= 0 {
+		return ""
+	}
+	return fmt.Sprintf("; Redis was frozen (SIGSTOP) from %v for %v", p.RedisPauseAt, p.RedisPauseFor)
 }
 
 // Verdict explains the failures of the direct run and of the run through
@@ -99,6 +107,9 @@ func Verdict(direct, side *Result, access AccessSummary, deltas []string, o Debu
 	}
 	lines = append(lines, fmt.Sprintf("  Sidecar access log: %d requests, %d needed more than one upstream attempt (max %d); outcomes %s; statuses %v.",
 		access.Lines, access.Retried, access.MaxAttempt, outcomes(access), access.ByStatus))
+	if n := access.ByOutcome["client_closed"]; n > 0 {
+		lines = append(lines, fmt.Sprintf("  client_closed x%d: requests still in flight (retrying or waiting on the core) when the run ended and the generator abandoned them; not counted as failures, as Locust does not count them.", n))
+	}
 	if len(deltas) > 0 {
 		lines = append(lines, "  Sidecar counters that moved during the run: "+strings.Join(deltas, "; ")+".")
 	}
