@@ -48,7 +48,7 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
 	wire := 0 // wire attempts so far, as counted by the attempt layer
 	for {
-		resp, err, cancel := t.attempt(ctx, req, body, cfg.PerTryTimeout, deadline)
+		resp, err, cancel := t.attempt(ctx, req, body, wire > 0, cfg.PerTryTimeout, deadline)
 		now := t.now()
 		var pe *ProblemError
 		if errors.As(err, &pe) { // the breaker refused the attempt: no retry
@@ -91,12 +91,13 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 }
 
-// attempt sends one attempt of req with a fresh copy of its body. The
+// attempt sends one attempt of req with a fresh copy of its body (and of
+// its header when it is a retry). The
 // attempt's context ends at the per-try timeout or the deadline, whichever
 // comes first, but only until the response headers arrive: a response body
 // being copied to the client is not cut off. cancel(nil) releases the
 // attempt and must be called once its response body is no longer needed.
-func (t *retryTransport) attempt(ctx context.Context, req *http.Request, body *retryBody,
+func (t *retryTransport) attempt(ctx context.Context, req *http.Request, body *retryBody, retry bool,
 	perTry time.Duration, deadline time.Time) (resp *http.Response, err error, cancel context.CancelCauseFunc) {
 	actx, cancelCause := context.WithCancelCause(ctx)
 	limit, cause := perTry, policy.ErrPerTryTimeout
@@ -105,6 +106,14 @@ func (t *retryTransport) attempt(ctx context.Context, req *http.Request, body *r
 	}
 	timer := time.AfterFunc(limit, func() { cancelCause(cause) })
 	out := req.WithContext(actx)
+	if retry {
+		// The attempt layer writes traceparent into the header map in
+		// place. After a failed attempt http.Transport's write loop may
+		// still be reading that map (RoundTrip can return on a
+		// cancellation before the write ends), so a retry gets its own
+		// copy; the first attempt, the success path, copies nothing.
+		out.Header = req.Header.Clone()
+	}
 	body.attach(out)
 	resp, err = t.next.RoundTrip(out)
 	timer.Stop()
