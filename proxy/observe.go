@@ -43,8 +43,11 @@ func (s *Sidecar) observeLayer(next http.Handler) http.Handler {
 		sc := span.SpanContext()
 		info := &RequestInfo{RequestID: reqID, TraceID: sc.TraceID().String(), Start: start, Method: r.Method, Path: r.URL.Path, Route: RouteDefault}
 		rec := &responseRecorder{ResponseWriter: w}
+		// bytes_in is the declared Content-Length; only a body of unknown
+		// length (chunked) is wrapped to count it, saving an allocation on
+		// the common path.
 		var body *countingBody
-		if r.Body != nil && r.Body != http.NoBody {
+		if r.ContentLength < 0 && r.Body != nil && r.Body != http.NoBody {
 			body = &countingBody{body: r.Body}
 			r.Body = body
 		}
@@ -59,7 +62,7 @@ func (s *Sidecar) observeLayer(next http.Handler) http.Handler {
 					defer panic(p)
 				}
 			}
-			var bytesIn int64
+			bytesIn := max(r.ContentLength, 0)
 			if body != nil {
 				bytesIn = body.n
 			}
