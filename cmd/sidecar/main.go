@@ -20,6 +20,8 @@ import (
 	"syscall"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
 
 	"opscore-sidecar/proxy"
 )
@@ -78,6 +80,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	logger := slog.New(slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: level}))
 	access := slog.New(slog.NewJSONHandler(stdout, nil)).With("log", "access")
 
+	// The sidecar holds its own propagator; the global one is set too for
+	// libraries that read it.
+	otel.SetTextMapPropagator(propagation.TraceContext{})
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	reg := prometheus.NewRegistry()
