@@ -17,10 +17,12 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN --mount=type=cache,target=/go/pkg/mod go mod download
 COPY . .
+# VERSION ends up in opscore_sidecar_build_info{version=...}:
+#   docker build --build-arg VERSION=$(git describe --tags --always) .
 ARG VERSION=dev
 ENV CGO_ENABLED=0
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
-    go build -trimpath -ldflags "-s -w" -o /out/sidecar ./cmd/sidecar && \
+    go build -trimpath -ldflags "-s -w -X opscore-sidecar/metrics.Version=${VERSION}" -o /out/sidecar ./cmd/sidecar && \
     go build -trimpath -ldflags "-s -w" -o /out/opscore ./cmd/opscore
 
 FROM gcr.io/distroless/static-debian12:nonroot

@@ -105,7 +105,7 @@ func TestDockerfile(t *testing.T) {
 			build.WriteString(in.args + "\n")
 		}
 	}
-	for _, want := range []string{"CGO_ENABLED=0", "-trimpath", `-ldflags "-s -w"`, "./cmd/sidecar", "./cmd/opscore"} {
+	for _, want := range []string{"CGO_ENABLED=0", "-trimpath", `-ldflags "-s -w`, "./cmd/sidecar", "./cmd/opscore"} {
 		if !strings.Contains(build.String(), want) {
 			t.Errorf("build stage: got no %q, want it", want)
 		}

@@ -3,9 +3,6 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"net/http"
@@ -21,6 +18,7 @@ import (
 
 	"opscore-sidecar/configs"
 	"opscore-sidecar/e2e/harness"
+	"opscore-sidecar/e2e/loadgen"
 )
 
 const (
@@ -266,12 +264,9 @@ func (s *promStack) register(id, secret string, header http.Header) int {
 	}
 	header.Set("Content-Type", "application/json")
 	if secret != "" {
-		ts := strconv.FormatInt(time.Now().Unix(), 10)
-		mac := hmac.New(sha256.New, []byte(secret))
-		mac.Write([]byte(ts + "."))
-		mac.Write(body)
+		ts, sig := loadgen.Sign(secret, body, time.Now())
 		header.Set("X-AgentKit-Timestamp", ts)
-		header.Set("X-AgentKit-Signature", hex.EncodeToString(mac.Sum(nil)))
+		header.Set("X-AgentKit-Signature", sig)
 	}
 	return s.do(http.MethodPost, "/v1/opscore/internal/agent/notify", body, header)
 }
