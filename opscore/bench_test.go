@@ -58,7 +58,7 @@ func BenchmarkRegisterStateGetRedis(b *testing.B) {
 		lat     []time.Duration
 		failure atomic.Value
 	)
-	b.SetParallelism((benchClients + 1) / max(1, testingProcs()))
+	b.SetParallelism((benchClients + testingProcs() - 1) / testingProcs()) // RunParallel starts parallelism × GOMAXPROCS goroutines
 	b.ResetTimer()
 	start := time.Now()
 	b.RunParallel(func(pb *testing.PB) {
