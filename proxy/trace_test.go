@@ -1,9 +1,11 @@
 package proxy
 
 import (
+	"context"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"go.opentelemetry.io/otel/trace"
 
@@ -84,5 +86,25 @@ func TestTraceStartedWhenNoTraceparent(t *testing.T) {
 	id, _ := lines[0]["trace_id"].(string)
 	if len(id) != 32 || !strings.Contains(tp, id) {
 		t.Errorf("upstream traceparent %q does not carry the logged trace id %q", tp, id)
+	}
+}
+
+func TestNewTracingExportsOnlyWhenConfigured(t *testing.T) {
+	for _, endpoint := range []string{"", "http://127.0.0.1:4318"} {
+		tr, err := NewTracing(t.Context(), TracingConfig{OTLPEndpoint: endpoint, SampleRatio: 1, ServiceName: "test"})
+		if err != nil {
+			t.Fatalf("NewTracing(%q): %v", endpoint, err)
+		}
+		if tr.Propagator == nil {
+			t.Errorf("NewTracing(%q): no propagator; the W3C propagator must always be present", endpoint)
+		}
+		_, span := tr.tracer.Start(t.Context(), "x")
+		if !span.SpanContext().IsSampled() {
+			t.Errorf("sample_ratio 1: span not sampled")
+		}
+		span.End()
+		ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+		_ = tr.Shutdown(ctx) // an unreachable collector may make the flush fail; it must not hang
+		cancel()
 	}
 }
