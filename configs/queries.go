@@ -25,28 +25,41 @@ type Query struct {
 	Expr string
 }
 
+// panel is the part of a Grafana panel that holds queries; a collapsed
+// row keeps its panels inside it.
+type panel struct {
+	Title   string `json:"title"`
+	Targets []struct {
+		Expr  string `json:"expr"`
+		RefID string `json:"refId"`
+	} `json:"targets"`
+	Panels []panel `json:"panels"`
+}
+
 // DashboardQueries returns every target expression of the provisioned
-// dashboard, in panel order. Template variable queries (label_values) are
-// not PromQL and are returned by DashboardVariables instead.
-func DashboardQueries() ([]Query, error) {
+// dashboard, in panel order, including panels inside collapsed rows.
+// Template variable queries (label_values) are not PromQL and are returned
+// by DashboardVariables instead.
+func DashboardQueries() ([]Query, error) { return dashboardQueries(dashboardJSON) }
+
+func dashboardQueries(dashboard []byte) ([]Query, error) {
 	var d struct {
-		Panels []struct {
-			Title   string `json:"title"`
-			Targets []struct {
-				Expr  string `json:"expr"`
-				RefID string `json:"refId"`
-			} `json:"targets"`
-		} `json:"panels"`
+		Panels []panel `json:"panels"`
 	}
-	if err := json.Unmarshal(dashboardJSON, &d); err != nil {
+	if err := json.Unmarshal(dashboard, &d); err != nil {
 		return nil, fmt.Errorf("configs: dashboard: %w", err)
 	}
 	var qs []Query
-	for _, p := range d.Panels {
-		for _, t := range p.Targets {
-			qs = append(qs, Query{Source: fmt.Sprintf("dashboard: %s [%s]", p.Title, t.RefID), Expr: t.Expr})
+	var walk func(ps []panel)
+	walk = func(ps []panel) {
+		for _, p := range ps {
+			for _, t := range p.Targets {
+				qs = append(qs, Query{Source: fmt.Sprintf("dashboard: %s [%s]", p.Title, t.RefID), Expr: t.Expr})
+			}
+			walk(p.Panels)
 		}
 	}
+	walk(d.Panels)
 	return qs, nil
 }
 
