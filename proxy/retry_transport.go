@@ -92,11 +92,11 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 // attempt sends one attempt of req with a fresh copy of its body (and of
-// its header when it is a retry). The
-// attempt's context ends at the per-try timeout or the deadline, whichever
-// comes first, but only until the response headers arrive: a response body
-// being copied to the client is not cut off. cancel(nil) releases the
-// attempt and must be called once its response body is no longer needed.
+// its header when it is a retry). The attempt's context ends at the
+// per-try timeout or the deadline, whichever comes first, but only until
+// the response headers arrive: a response body being copied to the client
+// is not cut off. cancel(nil) releases the attempt and must be called once
+// its response body is no longer needed.
 func (t *retryTransport) attempt(ctx context.Context, req *http.Request, body *retryBody, retry bool,
 	perTry time.Duration, deadline time.Time) (resp *http.Response, err error, cancel context.CancelCauseFunc) {
 	actx, cancelCause := context.WithCancelCause(ctx)
