@@ -99,6 +99,7 @@ type Breaker struct {
 	cfg      BreakerConfig
 	cb       *gobreaker.TwoStepCircuitBreaker[struct{}] // nil when disabled
 	openedAt atomic.Int64                               // unix nanoseconds of the last trip
+	retired  atomic.Bool                                // replaced by a reload: no longer reports
 	onChange BreakerStateFunc
 }
 
@@ -115,6 +116,11 @@ func NewBreaker(route string, cfg BreakerConfig, prev *Breaker, onChange Breaker
 	}
 	if prev != nil && prev.route == route && prev.cfg == cfg {
 		return prev, nil
+	}
+	if prev != nil {
+		// The new breaker takes over the route's gauge; requests still in
+		// flight on prev must not overwrite it.
+		prev.retired.Store(true)
 	}
 	b := &Breaker{route: route, cfg: cfg, onChange: onChange}
 	if !cfg.Enabled {
@@ -148,11 +154,17 @@ func (b *Breaker) readyToTrip(c gobreaker.Counts) bool {
 		float64(c.TotalFailures)/float64(done) >= b.cfg.FailureRatio
 }
 
+// stateChanged records the instant of a trip and reports the change.
+// gobreaker only notices that an open breaker's timeout has passed when it
+// is next asked, so a route with no traffic would report "open" for ever;
+// a timer asks it when the timeout ends, so gauges and alerts see the
+// half-open state on time.
 func (b *Breaker) stateChanged(_ string, from, to gobreaker.State) {
 	if to == gobreaker.StateOpen {
 		b.openedAt.Store(time.Now().UnixNano())
+		time.AfterFunc(b.cfg.OpenTimeout+time.Millisecond, func() { b.cb.State() })
 	}
-	if b.onChange != nil {
+	if b.onChange != nil && !b.retired.Load() {
 		b.onChange(b.route, BreakerState(from), BreakerState(to))
 	}
 }

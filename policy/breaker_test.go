@@ -304,3 +304,40 @@ func TestNewBreakerRejectsInvalidConfig(t *testing.T) {
 		t.Error("NewBreaker accepted open_timeout 0, want an error")
 	}
 }
+
+// TestBreakerReportsHalfOpenWithoutTraffic pins a stuck alert: an open
+// breaker on a route with no traffic must still report half-open once its
+// timeout has passed, or the breaker-open gauge never clears.
+func TestBreakerReportsHalfOpenWithoutTraffic(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := &transitions{}
+		b := mustBreaker(t, DefaultBreaker(), rec)
+		for range 5 {
+			attempt(t, b, BreakerFailure)
+		}
+		time.Sleep(5*time.Second + 10*time.Millisecond)
+		synctest.Wait()
+		want := []string{"notify:closed->open", "notify:open->half_open"}
+		if got := rec.list(); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("transitions without traffic = %v, want %v", got, want)
+		}
+	})
+}
+
+func TestReplacedBreakerStopsReporting(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := &transitions{}
+		old := mustBreaker(t, DefaultBreaker(), rec)
+		cfg := DefaultBreaker()
+		cfg.ConsecutiveFailures = 2
+		if _, err := NewBreaker("notify", cfg, old, rec.observe); err != nil {
+			t.Fatal(err)
+		}
+		for range 5 { // a request of the old snapshot still in flight
+			attempt(t, old, BreakerFailure)
+		}
+		if got := rec.list(); len(got) != 0 {
+			t.Errorf("replaced breaker reported %v, want nothing", got)
+		}
+	})
+}
