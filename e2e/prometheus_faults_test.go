@@ -16,7 +16,9 @@ import (
 // oversized body, a per-agent rate limit, overload against a slow core,
 // a paused Redis, a killed and restarted core (refusals, retries, budget,
 // breaker open → half-open → closed) and an invalid config reload.
-func (s *promStack) driveFaults() {
+// The core's counters restart from zero when it is killed, so before that
+// the test waits until prom has scraped its Redis errors.
+func (s *promStack) driveFaults(prom *promServer) {
 	t := s.t
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
@@ -79,6 +81,10 @@ func (s *promStack) driveFaults() {
 	if err := s.redis.Resume(); err != nil {
 		t.Fatal(err)
 	}
+	promWaitFor(t, ctx, "Prometheus to scrape the core's Redis errors", func() bool {
+		r, err := prom.query(ctx, `sum(opscore_redis_errors_total) > 0`)
+		return err == nil && len(r) > 0
+	})
 
 	// The core dies. notify: refused attempts whose retries the (empty)
 	// budget refuses. state_update: retries until its breaker opens and

@@ -77,7 +77,7 @@ func TestPrometheusScrapesStack(t *testing.T) {
 		"opscore":         strings.TrimPrefix(s.core.URL, "http://"),
 	}, filepath.Join(root, "configs", "prometheus", "alerts.yml"))
 
-	s.driveFaults()
+	s.driveFaults(prom)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
