@@ -33,6 +33,9 @@ type exports struct {
 // scrapeLabels are added by Prometheus to every scraped series.
 var scrapeLabels = []string{"job", "instance"}
 
+// scrapeSeries are the series Prometheus itself writes for every target.
+var scrapeSeries = []string{"up", "scrape_duration_seconds", "scrape_samples_scraped"}
+
 // openLabels have values that are not known in advance (status codes), so
 // a matcher's value on them is not checked.
 var openLabels = map[string]bool{"code": true, "version": true, "goversion": true}
@@ -100,6 +103,9 @@ func exported(t *testing.T) exports {
 				add(mf.GetName(), m)
 			}
 		}
+	}
+	for _, name := range scrapeSeries {
+		out[name] = series{labels: map[string]map[string]bool{"job": nil, "instance": nil}}
 	}
 	return exports{series: out, values: values}
 }
