@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -314,5 +315,27 @@ func TestOpenBreakerSparesTheCore(t *testing.T) {
 	}
 	if got[503] == 0 {
 		t.Errorf("no 503 among %v", got)
+	}
+
+	// The admin server lists the breaker as open.
+	resp, err := http.Get(sc.AdminURL + "/admin/breakers")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var list struct {
+		Breakers []struct {
+			Route, State string
+		} `json:"breakers"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&list); err != nil {
+		t.Fatalf("/admin/breakers: %v", err)
+	}
+	states := map[string]string{}
+	for _, b := range list.Breakers {
+		states[b.Route] = b.State
+	}
+	if states["notify"] != "open" && states["notify"] != "half_open" {
+		t.Errorf("/admin/breakers: notify %q, want open or half_open (all: %v)", states["notify"], states)
 	}
 }
