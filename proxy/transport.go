@@ -34,7 +34,7 @@ func newTransport(cfg UpstreamConfig) *http.Transport {
 	dialer := &net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}
 	return &http.Transport{
 		Proxy:                  nil, // never an HTTP(S)_PROXY from the environment: the upstream is local
-		DialContext:            dialer.DialContext,
+		DialContext:            dialUpstream(dialer),
 		MaxIdleConns:           cfg.MaxIdleConns,
 		MaxIdleConnsPerHost:    cfg.MaxIdleConns,
 		MaxConnsPerHost:        cfg.MaxConnsPerHost,
