@@ -52,15 +52,27 @@ func (s *Sidecar) observeLayer(next http.Handler) http.Handler {
 			r.Body = body
 		}
 		defer func() {
-			if rec.status == 0 {
-				rec.status = http.StatusOK
-				if p := recover(); p != nil {
+			if p := recover(); p != nil {
+				// httputil.ReverseProxy panics with http.ErrAbortHandler when
+				// copying the response body fails after the headers were sent:
+				// the client got a truncated response, which must not be
+				// logged as forwarded. The panic is re-raised for net/http.
+				defer panic(p)
+				switch {
+				case r.Context().Err() != nil:
+					info.SetOutcome(OutcomeClientClosed, "")
+				case p == http.ErrAbortHandler:
+					info.SetOutcome(OutcomeUpstreamError, "body_aborted")
+				}
+				if rec.status == 0 {
 					rec.status = http.StatusInternalServerError
 					if p == http.ErrAbortHandler {
 						rec.status = StatusClientClosed
 					}
-					defer panic(p)
 				}
+			}
+			if rec.status == 0 {
+				rec.status = http.StatusOK
 			}
 			bytesIn := max(r.ContentLength, 0)
 			if body != nil {

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -131,5 +132,35 @@ func TestClassifyErrorKeepsAttemptError(t *testing.T) {
 	err := &AttemptError{Result: "reset", Sent: true}
 	if got := ClassifyError(t.Context(), err); got != "reset" {
 		t.Errorf("ClassifyError(AttemptError{reset}) = %q, want reset", got)
+	}
+}
+
+// TestTruncatedUpstreamBodyIsNotLoggedAsForwarded: when the upstream dies
+// mid-body after the headers went out, the client sees a broken response
+// (nothing else is possible) and the sidecar logs upstream_error.
+func TestTruncatedUpstreamBodyIsNotLoggedAsForwarded(t *testing.T) {
+	up := proxytest.New(t, proxytest.Truncate())
+	env := startSidecar(t, testConfig(up.URL), LoadOptions{})
+	resp, err := http.Get(env.url + "/v1/opscore/agent/a1/state")
+	if err == nil {
+		_, err = io.ReadAll(resp.Body)
+		resp.Body.Close()
+	}
+	if err == nil {
+		t.Fatal("reading a truncated response: got no error, want one")
+	}
+	var line map[string]any
+	for range 1000 { // the access-log line is written after the handler returns
+		if lines := env.access.lines(t); len(lines) == 1 {
+			line = lines[0]
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if line == nil {
+		t.Fatal("no access-log line")
+	}
+	if line["outcome"] != "upstream_error" || line["reason"] != "body_aborted" {
+		t.Errorf("access log outcome/reason: got %v/%v, want upstream_error/body_aborted", line["outcome"], line["reason"])
 	}
 }

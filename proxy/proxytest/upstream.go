@@ -29,6 +29,7 @@ const (
 	kindReset
 	kindClose
 	kindHang
+	kindTruncate
 )
 
 // Respond answers with status, body and the given header pairs
@@ -50,6 +51,10 @@ func Reset() Step { return Step{kind: kindReset} }
 // Close reads the request and closes the connection cleanly (FIN) without
 // answering: "closed before response".
 func Close() Step { return Step{kind: kindClose} }
+
+// Truncate answers 200 with a Content-Length of 1000 but sends only 10
+// bytes of body, then closes the connection: a response cut mid-body.
+func Truncate() Step { return Step{kind: kindTruncate} }
 
 // Hang reads the request and never answers; the connection stays open
 // until the client gives up or the upstream is closed.
@@ -176,6 +181,9 @@ func (u *Upstream) serve(c net.Conn) {
 			return
 		case kindHang:
 			<-u.done
+			return
+		case kindTruncate:
+			_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\nContent-Type: text/plain\r\n\r\n0123456789")
 			return
 		}
 		if err := writeResponse(c, step); err != nil {
