@@ -25,6 +25,7 @@ func TestCheckConfig(t *testing.T) {
 		{"defaults", []string{"--check-config"}, 0, []string{"configuration OK"}},
 		{"reference file", []string{"--check-config", "--config", "../../configs/sidecar.yaml"}, 0, []string{"configuration OK"}},
 		{"good file", []string{"--check-config", "--config", good}, 0, []string{"configuration OK"}},
+		{"compose file", []string{"--check-config", "--config", "../../configs/compose/sidecar.yaml"}, 0, []string{"configuration OK"}},
 		{"every error of a bad file", []string{"--check-config", "--config", bad}, 1, []string{"lisen: unknown key", "routes.notify.retry.attempts: must be between 1 and 10, got 0"}},
 		{"bad flag value", []string{"--check-config", "--upstream-url", "ftp://x"}, 1, []string{"upstream.url: must be an http or https URL"}},
 		{"missing file", []string{"--check-config", "--config", filepath.Join(dir, "none.yaml")}, 1, []string{"none.yaml"}},
