@@ -307,6 +307,9 @@ func FuzzLoadBytes(f *testing.F) {
 	f.Add([]byte("routes:\n  notify:\n    retry: 5\n"))
 	f.Add([]byte("admission: [1, 2]\n"))
 	f.Add([]byte("routes:\n  x: {match: {path: '/{a}/{a}'}}\n"))
+	f.Add([]byte("listen: 127.0.0.1:1\nserver: {drain_timeout: 1s, idle_timeout: 2m}\n"))
+	f.Add([]byte("routes:\n  workflow:\n    match: {method: PUT, path: /v2/{agent_id}/run}\n"))
+	f.Add([]byte("admission:\n  trusted_proxies: [10.0.0.0/8]\n  concurrency: {limit: 1, queue_size: 0}\n"))
 	f.Fuzz(func(t *testing.T, doc []byte) {
 		cfg, err := LoadBytes(doc, nil)
 		if err == nil {
