@@ -40,12 +40,17 @@ func ModuleRoot() (string, error) {
 }
 
 // BuildBinaries runs `go build` for ./cmd/opscore, ./cmd/sidecar and
-// ./cmd/loadtest of the module into dir. The build output is part of the
-// error when it fails.
+// ./cmd/loadtest of the module into dir. Each binary is built under a
+// temporary name and renamed into place, so processes that build into the
+// same directory at once, or still run an older binary, do not collide.
+// The build output is part of the error when it fails.
 func BuildBinaries(dir string) (Binaries, error) {
 	root, err := ModuleRoot()
 	if err != nil {
 		return Binaries{}, err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return Binaries{}, fmt.Errorf("harness: bin dir: %w", err)
 	}
 	b := Binaries{
 		Dir:      dir,
@@ -58,12 +63,18 @@ func BuildBinaries(dir string) (Binaries, error) {
 		{"./cmd/sidecar", b.Sidecar},
 		{"./cmd/loadtest", b.Loadtest},
 	} {
-		cmd := exec.Command("go", "build", "-o", t.out, t.pkg)
+		tmp := fmt.Sprintf("%s.%d.tmp", t.out, os.Getpid())
+		cmd := exec.Command("go", "build", "-o", tmp, t.pkg)
 		cmd.Dir = root
 		var out bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &out
 		if err := cmd.Run(); err != nil {
+			os.Remove(tmp)
 			return Binaries{}, fmt.Errorf("harness: go build %s: %w\n%s", t.pkg, err, out.String())
+		}
+		if err := os.Rename(tmp, t.out); err != nil {
+			os.Remove(tmp)
+			return Binaries{}, fmt.Errorf("harness: install %s: %w", t.out, err)
 		}
 	}
 	return b, nil
@@ -75,29 +86,18 @@ var (
 	binsErr  error
 )
 
-// Bins builds the binaries once per test process (into a directory that
-// lives as long as the process) and returns them; it fails tb when the
-// build fails.
+// Bins builds the binaries once per test process and returns them; it
+// fails tb when the build fails. They go to one directory per user under
+// os.TempDir() that every test process reuses (go build's cache keeps a
+// rebuild fast), so test runs leave nothing behind.
 func Bins(tb testing.TB) Binaries {
 	tb.Helper()
 	binsOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "harness-bin-")
-		if err != nil {
-			binsErr = fmt.Errorf("harness: temp dir: %w", err)
-			return
-		}
+		dir := filepath.Join(os.TempDir(), fmt.Sprintf("opscore-sidecar-e2e-bin-%d", os.Getuid()))
 		bins, binsErr = BuildBinaries(dir)
 	})
 	if binsErr != nil {
 		tb.Fatalf("harness: build binaries: %v", binsErr)
 	}
 	return bins
-}
-
-// CleanupBins removes the directory Bins built into. Call it from TestMain
-// after m.Run; it is a no-op when Bins was never called.
-func CleanupBins() {
-	if bins.Dir != "" {
-		os.RemoveAll(bins.Dir)
-	}
 }

@@ -24,9 +24,7 @@ func TestMain(m *testing.M) {
 		}
 		return
 	}
-	code := m.Run()
-	CleanupBins()
-	os.Exit(code)
+	os.Exit(m.Run())
 }
 
 func helperProc(t *testing.T) *Proc {
