@@ -57,10 +57,30 @@ func BenchmarkProxyPath(b *testing.B) {
 	}
 	defer srv.Drain()
 
+	// The frame alone: tracing, metrics and access log on, but one attempt,
+	// no breaker and no concurrency gate, to split the frame's cost from
+	// the policy layers'.
+	frameCfg := Defaults()
+	frameCfg.Upstream.URL = up.URL
+	for n, rc := range frameCfg.Routes {
+		rc.Retry.Attempts, rc.Breaker.Enabled = 1, false
+		frameCfg.Routes[n] = rc
+	}
+	frameCfg.Admission.Concurrency.Limit, frameCfg.Admission.Concurrency.QueueSize = 0, 0
+	frame, err := Start(context.Background(), RunOptions{
+		Config: withListen(frameCfg), Registry: prometheus.NewRegistry(), Tracing: tr,
+		AccessLog: slog.New(slog.NewJSONHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer frame.Drain()
+
 	const path = "/v1/opscore/agent/agent-1/state"
 	for _, c := range []struct{ name, base string }{
 		{"direct", up.URL},
 		{"bare_reverseproxy_pooled", bare.URL},
+		{"sidecar_frame_only", "http://" + frame.ProxyAddr()},
 		{"sidecar_all_on", "http://" + srv.ProxyAddr()},
 	} {
 		b.Run(c.name, func(b *testing.B) { benchPost(b, c.base+path) })
