@@ -52,6 +52,11 @@ func StartCoreProcess(opts CoreOptions) (*Proc, error) {
 	if storage == "" {
 		storage = "memory"
 	}
+	if storage == "redis" && opts.RedisURL == "" {
+		// Without REDIS_URL the core would fall back to localhost:6379,
+		// the machine's Redis, which tests must never touch.
+		return nil, fmt.Errorf("harness: CoreOptions.RedisURL is required with Storage \"redis\"")
+	}
 	addr := "127.0.0.1:" + strconv.Itoa(opts.Port)
 	env := []string{
 		"OPSCORE_LISTEN=" + addr,

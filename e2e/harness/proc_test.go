@@ -88,3 +88,10 @@ func TestStartCoreProcessFailsClearlyOnMissingBinary(t *testing.T) {
 		t.Fatal("got nil error, want an exec error")
 	}
 }
+
+func TestStartCoreProcessRefusesRedisWithoutURL(t *testing.T) {
+	_, err := StartCoreProcess(CoreOptions{Bin: os.Args[0], Storage: "redis", Dir: t.TempDir()})
+	if err == nil {
+		t.Fatal("got nil error, want a refusal (the core would use the machine's Redis)")
+	}
+}
