@@ -43,8 +43,9 @@ const (
 var AttemptResults = []string{ResultOK, ResultHTTP5xx, ResultRefused, ResultReset, ResultTimeout, ResultClosed, ResultCanceled, ResultError}
 
 // RetryReasons is the reason label of retries_total: why an attempt was
-// retried. It reuses the failed attempt's result (except ok and canceled).
-var RetryReasons = []string{ResultHTTP5xx, ResultRefused, ResultReset, ResultTimeout, ResultClosed, ResultError}
+// retried (policy.RetryReason). It reuses the failed attempt's result,
+// plus http_429 for an upstream 429 with Retry-After.
+var RetryReasons = []string{ResultRefused, ResultReset, ResultClosed, ResultTimeout, ResultHTTP5xx, "http_429"}
 
 // Admission rejection reasons (label reason of admission_rejections_total).
 const (
@@ -54,11 +55,12 @@ const (
 	ReasonShed         = "shed"
 	ReasonQueueFull    = "queue_full"
 	ReasonQueueTimeout = "queue_timeout"
+	ReasonCanceled     = "canceled"
 	ReasonDraining     = "draining"
 )
 
 // AdmissionReasons lists every admission rejection reason.
-var AdmissionReasons = []string{ReasonGlobalRate, ReasonRouteRate, ReasonKeyRate, ReasonShed, ReasonQueueFull, ReasonQueueTimeout, ReasonDraining}
+var AdmissionReasons = []string{ReasonGlobalRate, ReasonRouteRate, ReasonKeyRate, ReasonShed, ReasonQueueFull, ReasonQueueTimeout, ReasonCanceled, ReasonDraining}
 
 // Modes are the policy modes (label mode).
 var Modes = []string{"enforce", "shadow"}
