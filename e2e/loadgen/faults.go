@@ -118,12 +118,12 @@ func RunWithFaults(ctx context.Context, cfg Config, plan FaultPlan) (*Result, er
 // ResilientSidecarYAML is the sidecar configuration of the fault runs:
 // upstream keep-alive connections are dropped after idleConnTimeout
 // (below the core's idle timeout, so the sidecar never reuses a
-// connection the core is closing), idempotent routes retry up to 8 times
+// connection the core is closing), idempotent routes retry up to 10 times
 // within 15 s with a budget that a short outage cannot exhaust, and the
 // breakers only open on a sustained outage longer than a restart.
 func ResilientSidecarYAML(idleConnTimeout time.Duration) string {
 	route := `
-    retry: {attempts: 8, per_try_timeout: 2s, deadline: 15s, backoff_base: 50ms, backoff_max: 1s, budget_ratio: 1.0, budget_min_per_second: 200, idempotent: true}
+    retry: {attempts: 10, per_try_timeout: 2s, deadline: 15s, backoff_base: 100ms, backoff_max: 1s, budget_ratio: 1.0, budget_min_per_second: 200, idempotent: true}
     breaker: {consecutive_failures: 200, failure_ratio: 0.95, min_requests: 500, window: 10s, open_timeout: 2s, half_open_requests: 5, enabled: true}`
 	return fmt.Sprintf(`upstream:
   idle_conn_timeout: %s
