@@ -87,7 +87,7 @@ var AuthFailureReasons = []string{AuthMissingSignature, AuthBadSignature, AuthBa
 // breaker_transitions_total.
 const (
 	BreakerClosed   = "closed"
-	BreakerHalfOpen = "half-open"
+	BreakerHalfOpen = "half_open"
 	BreakerOpen     = "open"
 )
 
