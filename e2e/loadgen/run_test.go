@@ -211,3 +211,22 @@ func TestStopRule(t *testing.T) {
 		}
 	}
 }
+
+func TestScenario4StopsOnErrorRate(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	defer srv.Close()
+	s := tiny(t, 4)
+	s.Duration = time.Minute
+	res, err := Run(context.Background(), Config{Scenario: s, Target: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(res.StopReason, "error rate") {
+		t.Errorf("stop reason: got %q, want the error-rate rule", res.StopReason)
+	}
+	if res.Interrupted {
+		t.Error("Interrupted: got true, want false (the stop rule is not a Ctrl-C)")
+	}
+}
