@@ -42,6 +42,8 @@ type Metrics struct {
 	QueueDepth *prometheus.GaugeVec
 	// ConcurrencyLimit is the concurrency slots usable by each class.
 	ConcurrencyLimit *prometheus.GaugeVec
+	// AdmissionInflight is the concurrency slots held, by class.
+	AdmissionInflight *prometheus.GaugeVec
 	// RateLimitKeys is the number of per-key buckets held, by route.
 	RateLimitKeys *prometheus.GaugeVec
 	// BreakerState is 0 closed, 1 half-open, 2 open, by route.
@@ -101,6 +103,9 @@ func New(reg prometheus.Registerer) *Metrics {
 		ConcurrencyLimit: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: ns + "concurrency_limit", Help: "Concurrency slots usable by each class.",
 		}, []string{"class"}),
+		AdmissionInflight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: ns + "admission_inflight_requests", Help: "Concurrency slots held (requests in flight to the upstream), by class.",
+		}, []string{"class"}),
 		RateLimitKeys: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: ns + "ratelimit_keys", Help: "Per-key rate-limit buckets held, by route.",
 		}, []string{"route"}),
@@ -131,7 +136,7 @@ func New(reg prometheus.Registerer) *Metrics {
 func (m *Metrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{
 		m.Requests, m.RequestDuration, m.Inflight, m.UpstreamAttempts, m.UpstreamAttemptDuration,
-		m.Retries, m.RetryBudgetExhausted, m.AdmissionRejections, m.QueueDepth, m.ConcurrencyLimit,
+		m.Retries, m.RetryBudgetExhausted, m.AdmissionRejections, m.QueueDepth, m.ConcurrencyLimit, m.AdmissionInflight,
 		m.RateLimitKeys, m.BreakerState, m.BreakerTransitions, m.WebhookAuthFailures,
 		m.ConfigReloads, m.ConfigLastReloadSuccess, m.BuildInfo,
 	}
@@ -171,6 +176,7 @@ func (m *Metrics) precreate(version string) {
 	for _, c := range Classes {
 		m.QueueDepth.WithLabelValues(c)
 		m.ConcurrencyLimit.WithLabelValues(c)
+		m.AdmissionInflight.WithLabelValues(c)
 	}
 	for _, reason := range AuthFailureReasons {
 		m.WebhookAuthFailures.WithLabelValues(reason)

@@ -90,20 +90,21 @@ func buildGlobalAdmission(cfg *Config, prev *GlobalRuntime, deps Deps) (GlobalAd
 }
 
 // gateGauges returns the gate observer that keeps queue_depth and
-// concurrency_limit current, per class.
+// concurrency_limit and admission_inflight_requests current, per class.
 func gateGauges(m *metrics.Metrics) func(policy.GateStats) {
 	type gauges struct {
-		class        policy.Class
-		depth, limit prometheus.Gauge
+		class                  policy.Class
+		depth, limit, inflight prometheus.Gauge
 	}
 	var gs []gauges
 	for _, c := range []policy.Class{policy.ClassCritical, policy.ClassBulk} {
-		gs = append(gs, gauges{c, m.QueueDepth.WithLabelValues(string(c)), m.ConcurrencyLimit.WithLabelValues(string(c))})
+		gs = append(gs, gauges{c, m.QueueDepth.WithLabelValues(string(c)), m.ConcurrencyLimit.WithLabelValues(string(c)), m.AdmissionInflight.WithLabelValues(string(c))})
 	}
 	return func(st policy.GateStats) {
 		for _, g := range gs {
 			g.depth.Set(float64(st.QueuedOf(g.class)))
 			g.limit.Set(float64(st.ClassLimit(g.class)))
+			g.inflight.Set(float64(st.InFlightOf(g.class)))
 		}
 	}
 }
