@@ -81,6 +81,8 @@ func lineChart(title, unit string, ss []series) template.HTML {
 // fmtNum prints a chart label compactly.
 func fmtNum(v float64) string {
 	switch {
+	case v == 0:
+		return "0"
 	case v >= 100:
 		return fmt.Sprintf("%.0f", v)
 	case v >= 1:
