@@ -8,6 +8,10 @@ import (
 	"net/http/httputil"
 	"sync"
 	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"opscore-sidecar/metrics"
 )
 
 // Sidecar is the reverse proxy: the handler chain over the current config
@@ -109,4 +113,17 @@ func (s *Sidecar) Draining() bool { return s.draining.Load() }
 // Close releases the current snapshot's idle upstream connections.
 func (s *Sidecar) Close() {
 	s.snap.Load().Transport.CloseIdleConnections()
+}
+
+// Check builds everything a start would build from cfg (policies, loaded
+// secrets, the upstream transport) and throws it away, so --check-config
+// also catches what Validate cannot see, such as a webhook secret that is
+// missing from the environment.
+func Check(cfg *Config) error {
+	snap, err := buildSnapshot(cfg, nil, Deps{Metrics: metrics.New(prometheus.NewRegistry())})
+	if err != nil {
+		return err
+	}
+	snap.Transport.CloseIdleConnections()
+	return nil
 }

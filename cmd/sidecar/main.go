@@ -71,6 +71,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	if *checkConfig {
+		if err := proxy.Check(cfg); err != nil {
+			fmt.Fprintln(stderr, "sidecar: invalid configuration:")
+			fmt.Fprintln(stderr, "  "+err.Error())
+			return 1
+		}
 		fmt.Fprintln(stdout, "sidecar: configuration OK")
 		return 0
 	}

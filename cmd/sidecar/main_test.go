@@ -26,6 +26,7 @@ func TestCheckConfig(t *testing.T) {
 		{"reference file", []string{"--check-config", "--config", "../../configs/sidecar.yaml"}, 0, []string{"configuration OK"}},
 		{"good file", []string{"--check-config", "--config", good}, 0, []string{"configuration OK"}},
 		{"compose file", []string{"--check-config", "--config", "../../configs/compose/sidecar.yaml"}, 0, []string{"configuration OK"}},
+		{"required webhook secret missing", []string{"--check-config", "--config", "../../configs/compose/sidecar.yaml"}, 1, []string{"OPSCORE_WEBHOOK_SECRET is empty or unset"}},
 		{"every error of a bad file", []string{"--check-config", "--config", bad}, 1, []string{"lisen: unknown key", "routes.notify.retry.attempts: must be between 1 and 10, got 0"}},
 		{"bad flag value", []string{"--check-config", "--upstream-url", "ftp://x"}, 1, []string{"upstream.url: must be an http or https URL"}},
 		{"missing file", []string{"--check-config", "--config", filepath.Join(dir, "none.yaml")}, 1, []string{"none.yaml"}},
@@ -33,6 +34,11 @@ func TestCheckConfig(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			if strings.Contains(tt.name, "secret missing") {
+				t.Setenv("OPSCORE_WEBHOOK_SECRET", "")
+			} else {
+				t.Setenv("OPSCORE_WEBHOOK_SECRET", "test-secret")
+			}
 			var out, errb bytes.Buffer
 			code := run(tt.args, &out, &errb)
 			if code != tt.code {
