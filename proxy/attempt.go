@@ -46,10 +46,11 @@ func (a *attemptTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	cc.trace.GotConn = func(httptrace.GotConnInfo) { cc.n.Add(1) }
 	out := req.WithContext(httptrace.WithClientTrace(ctx, &cc.trace))
 	// The outgoing header map belongs to the ReverseProxy's clone of the
-	// client request; each attempt overwrites traceparent with its own span
-	// (headers are written before RoundTrip returns, so a later attempt
-	// cannot race the previous one's header write). Cloning the map per
-	// attempt cost about 10 allocations per request.
+	// client request and traceparent is written into it in place. That is
+	// safe only because the retry layer gives every retry its own copy of
+	// the map: after a cancelled attempt http.Transport's write loop may
+	// still be reading the previous map. Cloning on the first attempt too
+	// cost about 10 allocations per request.
 	a.propagator.Inject(ctx, propagation.HeaderCarrier(out.Header))
 
 	start := time.Now()
