@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -13,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"opscore-sidecar/metrics"
@@ -86,19 +84,7 @@ func newAdmissionRig(t *testing.T, hold bool, mutate func(*Config)) *admissionRi
 	if mutate != nil {
 		mutate(cfg)
 	}
-	if err := cfg.Validate(); err != nil {
-		t.Fatalf("config: %v", err)
-	}
-	m := metrics.New(prometheus.NewRegistry())
-	tr, err := NewTracing(context.Background(), cfg.Tracing)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := New(cfg, Deps{Metrics: m}, tr, nil)
-	if err != nil {
-		t.Fatalf("proxy.New: %v", err)
-	}
-	t.Cleanup(s.Close)
+	s, m := newTestSidecar(t, cfg)
 	return &admissionRig{s: s, m: m, u: u}
 }
 

@@ -17,6 +17,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
+	"opscore-sidecar/metrics"
 )
 
 // syncBuffer is a bytes.Buffer safe for a logger and a test to share.
@@ -111,6 +113,26 @@ func startSidecar(t *testing.T, cfg *Config, load LoadOptions) *testEnv {
 		}
 	})
 	return env
+}
+
+// newTestSidecar validates cfg and builds a Sidecar (no listeners) with its
+// own metrics registry, for tests that drive its Handler directly.
+func newTestSidecar(t *testing.T, cfg *Config) (*Sidecar, *metrics.Metrics) {
+	t.Helper()
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	m := metrics.New(prometheus.NewRegistry())
+	tr, err := NewTracing(context.Background(), cfg.Tracing)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(cfg, Deps{Metrics: m}, tr, nil)
+	if err != nil {
+		t.Fatalf("proxy.New: %v", err)
+	}
+	t.Cleanup(s.Close)
+	return s, m
 }
 
 // do sends a request and returns the response with its body read.

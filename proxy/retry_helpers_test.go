@@ -32,19 +32,7 @@ func newRetryRig(t *testing.T, upstreamURL string, mutate func(*Config)) *retryR
 	if mutate != nil {
 		mutate(cfg)
 	}
-	if err := cfg.Validate(); err != nil {
-		t.Fatalf("config: %v", err)
-	}
-	m := metrics.New(prometheus.NewRegistry())
-	tr, err := NewTracing(context.Background(), cfg.Tracing)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := New(cfg, Deps{Metrics: m}, tr, nil)
-	if err != nil {
-		t.Fatalf("proxy.New: %v", err)
-	}
-	t.Cleanup(s.Close)
+	s, m := newTestSidecar(t, cfg)
 	return &retryRig{s: s, metrics: m}
 }
 
