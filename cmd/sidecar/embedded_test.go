@@ -59,6 +59,22 @@ func TestEmbeddedCoreIsAWorkingStack(t *testing.T) {
 		t.Fatalf("state: got %d %s, want 200 with agentId a1", resp.StatusCode, b)
 	}
 
+	// Each program's /metrics shows its own families only, as with two
+	// processes: the core's must not repeat the sidecar's (a Prometheus
+	// scraping both would count them twice), and the reverse.
+	for _, c := range []struct{ name, url, want, notWant string }{
+		{"core", "http://" + coreAddr + "/metrics", "opscore_http_requests_total", "opscore_sidecar_"},
+		{"admin", "http://" + adminAddr + "/metrics", "opscore_sidecar_requests_total", "opscore_http_requests_total"},
+	} {
+		body := getBody(t, c.url)
+		if !strings.Contains(body, c.want) {
+			t.Errorf("%s /metrics: lacks %s", c.name, c.want)
+		}
+		if strings.Contains(body, c.notWant) {
+			t.Errorf("%s /metrics: got %s families, want none", c.name, c.notWant)
+		}
+	}
+
 	if err := syscall.Kill(os.Getpid(), syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -73,6 +89,21 @@ func TestEmbeddedCoreIsAWorkingStack(t *testing.T) {
 	if !strings.Contains(out.String(), `"msg":"drained"`) {
 		t.Errorf("log lacks the drained line:\n%s", out.String())
 	}
+}
+
+// getBody returns the body of a GET that must answer 200.
+func getBody(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: got %d %v, want 200", url, resp.StatusCode, err)
+	}
+	return string(b)
 }
 
 // waitOK polls url until it answers 200, failing if run exits first.
