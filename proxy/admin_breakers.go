@@ -15,7 +15,28 @@ type breakerView struct {
 	// OpenRemainingSeconds is how long an open breaker stays open.
 	OpenRemainingSeconds float64              `json:"open_remaining_seconds"`
 	Counts               policy.BreakerCounts `json:"counts"`
-	Settings             policy.BreakerConfig `json:"settings"`
+	Settings             breakerSettingsView  `json:"settings"`
+}
+
+// breakerSettingsView is a breaker's settings as /admin/config shows them:
+// the config keys, durations written as Go durations ("10s"), not as
+// nanoseconds.
+type breakerSettingsView struct {
+	Enabled             bool    `json:"enabled"`
+	ConsecutiveFailures uint32  `json:"consecutive_failures"`
+	FailureRatio        float64 `json:"failure_ratio"`
+	MinRequests         uint32  `json:"min_requests"`
+	Window              string  `json:"window"`
+	OpenTimeout         string  `json:"open_timeout"`
+	HalfOpenRequests    uint32  `json:"half_open_requests"`
+}
+
+func settingsView(c policy.BreakerConfig) breakerSettingsView {
+	return breakerSettingsView{
+		Enabled: c.Enabled, ConsecutiveFailures: c.ConsecutiveFailures, FailureRatio: c.FailureRatio,
+		MinRequests: c.MinRequests, Window: c.Window.String(), OpenTimeout: c.OpenTimeout.String(),
+		HalfOpenRequests: c.HalfOpenRequests,
+	}
 }
 
 // breakers serves /admin/breakers: every route's breaker with its state,
@@ -34,7 +55,7 @@ func (a *AdminServer) breakers(w http.ResponseWriter, r *http.Request) {
 		out = append(out, breakerView{
 			Route: name, State: b.State().String(),
 			OpenRemainingSeconds: b.OpenRemaining(now).Seconds(),
-			Counts:               b.Counts(), Settings: b.Config(),
+			Counts:               b.Counts(), Settings: settingsView(b.Config()),
 		})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"breakers": out})

@@ -191,6 +191,12 @@ func TestAdminBreakersListsEveryRoute(t *testing.T) {
 			if b.State != want {
 				t.Errorf("route %s state %q, want %q", b.Route, b.State, want)
 			}
+			cfg := rig.s.Snapshot().Config.Routes[b.Route].Breaker
+			if b.Settings.OpenTimeout != cfg.OpenTimeout.String() || b.Settings.Window != cfg.Window.String() ||
+				b.Settings.ConsecutiveFailures != cfg.ConsecutiveFailures {
+				t.Errorf("route %s settings %+v, want open_timeout %s, window %s, consecutive_failures %d as in the config",
+					b.Route, b.Settings, cfg.OpenTimeout, cfg.Window, cfg.ConsecutiveFailures)
+			}
 		}
 	})
 }
