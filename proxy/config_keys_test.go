@@ -1,0 +1,95 @@
+package proxy
+
+import (
+	"fmt"
+	"os"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+// envTestValue returns, for a key's default value def, a different value
+// of the same type and its spelling in the environment.
+func envTestValue(t *testing.T, key string, def any) (string, any) {
+	t.Helper()
+	if d, ok := def.(time.Duration); ok {
+		return (d + time.Millisecond).String(), d + time.Millisecond
+	}
+	v := reflect.ValueOf(def)
+	out := reflect.New(v.Type()).Elem()
+	switch v.Kind() {
+	case reflect.Bool:
+		out.SetBool(!v.Bool())
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		out.SetInt(v.Int() + 3)
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		out.SetUint(v.Uint() + 3)
+	case reflect.Float32, reflect.Float64:
+		out.SetFloat(v.Float() + 0.5)
+	case reflect.String:
+		out.SetString("env-" + key)
+	case reflect.Slice:
+		if v.Type().Elem().Kind() != reflect.String {
+			t.Fatalf("%s: no environment test value for %s", key, v.Type())
+		}
+		out = reflect.ValueOf([]string{"10.9.0.0/16", "10.8.0.0/16"}).Convert(v.Type())
+		return "10.9.0.0/16,10.8.0.0/16", out.Interface()
+	default:
+		t.Fatalf("%s: no environment test value for %s", key, v.Type())
+	}
+	return fmt.Sprint(out.Interface()), out.Interface()
+}
+
+// TestEveryKeyHasAnEnvOverride sets SIDECAR_<KEY> for every key of the
+// tree, each to a value that differs from its default, and checks that
+// every one reached the decoded config (validation may reject the mix;
+// what is checked is the decoding).
+func TestEveryKeyHasAnEnvOverride(t *testing.T) {
+	want := map[string]any{}
+	for key, def := range flatten(Defaults()) {
+		env, val := envTestValue(t, key, def)
+		t.Setenv(EnvName(key), env)
+		want[key] = val
+	}
+	cfg, _ := LoadBytes([]byte("{}\n"), nil)
+	if cfg == nil {
+		t.Fatal("LoadBytes with every key overridden: got no config, want one decoded from the environment")
+	}
+	got := flatten(cfg)
+	for key, w := range want {
+		if !reflect.DeepEqual(got[key], w) {
+			t.Errorf("%s (env %s): got %v, want %v", key, EnvName(key), got[key], w)
+		}
+	}
+}
+
+// docKey is how docs/sidecar.md spells key: route keys with <route>.
+func docKey(key string) string {
+	for _, name := range RouteNames {
+		if p := "routes." + name + "."; strings.HasPrefix(key, p) {
+			return "routes.<route>." + strings.TrimPrefix(key, p)
+		}
+	}
+	return key
+}
+
+// TestDocsListEveryKeyWithItsEnv checks that the user documentation names
+// every configuration key and its environment variable.
+func TestDocsListEveryKeyWithItsEnv(t *testing.T) {
+	b, err := os.ReadFile("../docs/sidecar.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(b)
+	for _, key := range Keys() {
+		k := docKey(key)
+		env := EnvName(strings.ReplaceAll(k, "<route>", "<ROUTE>"))
+		if !strings.Contains(doc, "`"+k+"`") {
+			t.Errorf("docs/sidecar.md: key %s is not documented", k)
+		}
+		if !strings.Contains(doc, "`"+env+"`") {
+			t.Errorf("docs/sidecar.md: key %s lacks its environment variable %s", k, env)
+		}
+	}
+}
