@@ -16,8 +16,9 @@ type contractStep struct {
 	auth     bool
 	hdr      []string
 	status   int
-	wantBody string // exact body when set
-	contains string // substring of the body when set
+	wantBody string   // exact body when set
+	contains string   // substring of the body when set
+	wantHdr  []string // header name, value pairs the answer must carry
 }
 
 const (
@@ -28,8 +29,14 @@ const (
 var contractSteps = []contractStep{
 	{name: "health", method: "GET", path: "/health", status: 200, wantBody: `{"status":"ok"}`},
 	{name: "unknown path", method: "GET", path: "/nope", status: 404, wantBody: `{"detail":"Not Found"}`},
-	{name: "wrong method", method: "DELETE", path: pState, auth: true, status: 405, wantBody: `{"detail":"Method Not Allowed"}`},
-	{name: "trailing slash redirects", method: "GET", path: "/health/", status: 307},
+	{name: "wrong method", method: "DELETE", path: pState, auth: true, status: 405, wantBody: `{"detail":"Method Not Allowed"}`,
+		wantHdr: []string{"Allow", "GET, HEAD, POST"}},
+	{name: "GET on the webhook", method: "GET", path: pNotify, status: 405, wantBody: `{"detail":"Method Not Allowed"}`,
+		wantHdr: []string{"Allow", "POST"}},
+	{name: "HEAD where GET is allowed", method: "HEAD", path: "/health", status: 200},
+	{name: "trailing slash redirects", method: "GET", path: "/health/", status: 307, wantHdr: []string{"Location", "/health"}},
+	{name: "trailing slashes redirect with the query", method: "POST", path: pState + "//?a=1", status: 307,
+		wantHdr: []string{"Location", pState + "?a=1"}},
 	{name: "state of unknown agent", method: "GET", path: pState, auth: true, status: 404,
 		wantBody: `{"detail":"No state found for agent lt-1"}`},
 	{name: "update for unregistered agent", method: "POST", path: pState, auth: true, body: stateBody("lt-1", "idle"),
@@ -144,6 +151,11 @@ func TestContract(t *testing.T) {
 				}
 				if st.contains != "" && !strings.Contains(r.body, st.contains) {
 					t.Fatalf("%s: got body %s, want it to contain %s", st.name, r.body, st.contains)
+				}
+				for i := 0; i+1 < len(st.wantHdr); i += 2 {
+					if got := r.header.Get(st.wantHdr[i]); got != st.wantHdr[i+1] {
+						t.Fatalf("%s: got %s %q, want %q", st.name, st.wantHdr[i], got, st.wantHdr[i+1])
+					}
 				}
 				if r.header.Get("X-Process-Time") == "" {
 					t.Fatalf("%s: got no X-Process-Time header, want one", st.name)

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -65,8 +66,7 @@ func (rw *responseWriter) WriteHeader(code int) {
 		return
 	}
 	rw.wroteHeader, rw.status = true, code
-	rw.Header()["X-Process-Time"] = []string{
-		strconv.FormatFloat(time.Since(rw.start).Seconds(), 'f', -1, 64)}
+	rw.Header()["X-Process-Time"] = []string{pythonFloat(time.Since(rw.start).Seconds())}
 	rw.ResponseWriter.WriteHeader(code)
 }
 
@@ -82,3 +82,15 @@ func (rw *responseWriter) Write(b []byte) (int, error) {
 
 // Unwrap returns the wrapped writer for http.ResponseController.
 func (rw *responseWriter) Unwrap() http.ResponseWriter { return rw.ResponseWriter }
+
+// pythonFloat formats v as Python's str(float) does for the values a
+// process time takes (below 1e6): the shortest representation that reads
+// back as v, in exponent form below 1e-4 ("4.487e-06"), with ".0" on whole
+// numbers. The original's X-Process-Time is str(time.time() - start).
+func pythonFloat(v float64) string {
+	s := strconv.FormatFloat(v, 'g', -1, 64)
+	if !strings.ContainsAny(s, ".eN") { // N: NaN and Inf stay as they are
+		s += ".0"
+	}
+	return s
+}

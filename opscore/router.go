@@ -52,9 +52,13 @@ func (s *Service) match(path string) (*endpoint, string) {
 func (s *Service) buildEndpoints() {
 	type h = func(w http.ResponseWriter, r *http.Request, id string)
 	mk := func(name string, m map[string]h) *endpoint {
-		allow := make([]string, 0, len(m))
-		for _, k := range []string{http.MethodGet, http.MethodPost} {
-			if _, ok := m[k]; ok {
+		allow := make([]string, 0, len(m)+1)
+		for _, k := range []string{http.MethodGet, http.MethodHead, http.MethodPost} {
+			_, ok := m[k]
+			if k == http.MethodHead {
+				_, ok = m[http.MethodGet] // Starlette answers HEAD wherever GET is allowed
+			}
+			if ok {
 				allow = append(allow, k)
 			}
 		}
@@ -83,15 +87,16 @@ func routeName(e *endpoint, method string) string {
 	return e.name
 }
 
-// route dispatches a request: 404 and 405 with FastAPI's bodies, and the
-// 307 redirect for an extra trailing slash.
+// route dispatches a request: 404 and 405 with FastAPI's bodies, HEAD
+// answered by the GET handler (as Starlette does; net/http drops the body),
+// and the 307 redirect for extra trailing slashes.
 func (s *Service) route(w http.ResponseWriter, r *http.Request) {
 	e, id := s.match(r.URL.Path)
 	if e == nil {
 		if p := r.URL.Path; len(p) > 1 && strings.HasSuffix(p, "/") {
-			if e2, _ := s.match(strings.TrimSuffix(p, "/")); e2 != nil {
+			if e2, _ := s.match(strings.TrimRight(p, "/")); e2 != nil {
 				u := *r.URL
-				u.Path = strings.TrimSuffix(p, "/")
+				u.Path = strings.TrimRight(p, "/")
 				u.RawPath = ""
 				w.Header().Set("Location", u.RequestURI())
 				w.WriteHeader(http.StatusTemporaryRedirect)
@@ -102,6 +107,9 @@ func (s *Service) route(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h, ok := e.methods[r.Method]
+	if !ok && r.Method == http.MethodHead {
+		h, ok = e.methods[http.MethodGet]
+	}
 	if !ok {
 		w.Header().Set("Allow", e.allow)
 		writeDetail(w, http.StatusMethodNotAllowed, "Method Not Allowed")

@@ -31,6 +31,28 @@ func TestChunkedBodyOverLimitGets413(t *testing.T) {
 	}
 }
 
+// TestPythonFloatMatchesPythonStr pins X-Process-Time's format to Python's
+// str(float), which the original sends.
+func TestPythonFloatMatchesPythonStr(t *testing.T) {
+	tests := []struct {
+		in   float64
+		want string
+	}{
+		{0.0021457672119140625, "0.0021457672119140625"}, // spec 1.1's example
+		{4.487e-06, "4.487e-06"},
+		{0.0001, "0.0001"},
+		{0.00009, "9e-05"},
+		{1, "1.0"},
+		{0, "0.0"},
+		{12.5, "12.5"},
+	}
+	for _, tt := range tests {
+		if got := pythonFloat(tt.in); got != tt.want {
+			t.Errorf("pythonFloat(%v): got %s, want %s", tt.in, got, tt.want)
+		}
+	}
+}
+
 func TestProcessTimeHeaderIsSeconds(t *testing.T) {
 	svc, _ := newTestService(t, NewMemoryStore())
 	r := call(t, svc.Handler(), "GET", "/health", "", false)
