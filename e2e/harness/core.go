@@ -2,7 +2,6 @@ package harness
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -41,12 +40,8 @@ func StartCoreProcess(opts CoreOptions) (*Proc, error) {
 		}
 		opts.Port = p
 	}
-	if opts.Dir == "" {
-		d, err := os.MkdirTemp("", "harness-core-")
-		if err != nil {
-			return nil, fmt.Errorf("harness: temp dir: %w", err)
-		}
-		opts.Dir = d
+	if err := defaultDir(&opts.Dir, "harness-core-"); err != nil {
+		return nil, err
 	}
 	storage := opts.Storage
 	if storage == "" {
@@ -78,11 +73,7 @@ func StartCoreProcess(opts CoreOptions) (*Proc, error) {
 		env:      env,
 		readyURL: "http://" + addr + "/health",
 	}
-	if err := p.start(); err != nil {
-		p.Close()
-		return nil, err
-	}
-	return p, nil
+	return launch(p)
 }
 
 // StartCore builds the binaries if needed, starts cmd/opscore for the test

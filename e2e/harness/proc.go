@@ -73,6 +73,7 @@ func (p *Proc) start() error {
 	cmd := exec.Command(p.bin, p.args...)
 	cmd.Env = append(os.Environ(), p.env...)
 	cmd.Stdout, cmd.Stderr = p.log, p.log
+	cmd.SysProcAttr = childAttr()
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("harness: exec %s: %w", p.bin, err)
 	}
@@ -187,4 +188,28 @@ func (p *Proc) Close() error {
 		p.log = nil
 	}
 	return err
+}
+
+// launch starts p and waits until it is ready; on failure it closes p's
+// log file and returns the start error.
+func launch(p *Proc) (*Proc, error) {
+	if err := p.start(); err != nil {
+		p.Close()
+		return nil, err
+	}
+	return p, nil
+}
+
+// defaultDir sets *dir to a new temporary directory named after prefix
+// when it is empty.
+func defaultDir(dir *string, prefix string) error {
+	if *dir != "" {
+		return nil
+	}
+	d, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		return fmt.Errorf("harness: temp dir: %w", err)
+	}
+	*dir = d
+	return nil
 }

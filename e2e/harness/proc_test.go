@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 )
 
@@ -93,5 +94,23 @@ func TestStartCoreProcessRefusesRedisWithoutURL(t *testing.T) {
 	_, err := StartCoreProcess(CoreOptions{Bin: os.Args[0], Storage: "redis", Dir: t.TempDir()})
 	if err == nil {
 		t.Fatal("got nil error, want a refusal (the core would use the machine's Redis)")
+	}
+}
+
+// TestProcRunsInItsOwnProcessGroup pins that a Ctrl-C at the terminal
+// (SIGINT to the foreground process group) does not reach the children:
+// the caller stops them by PID after writing its report.
+func TestProcRunsInItsOwnProcessGroup(t *testing.T) {
+	p := helperProc(t)
+	pid := p.PID()
+	pgid, err := syscall.Getpgid(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pgid != pid {
+		t.Errorf("child pgid: got %d, want its own pid %d (a group of its own)", pgid, pid)
+	}
+	if own := syscall.Getpgrp(); pgid == own {
+		t.Errorf("child pgid: got %d, the caller's group; want a separate group", pgid)
 	}
 }

@@ -43,12 +43,8 @@ func StartSidecarProcess(opts SidecarOptions) (*Proc, error) {
 			*port = p
 		}
 	}
-	if opts.Dir == "" {
-		d, err := os.MkdirTemp("", "harness-sidecar-")
-		if err != nil {
-			return nil, fmt.Errorf("harness: temp dir: %w", err)
-		}
-		opts.Dir = d
+	if err := defaultDir(&opts.Dir, "harness-sidecar-"); err != nil {
+		return nil, err
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(opts.Port)
 	admin := "127.0.0.1:" + strconv.Itoa(opts.AdminPort)
@@ -79,11 +75,7 @@ func StartSidecarProcess(opts SidecarOptions) (*Proc, error) {
 		env:      env,
 		readyURL: "http://" + admin + "/readyz",
 	}
-	if err := p.start(); err != nil {
-		p.Close()
-		return nil, err
-	}
-	return p, nil
+	return launch(p)
 }
 
 // StartSidecar builds the binaries if needed, starts cmd/sidecar for the
