@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -170,5 +172,74 @@ func TestApplyChangedUpstreamGetsNewTransport(t *testing.T) {
 	bad.Upstream.URL = "ftp://x"
 	if err := env.srv.Sidecar.Apply(bad); err == nil {
 		t.Error("Apply(invalid) = nil, want an error")
+	}
+}
+
+// TestReloadOfOneRouteKeepsOtherRoutesState changes only notify's settings
+// in the file. The other routes keep their policy objects and their state:
+// state_update's open breaker still refuses and state_get's spent token
+// bucket still answers 429; the upstream pool is kept too.
+func TestReloadOfOneRouteKeepsOtherRoutesState(t *testing.T) {
+	up := proxytest.New(t, proxytest.Respond(http.StatusBadGateway, "down"), proxytest.OK())
+	doc := func(notifyLimit int) string {
+		return configDoc(up.URL, notifyLimit) + `    retry:
+      attempts: 1
+  state_update:
+    retry:
+      attempts: 1
+    breaker:
+      consecutive_failures: 1
+      open_timeout: 1h
+  state_get:
+    rate_limit:
+      rps: 0.001
+      burst: 1
+`
+	}
+	path := filepath.Join(t.TempDir(), "sidecar.yaml")
+	writeFile(t, path, doc(1000))
+	env := startFromFile(t, path)
+	base := "http://" + env.srv.ProxyAddr()
+	send := func(method, path string) int {
+		t.Helper()
+		resp, _ := do(t, newRequest(t, method, base+path, strings.NewReader("{}")))
+		return resp.StatusCode
+	}
+	if got := send("POST", "/v1/opscore/agent/a1/state"); got != http.StatusBadGateway {
+		t.Fatalf("state_update through a failing upstream: got %d, want the upstream's 502", got)
+	}
+	if got := send("GET", "/v1/opscore/agent/a1/state"); got != http.StatusOK {
+		t.Fatalf("first state_get: got %d, want 200", got)
+	}
+	before := env.srv.Sidecar.Snapshot()
+
+	writeFile(t, path, doc(4000))
+	if err := env.next(t); err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+	after := env.srv.Sidecar.Snapshot()
+	if after == before || after.Runtime[RouteNotify].BodyLimit != 4000 {
+		t.Fatalf("notify body_limit after reload: got %d, want 4000 in a new snapshot", after.Runtime[RouteNotify].BodyLimit)
+	}
+	for _, name := range RouteNames {
+		if name == RouteNotify {
+			continue
+		}
+		b, a := before.Runtime[name], after.Runtime[name]
+		if a.Breaker.Breaker != b.Breaker.Breaker {
+			t.Errorf("%s: reload of notify replaced this route's breaker", name)
+		}
+		if a.Admission.Rate != b.Admission.Rate {
+			t.Errorf("%s: reload of notify replaced this route's rate limiter", name)
+		}
+	}
+	if after.Global.Admission.Gate != before.Global.Admission.Gate || after.Transport != before.Transport {
+		t.Error("reload of notify replaced the concurrency gate or the upstream transport")
+	}
+	if got := send("POST", "/v1/opscore/agent/a1/state"); got != http.StatusServiceUnavailable {
+		t.Errorf("state_update after reload: got %d, want 503 (its breaker stays open)", got)
+	}
+	if got := send("GET", "/v1/opscore/agent/a1/state"); got != http.StatusTooManyRequests {
+		t.Errorf("state_get after reload: got %d, want 429 (its bucket stays spent)", got)
 	}
 }
