@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net"
 	"net/http"
+	"net/http/httptrace"
 	"strings"
 	"testing"
 	"time"
@@ -99,5 +101,94 @@ func TestRunRejectsBadConfig(t *testing.T) {
 	code := realMain(context.Background(), []string{"--storage", "etcd"}, func(string) string { return "" }, io.Discard, &stderr)
 	if code != 1 || !strings.Contains(stderr.String(), "OPSCORE_STORAGE_TYPE") {
 		t.Fatalf("got exit %d and %q, want 1 and a message naming OPSCORE_STORAGE_TYPE", code, stderr.String())
+	}
+}
+
+// TestShutdownFinishesInFlightRequest is SIGTERM during a request: run's
+// context is cancelled while a registration body is still arriving. The
+// listener must close (new connections refused), the in-flight request
+// must still get its 200, and run must return nil.
+func TestShutdownFinishesInFlightRequest(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ready := make(chan string, 1)
+	errc := make(chan error, 1)
+	go func() {
+		errc <- run(ctx, []string{"--listen", "127.0.0.1:0"}, func(string) string { return "" }, io.Discard, ready)
+	}()
+	var addr string
+	select {
+	case addr = <-ready:
+	case err := <-errc:
+		t.Fatalf("run: %v", err)
+	}
+
+	// Expect: 100-continue makes the server say when the handler starts
+	// reading the body, so the request is known to be in flight.
+	pr, pw := io.Pipe()
+	inHandler := make(chan struct{})
+	reqCtx := httptrace.WithClientTrace(context.Background(),
+		&httptrace.ClientTrace{Got100Continue: func() { close(inHandler) }})
+	req, err := http.NewRequestWithContext(reqCtx, http.MethodPost, "http://"+addr+"/v1/opscore/internal/agent/notify", pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Expect", "100-continue")
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{ExpectContinueTimeout: 10 * time.Second}}
+	type result struct {
+		status int
+		body   string
+		err    error
+	}
+	resc := make(chan result, 1)
+	go func() {
+		resp, err := client.Do(req)
+		if err != nil {
+			resc <- result{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		resc <- result{resp.StatusCode, string(b), err}
+	}()
+	select {
+	case <-inHandler:
+	case r := <-resc:
+		t.Fatalf("request ended before its body was sent: %+v", r)
+	}
+
+	cancel() // what SIGTERM does through signal.NotifyContext
+	waitRefused(t, addr, 5*time.Second)
+
+	body := `{"event_type":"REGISTER","agent_details":{"agentId":"a1","agentName":"n","version":"1","contactEndpoint":"http://a"}}`
+	if _, err := io.WriteString(pw, body); err != nil {
+		t.Fatalf("write body: %v", err)
+	}
+	_ = pw.Close()
+	r := <-resc
+	if r.err != nil || r.status != 200 || !strings.Contains(r.body, "registered successfully") {
+		t.Fatalf("in-flight request: got %d %q %v, want 200 and the success body", r.status, r.body, r.err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatalf("run after shutdown: got %v, want nil", err)
+	}
+}
+
+// waitRefused dials addr until the connection is refused, which shows the
+// listener was closed; it fails t after limit.
+func waitRefused(t *testing.T, addr string, limit time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			return
+		}
+		_ = c.Close()
+		if time.Now().After(deadline) {
+			t.Fatalf("dial %s: still accepted %v after shutdown began, want refused", addr, limit)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
