@@ -61,6 +61,24 @@ func readBody(w http.ResponseWriter, r *http.Request) (requestBody, bool) {
 	return requestBody{json: data}, true
 }
 
+// decodeAuthorized runs steps 1-3 of spec 1.3 for an authenticated route
+// with a body: read the body, check the bearer key, validate it with parse.
+// It writes the error response itself and returns false when the request
+// is finished.
+func decodeAuthorized[T any](s *Service, w http.ResponseWriter, r *http.Request, parse func(requestBody) (T, []fieldError)) (T, bool) {
+	var zero T
+	body, ok := readBody(w, r)
+	if !ok || !s.authorize(w, r) {
+		return zero, false
+	}
+	req, errs := parse(body)
+	if len(errs) > 0 {
+		writeValidation(w, errs)
+		return zero, false
+	}
+	return req, true
+}
+
 func writeTooLarge(w http.ResponseWriter) {
 	w.Header().Set("Connection", "close")
 	writeDetail(w, http.StatusRequestEntityTooLarge, "Request body too large: the limit is 1048576 bytes")

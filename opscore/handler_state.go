@@ -35,13 +35,8 @@ func parseState(b requestBody) (stateRequest, []fieldError) {
 
 // handleStateUpdate is POST /v1/opscore/agent/{agentId}/state.
 func (s *Service) handleStateUpdate(w http.ResponseWriter, r *http.Request, agentID string) {
-	body, ok := readBody(w, r)
-	if !ok || !s.authorize(w, r) {
-		return
-	}
-	req, errs := parseState(body)
-	if len(errs) > 0 {
-		writeValidation(w, errs)
+	req, ok := decodeAuthorized(s, w, r, parseState)
+	if !ok {
 		return
 	}
 	if req.AgentID != agentID {

@@ -21,13 +21,8 @@ type triggerResponse struct {
 // definition (by id, or inline and saved first-writer-wins), check the
 // agent, create a session and queue the first task.
 func (s *Service) handleWorkflow(w http.ResponseWriter, r *http.Request, agentID string) {
-	body, ok := readBody(w, r)
-	if !ok || !s.authorize(w, r) {
-		return
-	}
-	req, errs := parseWorkflow(body)
-	if len(errs) > 0 {
-		writeValidation(w, errs)
+	req, ok := decodeAuthorized(s, w, r, parseWorkflow)
+	if !ok {
 		return
 	}
 	if req.DefinitionID == "" && req.Definition == nil {
