@@ -2,8 +2,10 @@ package proxy
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"net/http"
+	"sync"
 )
 
 // retryBody is a request body prepared for one or more attempts.
@@ -14,6 +16,8 @@ type retryBody struct {
 	stream io.ReadCloser
 	// length is the Content-Length to send with stream (-1 if unknown).
 	length int64
+	// sent is stream as attached to its one attempt, nil before.
+	sent *streamBody
 }
 
 // noBody is the shared, read-only retryBody of a request without a body.
@@ -60,17 +64,61 @@ func bufferBody(req *http.Request, limit int64) (*retryBody, error) {
 // attach sets the body of out, one attempt's request. A buffered body gets
 // a fresh reader and no GetBody: without GetBody, http.Transport cannot
 // rewind it, so it never replays a request that has a body on its own (see
-// transport.go); only the retry layer replays bodies, and counts them.
-func (b *retryBody) attach(out *http.Request) {
+// transport.go); only the retry layer replays bodies, and counts them. A
+// streamed body is watched: fail ends the attempt when reading the
+// client's body fails (see streamBody).
+func (b *retryBody) attach(out *http.Request, fail context.CancelCauseFunc) {
 	out.GetBody = nil
 	switch {
 	case b.stream != nil:
-		out.Body, out.ContentLength = b.stream, b.length
+		b.sent = &streamBody{ReadCloser: b.stream, fail: fail}
+		out.Body, out.ContentLength = b.sent, b.length
 	case b.buf == nil:
 		out.Body, out.ContentLength = nil, 0
 	default:
 		out.Body, out.ContentLength = io.NopCloser(bytes.NewReader(b.buf)), int64(len(b.buf))
 	}
+}
+
+// clientErr returns the error met reading the client's streamed body, or
+// nil.
+func (b *retryBody) clientErr() error {
+	if b.sent == nil {
+		return nil
+	}
+	b.sent.mu.Lock()
+	defer b.sent.mu.Unlock()
+	return b.sent.err
+}
+
+// streamBody is a streamed (unbuffered) body on its way to the upstream.
+// A read error here is the client's, not the upstream's: the client went
+// away mid-body, or its chunked body passed the route's body_limit
+// (*http.MaxBytesError). The first such error is kept and ends the attempt
+// with it as the context's cause, so the breaker counts the attempt
+// neither way (as a client's cancellation) and the client gets 413 (or
+// 499), not a 502 blaming the upstream.
+type streamBody struct {
+	io.ReadCloser
+	fail context.CancelCauseFunc
+	mu   sync.Mutex
+	err  error
+}
+
+func (s *streamBody) Read(p []byte) (int, error) {
+	n, err := s.ReadCloser.Read(p)
+	if err != nil && err != io.EOF {
+		s.mu.Lock()
+		first := s.err == nil
+		if first {
+			s.err = err
+		}
+		s.mu.Unlock()
+		if first {
+			s.fail(err)
+		}
+	}
+	return n, err
 }
 
 type readCloser struct {

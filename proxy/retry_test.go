@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"opscore-sidecar/policy"
 	"opscore-sidecar/proxy/proxytest"
 )
 
@@ -276,10 +277,38 @@ func TestBufferBodyKeepsSmallBodies(t *testing.T) {
 	}
 	out := req.WithContext(context.Background())
 	for i := range 2 {
-		b.attach(out)
+		b.attach(out, nil)
 		got, _ := io.ReadAll(out.Body)
 		if string(got) != "hello" || out.ContentLength != 5 || out.GetBody != nil {
 			t.Errorf("attempt %d: body %q length %d GetBody set %v; want hello, 5, false", i+1, got, out.ContentLength, out.GetBody != nil)
 		}
+	}
+}
+
+// TestStreamedBodyOverTheRouteLimitIs413NotAnUpstreamFailure: with
+// buffer_limit below body_limit, a chunked body over both is streamed and
+// passes body_limit mid-stream. That is the client's fault: it gets 413
+// too_large, not 502, and the route's breaker counts no failure.
+func TestStreamedBodyOverTheRouteLimitIs413NotAnUpstreamFailure(t *testing.T) {
+	up := &bodyRecorder{}
+	srv := httptest.NewServer(up)
+	defer srv.Close()
+	rig := newRetryRig(t, srv.URL, func(cfg *Config) {
+		fastRetries(cfg)
+		route(cfg, RouteNotify, func(rc *RouteConfig) { rc.BodyLimit, rc.Retry.BufferLimit = 64<<10, 16 })
+	})
+	for i := range 6 { // more than consecutive_failures (5)
+		req := httptest.NewRequest("POST", pathNotify, onlyReader{strings.NewReader(strings.Repeat("x", 128<<10))})
+		rec := httptest.NewRecorder()
+		rig.s.Handler().ServeHTTP(rec, req)
+		if rec.Code != http.StatusRequestEntityTooLarge {
+			t.Fatalf("request %d: status %d, want 413 (body %s)", i+1, rec.Code, rec.Body.String())
+		}
+	}
+	if c := rig.s.Snapshot().Runtime[RouteNotify].Breaker.Breaker.Counts(); c.Failures != 0 {
+		t.Errorf("breaker counts %+v, want no failure for a client's oversized body", c)
+	}
+	if s := rig.s.Snapshot().Runtime[RouteNotify].Breaker.Breaker.State(); s != policy.BreakerClosed {
+		t.Errorf("breaker %s, want closed", s)
 	}
 }

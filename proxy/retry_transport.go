@@ -69,6 +69,14 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			}
 			t.metrics.Retries.WithLabelValues(route, string(policy.RetryClosed)).Add(float64(extra))
 		}
+		if cerr := body.clientErr(); err != nil && cerr != nil {
+			// Reading the client's streamed body failed (body_limit
+			// passed, or the client went away): the ErrorHandler answers
+			// 413 (or 499); the upstream is not to blame.
+			discard(resp)
+			cancel(nil)
+			return nil, cerr
+		}
 		d := pol.Decide(now, policy.RetryAttempt{
 			Outcome:        attemptOutcome(ctx, resp, err, now),
 			Attempts:       wire,
@@ -114,7 +122,7 @@ func (t *retryTransport) attempt(ctx context.Context, req *http.Request, body *r
 		// copy; the first attempt, the success path, copies nothing.
 		out.Header = req.Header.Clone()
 	}
-	body.attach(out)
+	body.attach(out, cancelCause)
 	resp, err = t.next.RoundTrip(out)
 	timer.Stop()
 	return resp, err, cancelCause
