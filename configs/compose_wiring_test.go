@@ -18,6 +18,10 @@ var programSources = map[string][]string{
 	"sidecar": {"../cmd/sidecar", "../proxy", "../policy", "../metrics"},
 }
 
+// otlpTracesPath is where an OTLP/HTTP collector (Jaeger included) takes
+// traces.
+const otlpTracesPath = "/v1/traces"
+
 // agentkitEnv is what the AgentKit service and its SDK read (spec sections
 // 5.1, 5.2 and 7.4); its sources are not in this repository.
 var agentkitEnv = []string{"OPSCORE_API_URL", "OPSCORE_API_KEY", "OPSCORE_WEBHOOK_URL", "OPSCORE_WEBHOOK_SECRET"}
@@ -119,6 +123,10 @@ func TestComposePortsAndURLsAgree(t *testing.T) {
 	}
 	if tr, err := url.Parse(cfg.Tracing.OTLPEndpoint); err != nil || !slices.Contains(c.Services[tr.Hostname()].containerPorts(), tr.Port()) {
 		t.Errorf("sidecar tracing endpoint: got %q, want a URL naming a compose service and one of its ports", cfg.Tracing.OTLPEndpoint)
+	} else if tr.Path != otlpTracesPath {
+		// The OTLP/HTTP exporter posts to the URL as it is: a bare host:port
+		// would post to "/", which a collector answers with 404.
+		t.Errorf("sidecar tracing endpoint: got path %q in %q, want %s", tr.Path, cfg.Tracing.OTLPEndpoint, otlpTracesPath)
 	}
 
 	// Health checks probe the ports the programs listen on.
