@@ -6,9 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"strings"
 	"testing"
-	"time"
 )
 
 func TestSummarizeAccessLogFromOffset(t *testing.T) {
@@ -55,42 +53,5 @@ go_memstats_frees_total 99
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got %q, want %q", got, want)
-	}
-}
-
-func TestVerdictNamesCausesAndFailsOnSidecarRegistrationFailure(t *testing.T) {
-	mk := func(kinds map[int]map[Kind]uint64, failures []FailureRow) *Result {
-		r := &Result{Failures: failures}
-		for sec := 0; sec < 10; sec++ {
-			r.Timeline = append(r.Timeline, Point{Second: sec, Kinds: kinds[sec]})
-		}
-		for _, f := range failures {
-			r.Total.Failures += f.Occurrences
-		}
-		r.Total.Requests = 100
-		return r
-	}
-	direct := mk(map[int]map[Kind]uint64{1: {KindClosed: 2}, 3: {KindReset: 4}}, []FailureRow{
-		{Method: "POST", Name: NameState, Error: MsgClosed, Kind: KindClosed, Occurrences: 2},
-		{Method: "POST", Name: NameNotify, Error: RegistrationFailurePrefix + "0')", Kind: KindReset, Occurrences: 4},
-	})
-	o := DebugOptions{CoreIdleTimeout: time.Second, ThinkMin: 990 * time.Millisecond, ThinkMax: 1010 * time.Millisecond}
-	p := FaultPlan{Core: nil, ResetProbability: 0.2, RestartAt: 3 * time.Second, RestartDown: time.Second}
-	lines, failed := Verdict(direct, mk(nil, nil), AccessSummary{}, nil, o, p)
-	text := strings.Join(lines, "\n")
-	for _, want := range []string{"keep-alive race", "reset_peer on 20%", "Failed to register agent: 0", "VERDICT: PASS"} {
-		if !strings.Contains(text, want) {
-			t.Errorf("verdict: missing %q in\n%s", want, text)
-		}
-	}
-	if failed {
-		t.Error("failed: got true, want false (no failure through the sidecar)")
-	}
-	side := mk(map[int]map[Kind]uint64{2: {Kind503: 1}}, []FailureRow{
-		{Method: "POST", Name: NameNotify, Error: RegistrationFailurePrefix + "503')", Kind: Kind503, Occurrences: 1},
-	})
-	lines, failed = Verdict(direct, side, AccessSummary{ByOutcome: map[string]int{"breaker_open": 1}}, nil, o, p)
-	if !failed || !strings.Contains(strings.Join(lines, "\n"), "breaker_open=1") {
-		t.Errorf("got failed %v, verdict\n%s\nwant a failing verdict naming breaker_open", failed, strings.Join(lines, "\n"))
 	}
 }

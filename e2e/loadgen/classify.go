@@ -43,6 +43,9 @@ func (k Kind) Transport() bool {
 type Failure struct {
 	Kind    Kind
 	Message string
+	// Reused says the request was sent on a reused keep-alive connection
+	// (false for a fresh connection or when none was obtained).
+	Reused bool
 }
 
 // The Locust/Python messages for transport errors, as in the seed's runs.

@@ -52,8 +52,10 @@ type DebugReport struct {
 	Failed          bool
 }
 
-// binaries finds or builds the opscore and sidecar binaries.
-func binaries(dir string, log io.Writer) (harness.Binaries, error) {
+// binaries finds or builds the opscore and sidecar binaries; cleanup
+// removes what it built.
+func binaries(dir string, log io.Writer) (b harness.Binaries, cleanup func(), err error) {
+	cleanup = func() {}
 	candidates := []string{dir}
 	if dir == "" {
 		if exe, err := os.Executable(); err == nil {
@@ -61,20 +63,22 @@ func binaries(dir string, log io.Writer) (harness.Binaries, error) {
 		}
 	}
 	for _, d := range candidates {
-		b := harness.Binaries{Dir: d, Core: filepath.Join(d, "opscore"), Sidecar: filepath.Join(d, "sidecar")}
+		b = harness.Binaries{Dir: d, Core: filepath.Join(d, "opscore"), Sidecar: filepath.Join(d, "sidecar")}
 		if isFile(b.Core) && isFile(b.Sidecar) {
-			return b, nil
+			return b, cleanup, nil
 		}
 		if dir != "" {
-			return b, fmt.Errorf("--bin-dir %s: need both opscore and sidecar binaries there", dir)
+			return b, cleanup, fmt.Errorf("--bin-dir %s: need both opscore and sidecar binaries there", dir)
 		}
 	}
 	tmp, err := os.MkdirTemp("", "loadtest-bin-")
 	if err != nil {
-		return harness.Binaries{}, err
+		return harness.Binaries{}, cleanup, err
 	}
-	fmt.Fprintf(log, "building opscore and sidecar into %s ...\n", tmp)
-	return harness.BuildBinaries(tmp)
+	cleanup = func() { os.RemoveAll(tmp) }
+	fmt.Fprintf(log, "building opscore and sidecar into %s (removed afterwards) ...\n", tmp)
+	b, err = harness.BuildBinaries(tmp)
+	return b, cleanup, err
 }
 
 func isFile(p string) bool {
@@ -95,7 +99,8 @@ func DebugRegistration(ctx context.Context, o DebugOptions) (*DebugReport, error
 	if err := os.MkdirAll(o.Out, 0o755); err != nil {
 		return nil, err
 	}
-	bins, err := binaries(o.BinDir, o.Log)
+	bins, cleanup, err := binaries(o.BinDir, o.Log)
+	defer cleanup()
 	if err != nil {
 		return nil, err
 	}
@@ -143,7 +148,10 @@ func DebugRegistration(ctx context.Context, o DebugOptions) (*DebugReport, error
 		return nil, err
 	}
 	if ctx.Err() != nil {
-		return rep, ctx.Err()
+		// Interrupted: explain what the direct run saw; no verdict on the
+		// sidecar, which did not run.
+		rep.Verdict, _ = Verdict(rep.Direct, nil, AccessSummary{}, nil, o, plan)
+		return rep, errors.Join(ctx.Err(), writeVerdict(o.Out, rep.Verdict))
 	}
 
 	fmt.Fprintf(o.Log, "run 2/2: scenario 1 for %v through the sidecar, same faults ...\n", o.Duration)
@@ -168,11 +176,15 @@ func DebugRegistration(ctx context.Context, o DebugOptions) (*DebugReport, error
 		return nil, err
 	}
 	rep.Verdict, rep.Failed = Verdict(rep.Direct, rep.Sidecar, rep.Access, rep.Deltas, o, plan)
-	text := strings.Join(rep.Verdict, "\n") + "\n"
-	if err := os.WriteFile(filepath.Join(o.Out, "verdict.txt"), []byte(text), 0o644); err != nil {
+	if err := writeVerdict(o.Out, rep.Verdict); err != nil {
 		return nil, err
 	}
-	return rep, errors.Join(ctx.Err())
+	return rep, ctx.Err()
+}
+
+// writeVerdict saves the verdict lines as out/verdict.txt.
+func writeVerdict(out string, lines []string) error {
+	return os.WriteFile(filepath.Join(out, "verdict.txt"), []byte(strings.Join(lines, "\n")+"\n"), 0o644)
 }
 
 // saveRun writes a run's report files into out/name and its text output

@@ -25,6 +25,7 @@ type entry struct {
 type slot struct {
 	requests, failures uint64
 	kinds              map[Kind]uint64
+	reused             map[Kind]uint64 // transport failures on reused connections
 	hist               *Histogram
 	users              int64
 	critN              uint64
@@ -60,7 +61,7 @@ func (r *Recorder) AddUsers(delta int64) { r.users.Add(delta) }
 func (r *Recorder) slotLocked(t time.Time) *slot {
 	i := max(0, int(t.Sub(r.start)/time.Second))
 	for len(r.slots) <= i {
-		r.slots = append(r.slots, &slot{kinds: map[Kind]uint64{}, hist: NewHistogram(4)})
+		r.slots = append(r.slots, &slot{kinds: map[Kind]uint64{}, reused: map[Kind]uint64{}, hist: NewHistogram(4)})
 	}
 	return r.slots[i]
 }
@@ -103,6 +104,9 @@ func (r *Recorder) Record(method, name string, end time.Time, latency time.Durat
 		e.failures++
 		s.failures++
 		s.kinds[f.Kind]++
+		if f.Reused && f.Kind.Transport() {
+			s.reused[f.Kind]++
+		}
 		fk := failKey{method, name, f.Message}
 		r.failures[fk]++
 		r.kinds[fk] = f.Kind
@@ -209,12 +213,20 @@ func (r *Recorder) fill(res *Result) {
 	for i, s := range r.slots {
 		p := Point{Second: i, Requests: s.requests, Failures: s.failures, Users: s.users,
 			P50Ms: ms(float64(s.hist.Percentile(50))), P99Ms: ms(float64(s.hist.Percentile(99)))}
-		if len(s.kinds) > 0 {
-			p.Kinds = map[Kind]uint64{}
-			for k, v := range s.kinds {
-				p.Kinds[k] = v
-			}
-		}
+		p.Kinds = copyKinds(s.kinds)
+		p.ReusedKinds = copyKinds(s.reused)
 		res.Timeline = append(res.Timeline, p)
 	}
+}
+
+// copyKinds copies a per-kind count, or returns nil when it is empty.
+func copyKinds(m map[Kind]uint64) map[Kind]uint64 {
+	if len(m) == 0 {
+		return nil
+	}
+	out := make(map[Kind]uint64, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
 }

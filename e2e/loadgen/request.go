@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"time"
 )
 
@@ -77,6 +78,12 @@ func (cl *caller) do(ctx context.Context, c call, scheduled time.Time) (int, []b
 	for _, h := range c.headers {
 		req.Header.Set(h[0], h[1])
 	}
+	// Whether the request went out on a reused keep-alive connection tells
+	// a keep-alive race (reused) from a fault on a fresh connection.
+	var reused bool
+	req = req.WithContext(httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		GotConn: func(i httptrace.GotConnInfo) { reused = i.Reused },
+	}))
 	start := time.Now()
 	if scheduled.IsZero() || scheduled.After(start) {
 		scheduled = start
@@ -94,6 +101,9 @@ func (cl *caller) do(ctx context.Context, c call, scheduled time.Time) (int, []b
 		return 0, nil, nil
 	}
 	f := Classify(c.name, c.registration, status, err)
+	if f != nil {
+		f.Reused = reused
+	}
 	cl.rec.Record(c.method, c.name, end, end.Sub(scheduled), f)
 	return status, body, f
 }

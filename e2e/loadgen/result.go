@@ -46,6 +46,9 @@ type Point struct {
 	P99Ms    float64         `json:"p99_ms"`
 	Users    int64           `json:"users"`
 	Kinds    map[Kind]uint64 `json:"failures_by_kind,omitempty"`
+	// ReusedKinds counts the transport failures (of Kinds) whose request
+	// went out on a reused keep-alive connection.
+	ReusedKinds map[Kind]uint64 `json:"transport_failures_on_reused_conn_by_kind,omitempty"`
 }
 
 // Result is everything a run measured.

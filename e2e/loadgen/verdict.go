@@ -22,16 +22,28 @@ func restartWindow(p FaultPlan) faultWindow {
 	return faultWindow{from, int((p.RestartAt+p.RestartDown)/time.Second) + 2}
 }
 
-// kindSplit counts a kind's failures inside and outside the window.
-func kindSplit(r *Result, k Kind, w faultWindow) (in, out uint64) {
+// split counts a kind's failures inside and outside the fault window, on
+// fresh and on reused keep-alive connections (only transport failures
+// know the difference; the others count as fresh).
+type split struct{ inNew, inReused, outNew, outReused uint64 }
+
+func (s split) in() uint64  { return s.inNew + s.inReused }
+func (s split) out() uint64 { return s.outNew + s.outReused }
+
+// kindSplit splits kind k's failures of r by the window w.
+func kindSplit(r *Result, k Kind, w faultWindow) split {
+	var s split
 	for _, p := range r.Timeline {
+		n, reused := p.Kinds[k], p.ReusedKinds[k]
 		if w.contains(p.Second) {
-			in += p.Kinds[k]
+			s.inNew += n - reused
+			s.inReused += reused
 		} else {
-			out += p.Kinds[k]
+			s.outNew += n - reused
+			s.outReused += reused
 		}
 	}
-	return in, out
+	return s
 }
 
 // kindCounts counts failures by kind, most frequent first.
@@ -49,15 +61,27 @@ func kindCounts(r *Result) []Kind {
 }
 
 // causeOf names the cause of one failure kind seen straight at the core.
-func causeOf(k Kind, in, out uint64, o DebugOptions, p FaultPlan) string {
-	restart := fmt.Sprintf("the core's kill -9 at %v (down %v): connections open to it were torn down", p.RestartAt.Round(10*time.Millisecond), p.RestartDown)
+func causeOf(r *Result, k Kind, sp split, o DebugOptions, p FaultPlan) string {
+	restart := fmt.Sprintf("the core's kill -9 at %v (down %v)", p.RestartAt.Round(10*time.Millisecond), p.RestartDown)
 	switch k {
-	case KindReset:
-		return fmt.Sprintf("%d during the restart window (%s), %d outside it: toxiproxy's reset_peer on %.0f%% of new connections and the keep-alive race (a request written into a connection the core is closing draws an RST)",
-			in, restart, out, 100*p.ResetProbability)
-	case KindClosed:
-		return fmt.Sprintf("%d during the restart window (while the core was down the proxy accepted and closed connections), %d outside it: keep-alive race, the core closes connections idle for %v while users think %v-%v, so a request races the close (spec 6.4)",
-			in, out, o.CoreIdleTimeout, o.ThinkMin, o.ThinkMax)
+	case KindReset, KindClosed:
+		var parts []string
+		if sp.in() > 0 {
+			parts = append(parts, fmt.Sprintf("%d in the restart window: %s tore down the connections open to it (%d on reused connections) and, while it was down, toxiproxy accepted connections and dropped them (%d on fresh connections)",
+				sp.in(), restart, sp.inReused, sp.inNew))
+		}
+		if sp.outNew > 0 {
+			cause := "unexplained: no reset toxic was active"
+			if p.ResetProbability > 0 {
+				cause = fmt.Sprintf("toxiproxy's reset_peer on %.0f%% of new connections", 100*p.ResetProbability)
+			}
+			parts = append(parts, fmt.Sprintf("%d on fresh connections outside it: %s", sp.outNew, cause))
+		}
+		if sp.outReused > 0 {
+			parts = append(parts, fmt.Sprintf("%d on reused keep-alive connections outside it: the keep-alive race, the core closes connections idle for %v while users think %v-%v, so a request meets the close (spec 6.4)",
+				sp.outReused, o.CoreIdleTimeout, o.ThinkMin, o.ThinkMax))
+		}
+		return strings.Join(parts, "; ")
 	case KindRefused:
 		return "nothing listened on the port: " + restart
 	case KindTimeout:
@@ -65,11 +89,56 @@ func causeOf(k Kind, in, out uint64, o DebugOptions, p FaultPlan) string {
 	case Kind503, Kind5xx:
 		return "the core answered 5xx: a storage error (Redis unavailable or timing out) or a crash inside a handler" + redisNote(p)
 	case Kind4xx:
-		return "4xx from the core: 404 when polling GET state for an agent whose registration never arrived (on_start polls every 0.5 s for 10 s and every try counts, a consequence of the failed registrations) or 401 for a wrong API key"
+		return clientErrors(r)
 	case Kind429:
 		return "429: a rate limit refused the request"
 	}
 	return "unclassified transport error; see the run's error report"
+}
+
+// clientErrors explains the 4xx rows of r one by one.
+func clientErrors(r *Result) string {
+	var parts []string
+	for _, f := range r.Failures {
+		if f.Kind != Kind4xx {
+			continue
+		}
+		what := f.Method + " " + f.Name
+		var cause string
+		switch {
+		case strings.Contains(f.Error, "404") && r.RegistrationFailures() > 0:
+			cause = "the agent is unknown to the core because its registration failed (the on_start poll and the state updates of that user all get 404)"
+		case strings.Contains(f.Error, "404"):
+			cause = "the agent is unknown to the core although every registration succeeded (state lost, e.g. a core on memory storage restarted)"
+		case strings.Contains(f.Error, "401"):
+			cause = "wrong or missing API key (--api-key, OPSCORE_API_KEY)"
+		case strings.Contains(f.Error, "422"), strings.Contains(f.Error, "400"):
+			cause = "the core rejected the payload"
+		default:
+			cause = "see the error report"
+		}
+		parts = append(parts, fmt.Sprintf("%s x%d: %s", what, f.Occurrences, cause))
+	}
+	return strings.Join(parts, "; ")
+}
+
+// sidecarCause names the cause of one failure kind seen through the
+// sidecar, from its access log of the same window.
+func sidecarCause(r *Result, k Kind, a AccessSummary) string {
+	switch k {
+	case Kind503:
+		return fmt.Sprintf("the sidecar refused or gave up (503): access-log outcomes %s", outcomes(a, "forwarded"))
+	case Kind5xx:
+		return fmt.Sprintf("502 = the core failed after every retry (attempts or retry budget used up), 504 = it timed out; access-log statuses %v, outcomes %s", a.ByStatus, outcomes(a, "forwarded"))
+	case Kind429:
+		return "the sidecar's rate limit refused the request"
+	case Kind4xx:
+		return clientErrors(r)
+	}
+	if k.Transport() {
+		return "the client lost its connection to the sidecar itself (the sidecar was not listening or dropped it; it must never do this)"
+	}
+	return "see the run's error report"
 }
 
 // redisNote mentions a Redis pause when the plan had one.
@@ -80,22 +149,38 @@ func redisNote(p FaultPlan) string {
 	return fmt.Sprintf("; Redis was frozen (SIGSTOP) from %v for %v", p.RedisPauseAt, p.RedisPauseFor)
 }
 
+// interrupted notes a run cut short by Ctrl-C.
+func interrupted(r *Result) string {
+	if !r.Interrupted {
+		return ""
+	}
+	return fmt.Sprintf(" (interrupted after %.1f s)", r.Elapsed)
+}
+
 // Verdict explains the failures of the direct run and of the run through
 // the sidecar, and says whether any registration failed through the
-// sidecar.
+// sidecar. A nil side (the run was interrupted before it) gives the
+// direct run's explanation and no verdict.
 func Verdict(direct, side *Result, access AccessSummary, deltas []string, o DebugOptions, p FaultPlan) (lines []string, failed bool) {
-	w := restartWindow(p)
-	lines = append(lines, fmt.Sprintf("Straight at the core (through toxiproxy): %d requests, %d failures, %d failed registrations, %d transport errors, %d 5xx.",
-		direct.Total.Requests, direct.Total.Failures, direct.RegistrationFailures(), direct.TransportErrors(), direct.ServerErrors()))
+	return verdictWithWindow(direct, side, access, deltas, o, p, restartWindow(p))
+}
+
+// verdictWithWindow is Verdict with the restart window given.
+func verdictWithWindow(direct, side *Result, access AccessSummary, deltas []string, o DebugOptions, p FaultPlan, w faultWindow) (lines []string, failed bool) {
+	lines = append(lines, fmt.Sprintf("Straight at the core (through toxiproxy)%s: %d requests, %d failures, %d failed registrations, %d transport errors, %d 5xx.",
+		interrupted(direct), direct.Total.Requests, direct.Total.Failures, direct.RegistrationFailures(), direct.TransportErrors(), direct.ServerErrors()))
 	for _, k := range kindCounts(direct) {
-		in, out := kindSplit(direct, k, w)
-		lines = append(lines, fmt.Sprintf("  - %s x%d: %s.", k, in+out, causeOf(k, in, out, o, p)))
+		sp := kindSplit(direct, k, w)
+		lines = append(lines, fmt.Sprintf("  - %s x%d: %s.", k, sp.in()+sp.out(), causeOf(direct, k, sp, o, p)))
 	}
 	if n := direct.RegistrationFailures(); n > 0 {
 		lines = append(lines, fmt.Sprintf("  - \"Failed to register agent: 0\" (%d of the above): the registration got no HTTP response at all; a dead or reset connection, not an application error, as in the seed's 19:10 run.", n))
 	}
-	lines = append(lines, fmt.Sprintf("Through the sidecar (same faults): %d requests, %d failures, %d failed registrations, %d transport errors, %d 5xx.",
-		side.Total.Requests, side.Total.Failures, side.RegistrationFailures(), side.TransportErrors(), side.ServerErrors()))
+	if side == nil {
+		return append(lines, "VERDICT: NONE: interrupted before the run through the sidecar."), false
+	}
+	lines = append(lines, fmt.Sprintf("Through the sidecar (same faults)%s: %d requests, %d failures, %d failed registrations, %d transport errors, %d 5xx.",
+		interrupted(side), side.Total.Requests, side.Total.Failures, side.RegistrationFailures(), side.TransportErrors(), side.ServerErrors()))
 	for _, k := range kindCounts(side) {
 		var n uint64
 		for _, f := range side.Failures {
@@ -103,10 +188,10 @@ func Verdict(direct, side *Result, access AccessSummary, deltas []string, o Debu
 				n += f.Occurrences
 			}
 		}
-		lines = append(lines, fmt.Sprintf("  - %s x%d: sidecar access-log outcomes in the window: %s.", k, n, outcomes(access)))
+		lines = append(lines, fmt.Sprintf("  - %s x%d: %s.", k, n, sidecarCause(side, k, access)))
 	}
 	lines = append(lines, fmt.Sprintf("  Sidecar access log: %d requests, %d needed more than one upstream attempt (max %d); outcomes %s; statuses %v.",
-		access.Lines, access.Retried, access.MaxAttempt, outcomes(access), access.ByStatus))
+		access.Lines, access.Retried, access.MaxAttempt, outcomes(access, ""), access.ByStatus))
 	if n := access.ByOutcome["client_closed"]; n > 0 {
 		lines = append(lines, fmt.Sprintf("  client_closed x%d: requests still in flight (retrying or waiting on the core) when the run ended and the generator abandoned them; not counted as failures, as Locust does not count them.", n))
 	}
@@ -124,11 +209,13 @@ func Verdict(direct, side *Result, access AccessSummary, deltas []string, o Debu
 	return lines, failed
 }
 
-// outcomes formats the access log's outcome counts.
-func outcomes(a AccessSummary) string {
+// outcomes formats the access log's outcome counts, leaving out skip.
+func outcomes(a AccessSummary, skip string) string {
 	keys := make([]string, 0, len(a.ByOutcome))
 	for k := range a.ByOutcome {
-		keys = append(keys, k)
+		if k != skip {
+			keys = append(keys, k)
+		}
 	}
 	sort.Strings(keys)
 	var parts []string
