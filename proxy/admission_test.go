@@ -140,8 +140,8 @@ func TestRateLimitedRequestNeverReachesUpstream(t *testing.T) {
 	}
 	rec := a.do(t, "POST", pathState, `{}`)
 	p := problemOf(t, rec, http.StatusTooManyRequests)
-	if p["type"] != ProblemTypeBase+"rate_limited" {
-		t.Errorf("type: got %v, want %srate_limited", p["type"], ProblemTypeBase)
+	if p["type"] != ProblemTypeBase+"rate_limited" || p["reason"] != "route_rate" {
+		t.Errorf("type, reason: got %v, %v, want %srate_limited, route_rate", p["type"], p["reason"], ProblemTypeBase)
 	}
 	retry, err := strconv.Atoi(rec.Header().Get("Retry-After"))
 	if err != nil || retry < 1 || retry > 2 {
@@ -249,8 +249,8 @@ func TestBulkShedWhileCriticalPasses(t *testing.T) {
 	<-a.u.arrived
 	rec := a.do(t, "POST", pathState, `{}`)
 	p := problemOf(t, rec, http.StatusServiceUnavailable)
-	if p["type"] != ProblemTypeBase+"shed" || rec.Header().Get("Retry-After") != "1" {
-		t.Errorf("got type %v Retry-After %q, want shed with Retry-After 1", p["type"], rec.Header().Get("Retry-After"))
+	if p["type"] != ProblemTypeBase+"shed" || p["reason"] != "shed" || rec.Header().Get("Retry-After") != "1" {
+		t.Errorf("got type %v reason %v Retry-After %q, want shed, shed, Retry-After 1", p["type"], p["reason"], rec.Header().Get("Retry-After"))
 	}
 	go func() { results <- a.do(t, "POST", pathNotify, `{}`).Code }()
 	<-a.u.arrived
@@ -280,7 +280,7 @@ func TestQueueTimeoutAnswers503(t *testing.T) {
 	<-a.u.arrived
 	rec := a.do(t, "POST", pathState, `{}`)
 	p := problemOf(t, rec, http.StatusServiceUnavailable)
-	if p["type"] != ProblemTypeBase+"queue_timeout" || rec.Header().Get("Retry-After") != "1" {
+	if p["type"] != ProblemTypeBase+"queue_timeout" || p["reason"] != "queue_timeout" || rec.Header().Get("Retry-After") != "1" {
 		t.Errorf("got type %v Retry-After %q, want queue_timeout with Retry-After 1", p["type"], rec.Header().Get("Retry-After"))
 	}
 	if got := testutil.ToFloat64(a.m.QueueDepth.WithLabelValues("bulk")); got != 0 {
@@ -302,8 +302,8 @@ func TestDrainingRefusesInsteadOfQueueing(t *testing.T) {
 	<-a.u.arrived
 	a.s.draining.Store(true)
 	p := problemOf(t, a.do(t, "POST", pathNotify, `{}`), http.StatusServiceUnavailable)
-	if p["type"] != ProblemTypeBase+"shed" {
-		t.Errorf("type: got %v, want shed", p["type"])
+	if p["type"] != ProblemTypeBase+"shed" || p["reason"] != "draining" {
+		t.Errorf("type, reason: got %v, %v, want shed, draining", p["type"], p["reason"])
 	}
 	if got := a.rejections("notify", "critical", "draining", "enforce"); got != 1 {
 		t.Errorf("draining rejections: got %v, want 1", got)

@@ -3,6 +3,7 @@ package proxy
 import (
 	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -42,8 +43,11 @@ func TestWebhookSignatureAtTheEdge(t *testing.T) {
 			rec := a.do(t, "POST", pathNotify, tt.body, tt.header...)
 			if tt.status != 200 {
 				p := problemOf(t, rec, tt.status)
-				if p["type"] != ProblemTypeBase+"auth_failed" {
-					t.Errorf("type: got %v, want auth_failed", p["type"])
+				if p["type"] != ProblemTypeBase+"auth_failed" || p["reason"] != tt.reason {
+					t.Errorf("type, reason: got %v, %v, want auth_failed, %s", p["type"], p["reason"], tt.reason)
+				}
+				if d, _ := p["detail"].(string); strings.Contains(d, secret) || (ts != "" && strings.Contains(d, ts)) {
+					t.Errorf("detail %q echoes the secret or the request's timestamp", d)
 				}
 				if got := testutil.ToFloat64(a.m.WebhookAuthFailures.WithLabelValues(tt.reason)); got != 1 {
 					t.Errorf("webhook_auth_failures_total{%s}: got %v, want 1", tt.reason, got)
@@ -74,6 +78,17 @@ func TestWebhookOptionalCountsUnsigned(t *testing.T) {
 	if got := testutil.ToFloat64(a.m.WebhookAuthFailures.WithLabelValues("unsigned")); got != 1 {
 		t.Errorf("unsigned count: got %v, want 1", got)
 	}
+	// A signature that is present must verify, even in optional mode.
+	rec := a.do(t, "POST", pathNotify, `{}`, "X-AgentKit-Timestamp", strconv.FormatInt(time.Now().Unix(), 10), "X-AgentKit-Signature", strings.Repeat("0", 64))
+	if p := problemOf(t, rec, http.StatusUnauthorized); p["reason"] != "bad_signature" {
+		t.Errorf("bad signature in optional mode: got reason %v, want bad_signature", p["reason"])
+	}
+	if got := a.u.seen.Load(); got != 1 {
+		t.Errorf("upstream saw %d, want 1 (the unsigned request only)", got)
+	}
+	if got := testutil.ToFloat64(a.m.Requests.WithLabelValues("notify", "critical", "200", "forwarded")); got != 1 {
+		t.Errorf("requests_total{notify,200,forwarded}: got %v, want 1 (the unsigned pass is not an auth failure)", got)
+	}
 }
 
 func TestAPIKeyEnforcedWhenRequired(t *testing.T) {
@@ -82,7 +97,9 @@ func TestAPIKeyEnforcedWhenRequired(t *testing.T) {
 		route(c, RouteStateUpdate, func(rc *RouteConfig) { rc.APIKey.Mode = policy.AuthRequired })
 	})
 	rec := a.do(t, "POST", pathState, `{}`, "Authorization", "Bearer wrong")
-	problemOf(t, rec, http.StatusUnauthorized)
+	if p := problemOf(t, rec, http.StatusUnauthorized); p["reason"] != "bad_api_key" {
+		t.Errorf("reason: got %v, want bad_api_key", p["reason"])
+	}
 	if got := rec.Header().Get("WWW-Authenticate"); got != "Bearer" {
 		t.Errorf("WWW-Authenticate: got %q, want Bearer", got)
 	}

@@ -34,5 +34,5 @@ func ExampleWriteProblem() {
 	fmt.Print(rec.Body.String())
 	// Output:
 	// 429 application/problem+json 2
-	// {"type":"urn:opscore-sidecar:problem:rate_limited","title":"Too many requests","status":429,"detail":"route state_update allows 100 requests per second"}
+	// {"type":"urn:opscore-sidecar:problem:rate_limited","title":"Too many requests","status":429,"detail":"route state_update allows 100 requests per second","reason":"route_rate"}
 }

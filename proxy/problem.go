@@ -18,7 +18,8 @@ type Problem struct {
 	Status int
 	// Outcome is the request's outcome; it also names the problem type.
 	Outcome Outcome
-	// Reason is a bounded label value refining the outcome (e.g. "route_rate"); optional.
+	// Reason is a bounded label value refining the outcome (e.g. "route_rate");
+	// optional. It is logged, and sent as the body's "reason" member.
 	Reason string
 	// Title is a short, fixed summary of the problem type.
 	Title string
@@ -29,11 +30,14 @@ type Problem struct {
 }
 
 // problemBody is the JSON document; field order is the wire order.
+// reason is an extension member (RFC 9457 section 3.2) so a client can
+// tell, say, a replayed webhook from a bad secret without parsing detail.
 type problemBody struct {
 	Type      string `json:"type"`
 	Title     string `json:"title"`
 	Status    int    `json:"status"`
 	Detail    string `json:"detail"`
+	Reason    string `json:"reason,omitempty"`
 	RequestID string `json:"request_id,omitempty"`
 }
 
@@ -55,7 +59,7 @@ func WriteProblem(w http.ResponseWriter, r *http.Request, p Problem) {
 	}
 	body, _ := json.Marshal(problemBody{
 		Type: ProblemTypeBase + string(p.Outcome), Title: p.Title, Status: p.Status,
-		Detail: p.Detail, RequestID: requestID,
+		Detail: p.Detail, Reason: p.Reason, RequestID: requestID,
 	})
 	h.Set("Content-Type", "application/problem+json")
 	h.Set("Content-Length", strconv.Itoa(len(body)+1))

@@ -57,7 +57,7 @@ func TestWriteProblemRecordsOutcomeAndRequestID(t *testing.T) {
 	if v := info.View(); v.Outcome != OutcomeBreakerOpen || v.Reason != "open" {
 		t.Errorf("outcome: got %s/%s, want breaker_open/open", v.Outcome, v.Reason)
 	}
-	want := `{"type":"urn:opscore-sidecar:problem:breaker_open","title":"Service Unavailable","status":503,"detail":"","request_id":"r-1"}` + "\n"
+	want := `{"type":"urn:opscore-sidecar:problem:breaker_open","title":"Service Unavailable","status":503,"detail":"","reason":"open","request_id":"r-1"}` + "\n"
 	if rec.Code != 503 || rec.Body.String() != want || rec.Header().Get("Retry-After") != "4" {
 		t.Errorf("got %d %q Retry-After %q, want 503 %q 4", rec.Code, rec.Body.String(), rec.Header().Get("Retry-After"), want)
 	}
