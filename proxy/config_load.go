@@ -84,7 +84,11 @@ func decode(v *viper.Viper, keyErrs []error, overrides map[string]any) (cfg *Con
 	}()
 	cfg = &Config{}
 	// With unknown keys already named, decode the rest leniently so that
-	// validation can still report every other problem at once.
+	// validation can still report every other problem at once. A value
+	// that cannot be decoded (a duration "abc", an int "x") is named by its
+	// key; the rest of the tree is still decoded and validated.
+	errs := keyErrs
+	var badKeys []string
 	if err := v.Unmarshal(cfg, func(dc *mapstructure.DecoderConfig) {
 		dc.ErrorUnused = len(keyErrs) == 0
 		dc.DecodeHook = mapstructure.ComposeDecodeHookFunc(
@@ -92,18 +96,74 @@ func decode(v *viper.Viper, keyErrs []error, overrides map[string]any) (cfg *Con
 			mapstructure.StringToSliceHookFunc(","),
 		)
 	}); err != nil {
-		if len(keyErrs) > 0 {
-			return nil, errors.Join(keyErrs...)
-		}
-		return nil, fmt.Errorf("config: %w", err)
+		var named []error
+		named, badKeys = decodeErrors(err, v)
+		errs = append(errs, named...)
 	}
 	if len(cfg.Admission.TrustedProxies) == 0 {
 		cfg.Admission.TrustedProxies = nil // as in Defaults, so configs compare equal
 	}
-	if err := errors.Join(append(keyErrs, cfg.Validate())...); err != nil {
+	for _, e := range SplitErrors(cfg.Validate()) {
+		// A key that failed to decode holds its zero value; its validation
+		// error would only repeat the decode error in a confusing form.
+		key, _, _ := strings.Cut(e.Error(), ":")
+		if !slices.ContainsFunc(badKeys, func(k string) bool { return sameBranch(k, key) }) {
+			errs = append(errs, e)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
 		return cfg, err
 	}
 	return cfg, nil
+}
+
+// sameBranch reports whether one dotted key is the other or lies under it.
+func sameBranch(a, b string) bool {
+	return a == b || strings.HasPrefix(a, b+".") || strings.HasPrefix(b, a+".")
+}
+
+// decodeErrors turns mapstructure's decode errors into errors that name
+// their dotted key ("routes.notify.retry.attempts: cannot parse ...", the
+// value when it is a string, and the environment variable when it holds
+// the value), and returns the keys.
+func decodeErrors(err error, v *viper.Viper) (named []error, keys []string) {
+	for _, e := range SplitErrors(err) {
+		var de *mapstructure.DecodeError
+		if !errors.As(e, &de) {
+			named = append(named, fmt.Errorf("config: %w", e))
+			continue
+		}
+		key := strings.NewReplacer("[", ".", "]", "").Replace(de.Name())
+		msg := de.Unwrap().Error()
+		if raw := v.Get(key); raw != nil {
+			if _, scalar := raw.(string); scalar {
+				msg += fmt.Sprintf(", got %q", raw)
+			}
+		}
+		if env := EnvName(key); os.Getenv(env) != "" {
+			msg += " (from " + env + ")"
+		}
+		named = append(named, fmt.Errorf("%s: %s", key, msg))
+		keys = append(keys, key)
+	}
+	return named, keys
+}
+
+// SplitErrors unpacks joined errors (errors.Join, mapstructure's list) into
+// their parts, recursively; a nil error gives none. The command prints
+// Load's error this way, one problem per line.
+func SplitErrors(err error) []error {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, SplitErrors(e)...)
+		}
+		return out
+	}
+	return []error{err}
 }
 
 // unknownKeys walks a parsed document and names every key that is not

@@ -126,22 +126,31 @@ func TestLoadRejects(t *testing.T) {
 		name string
 		doc  string
 		want []string // substrings that must all appear in the error
+		not  []string // substrings that must not appear (noise)
 	}{
-		{"unknown top-level key", "lisen: ':8080'\n", []string{"lisen: unknown key"}},
-		{"unknown nested key", "routes:\n  notify:\n    retyr:\n      attempts: 2\n", []string{"routes.notify.retyr: unknown key"}},
-		{"unknown key holding an empty map", "upstream:\n  pool: {}\n", []string{"upstream.pool: unknown key"}},
-		{"unknown route", "routes:\n  notfy:\n    class: bulk\n", []string{"routes.notfy: unknown route"}},
-		{"duplicate route name", "routes:\n  notify: {}\n  notify: {}\n", []string{`"notify" already defined`}},
-		{"upstream not http", "upstream:\n  url: ftp://example.com\n", []string{"upstream.url: must be an http or https URL"}},
-		{"upstream without host", "upstream:\n  url: http://\n", []string{"upstream.url: must name a host"}},
-		{"upstream with credentials", "upstream:\n  url: http://u:p@host:1\n", []string{"upstream.url: must not carry user info"}},
-		{"bad duration", "server:\n  drain_timeout: soon\n", []string{"drain_timeout"}},
-		{"scalar for a block", "routes:\n  notify:\n    retry: 5\n", []string{"retry"}},
-		{"malformed yaml", "listen: [\n", []string{"config: parse"}},
+		{"unknown top-level key", "lisen: ':8080'\n", []string{"lisen: unknown key"}, nil},
+		{"unknown nested key", "routes:\n  notify:\n    retyr:\n      attempts: 2\n", []string{"routes.notify.retyr: unknown key"}, nil},
+		{"unknown key holding an empty map", "upstream:\n  pool: {}\n", []string{"upstream.pool: unknown key"}, nil},
+		{"unknown route", "routes:\n  notfy:\n    class: bulk\n", []string{"routes.notfy: unknown route"}, []string{"routes.notfy.retry"}},
+		{"duplicate route name", "routes:\n  notify: {}\n  notify: {}\n", []string{`"notify" already defined`}, nil},
+		{"upstream not http", "upstream:\n  url: ftp://example.com\n", []string{"upstream.url: must be an http or https URL"}, nil},
+		{"upstream without host", "upstream:\n  url: http://\n", []string{"upstream.url: must name a host"}, nil},
+		{"upstream with credentials", "upstream:\n  url: http://u:p@host:1\n", []string{"upstream.url: must not carry user info"}, nil},
+		{"bad duration", "server:\n  drain_timeout: soon\n", []string{`server.drain_timeout: time: invalid duration, got "soon"`}, []string{"drain_timeout: must be"}},
+		{"scalar for a block", "routes:\n  notify:\n    retry: 5\n", []string{"routes.notify.retry"}, nil},
+		{"malformed yaml", "listen: [\n", []string{"config: parse"}, nil},
 		{
 			"every error at once",
 			"listen: nope\nroutes:\n  notify:\n    retry:\n      attempts: 0\n  state_get:\n    class: urgent\n",
 			[]string{"listen: must be host:port", "routes.notify.retry.attempts: must be between 1 and 10, got 0", `routes.state_get.class: must be "critical" or "bulk", got "urgent"`},
+			nil,
+		},
+		{
+			"every error at once, with an unknown key and a value that cannot be decoded",
+			"upstream:\n  url: ftp://x\nserver:\n  read_header_timeout: abc\nroutes:\n  notify:\n    retyr: {}\n    retry:\n      attempts: 0\n",
+			[]string{"routes.notify.retyr: unknown key", `server.read_header_timeout: time: invalid duration, got "abc"`,
+				"upstream.url: must be an http or https URL", "routes.notify.retry.attempts: must be between 1 and 10, got 0"},
+			[]string{"read_header_timeout: must be"},
 		},
 	}
 	for _, tt := range tests {
@@ -155,7 +164,23 @@ func TestLoadRejects(t *testing.T) {
 					t.Errorf("error %q does not contain %q", err, w)
 				}
 			}
+			for _, n := range tt.not {
+				if strings.Contains(err.Error(), n) {
+					t.Errorf("error %q contains %q, want it left out", err, n)
+				}
+			}
 		})
+	}
+}
+
+// TestEnvValueThatCannotBeDecodedNamesKeyAndVariable: a bad value in the
+// environment is reported with its dotted key, its value and its variable.
+func TestEnvValueThatCannotBeDecodedNamesKeyAndVariable(t *testing.T) {
+	t.Setenv("SIDECAR_ROUTES_NOTIFY_RETRY_ATTEMPTS", "many")
+	_, err := LoadBytes([]byte("{}\n"), nil)
+	want := `routes.notify.retry.attempts: cannot parse value as 'int': strconv.ParseInt: invalid syntax, got "many" (from SIDECAR_ROUTES_NOTIFY_RETRY_ATTEMPTS)`
+	if err == nil || err.Error() != want {
+		t.Errorf("got %v, want %s", err, want)
 	}
 }
 

@@ -65,7 +65,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	cfg, err := proxy.Load(load)
 	if err != nil {
 		fmt.Fprintln(stderr, "sidecar: invalid configuration:")
-		for _, e := range splitErrors(err) {
+		for _, e := range proxy.SplitErrors(err) {
 			fmt.Fprintln(stderr, "  "+e.Error())
 		}
 		return 1
@@ -73,7 +73,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if *checkConfig {
 		if err := proxy.Check(cfg); err != nil {
 			fmt.Fprintln(stderr, "sidecar: invalid configuration:")
-			fmt.Fprintln(stderr, "  "+err.Error())
+			for _, e := range proxy.SplitErrors(err) {
+				fmt.Fprintln(stderr, "  "+e.Error())
+			}
 			return 1
 		}
 		fmt.Fprintln(stdout, "sidecar: configuration OK")
@@ -109,19 +111,4 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
-}
-
-// splitErrors unpacks an errors.Join into its parts.
-func splitErrors(err error) []error {
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		var out []error
-		for _, e := range j.Unwrap() {
-			out = append(out, splitErrors(e)...)
-		}
-		return out
-	}
-	if err == nil {
-		return nil
-	}
-	return []error{err}
 }
