@@ -1,14 +1,35 @@
 package policy
 
 import (
+	"crypto/sha256"
 	"sync"
 	"time"
 )
 
+// maxKeyBytes is the longest key a KeyTable stores as it is; a longer one
+// (a header value or path segment can be tens of kilobytes) is stored as
+// its SHA-256 digest, so max_keys keys cost at most max_keys × about
+// 200 bytes whatever the clients send.
+const maxKeyBytes = 64
+
+// tableKey returns the key a KeyTable stores for key: key itself, or for a
+// long one a NUL byte and its 32-byte digest (no short key starts with NUL
+// and is 33 bytes long by accident in practice; a collision would only
+// make two clients share a bucket).
+func tableKey(key string) string {
+	if len(key) <= maxKeyBytes {
+		return key
+	}
+	sum := sha256.Sum256([]byte(key))
+	return "\x00" + string(sum[:])
+}
+
 // KeyTable holds one token bucket per key (agent id, client address or a
 // header value), bounded to MaxKeys: beyond it the least recently used key
 // is evicted, so spraying random keys costs a fixed amount of memory and
-// only resets the buckets of keys nobody used lately. Rate and size changes
+// only resets the buckets of keys nobody used lately. Keys longer than 64
+// bytes are stored as their SHA-256 digest, so long keys cannot inflate
+// that amount either. Rate and size changes
 // are applied to each bucket lazily, on its next use, so Update is O(1) and
 // keeps every bucket's tokens. A KeyTable is safe for concurrent use.
 type KeyTable struct {
@@ -71,9 +92,12 @@ func (t *KeyTable) Evictions() uint64 {
 }
 
 // peek returns key's tokens at now and its bucket, creating the bucket
-// (full) when the key is new. The bucket pointer stays valid after the key
-// is evicted; using it then only affects a bucket nobody else sees.
+// (full) when the key is new. When the table is full, an eviction may hand
+// the returned bucket, refilled, to another key before the caller takes
+// its token; the caller then takes one token from that new key's full
+// bucket, which is harmless.
 func (t *KeyTable) peek(key string, now time.Time) (*TokenBucket, float64) {
+	key = tableKey(key)
 	t.mu.Lock()
 	e := t.entries[key]
 	if e == nil {

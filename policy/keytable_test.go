@@ -1,6 +1,10 @@
 package policy
 
-import "testing"
+import (
+	"strconv"
+	"strings"
+	"testing"
+)
 
 // TestKeyTableEvictsLeastRecentlyUsed checks which key goes when the
 // table is full, and that a key coming back gets a full bucket.
@@ -56,5 +60,38 @@ func TestKeyTableUpdateShrinksAndKeepsTokens(t *testing.T) {
 	b, tokens := tab.peek("d", rlT0)
 	if b.Burst() != 5 || tokens != 0 {
 		t.Errorf("key d: got burst %d tokens %.2f, want burst 5 tokens 0", b.Burst(), tokens)
+	}
+}
+
+// TestKeyTableLongKeysCostFixedMemory sprays keys of 16 KiB (a header
+// value can be that long): each is stored as a short digest, so a full
+// table holds max_keys small keys, and one long key still has one bucket.
+func TestKeyTableLongKeysCostFixedMemory(t *testing.T) {
+	const maxKeys = 100
+	tab := NewKeyTable(0.001, 1, maxKeys)
+	long := func(i int) string { return strings.Repeat("k", 16<<10) + strconv.Itoa(i) }
+	for i := range 1000 {
+		if _, tokens := tab.peek(long(i), rlT0); tokens < 1 {
+			t.Fatalf("key %d: got %v tokens, want a full bucket", i, tokens)
+		}
+	}
+	tab.mu.Lock()
+	var held int
+	for k := range tab.entries {
+		held += len(k)
+	}
+	tab.mu.Unlock()
+	if want := maxKeys * (1 + 32); held != want {
+		t.Errorf("key bytes held: got %d, want %d (digests, not the 16 KiB keys)", held, want)
+	}
+	b, tokens := tab.peek(long(999), rlT0)
+	if tokens < 1 || !b.Take(rlT0) {
+		t.Fatalf("long key 999: got %v tokens, want 1", tokens)
+	}
+	if _, tokens := tab.peek(long(999), rlT0); tokens >= 1 {
+		t.Errorf("long key 999 after a take: got %v tokens, want < 1 (the same bucket)", tokens)
+	}
+	if _, tokens := tab.peek(long(998), rlT0); tokens < 1 {
+		t.Errorf("long key 998: got %v tokens, want its own full bucket", tokens)
 	}
 }
