@@ -9,7 +9,9 @@
 #   docker run --rm -p 8080:8080 -e SIDECAR_UPSTREAM_URL=http://core:8000 opscore-sidecar:local
 #   docker run --rm -p 8000:8000 --entrypoint /usr/local/bin/opscore opscore-sidecar:local
 
-ARG GO_VERSION=1.26
+# A full patch version, at least the go line of go.mod: the golang images set
+# GOTOOLCHAIN=local, so an older cached golang:1.26 would refuse to build.
+ARG GO_VERSION=1.26.8
 
 FROM golang:${GO_VERSION} AS build
 WORKDIR /src

@@ -2,12 +2,16 @@ package configs
 
 import (
 	"encoding/json"
+	"go/version"
 	"os"
+	"os/exec"
+	"path"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strings"
 	"testing"
+
+	"opscore-sidecar/metrics"
 )
 
 // instruction is one Dockerfile instruction with its line continuations joined.
@@ -74,6 +78,8 @@ func TestDockerfile(t *testing.T) {
 				copied[f[len(f)-1]] = true
 			} else if _, err := os.Stat(filepath.Join("..", f[0])); err != nil {
 				t.Errorf("COPY %s: %v", f[0], err)
+			} else if dockerIgnored(dockerignorePatterns(t), f[0]) {
+				t.Errorf("COPY %s: .dockerignore keeps it out of the build context", f[0])
 			}
 		case "USER":
 			if !regexp.MustCompile(`^[1-9][0-9]*(:[0-9]+)?$`).MatchString(in.args) {
@@ -133,21 +139,129 @@ func TestDockerfile(t *testing.T) {
 	}
 }
 
-func TestDockerignoreKeepsBuildInputs(t *testing.T) {
+// dockerignorePatterns returns the patterns of .dockerignore.
+func dockerignorePatterns(t *testing.T) []string {
+	t.Helper()
 	var ignored []string
 	for _, line := range strings.Split(readFile(t, "../.dockerignore"), "\n") {
 		if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
 			ignored = append(ignored, line)
 		}
 	}
-	for _, need := range []string{"go.mod", "go.sum", "cmd", "configs", "proxy", "opscore", "policy", "metrics"} {
-		if slices.Contains(ignored, need) {
-			t.Errorf(".dockerignore: got %q ignored, want it in the build context", need)
+	return ignored
+}
+
+// dockerIgnored reports whether the context path rel (slash-separated,
+// relative to the repository root) or one of its parent directories matches
+// a .dockerignore pattern. It knows the forms the file uses: a plain path or
+// glob, and a leading "**/" for any depth.
+func dockerIgnored(patterns []string, rel string) bool {
+	parts := strings.Split(rel, "/")
+	for i := 1; i <= len(parts); i++ {
+		prefix := strings.Join(parts[:i], "/")
+		for _, p := range patterns {
+			if m, _ := path.Match(p, prefix); m {
+				return true
+			}
+			if sub, ok := strings.CutPrefix(p, "**/"); ok {
+				for j := 0; j < i; j++ {
+					if m, _ := path.Match(sub, strings.Join(parts[j:i], "/")); m {
+						return true
+					}
+				}
+			}
 		}
 	}
-	for _, want := range []string{".git", "e2e"} {
-		if !slices.Contains(ignored, want) {
-			t.Errorf(".dockerignore: got %q not ignored, want it kept out of the build context", want)
+	return false
+}
+
+// TestDockerignoreKeepsBuildInputs asks the go tool which of the module's
+// packages and embedded files the two binaries need, and checks that the
+// build context keeps each of them.
+func TestDockerignoreKeepsBuildInputs(t *testing.T) {
+	ignored := dockerignorePatterns(t)
+	root, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("go", "list", "-deps", "-f", `{{if not .Standard}}{{.Dir}}{{range .EmbedFiles}} {{.}}{{end}}{{end}}`, "./cmd/sidecar", "./cmd/opscore")
+	cmd.Dir = root
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	need := []string{"go.mod", "go.sum"}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Fields(line)
+		rel, err := filepath.Rel(root, f[0])
+		if err != nil || strings.HasPrefix(rel, "..") {
+			continue // a module dependency, downloaded by go mod download
 		}
+		rel = filepath.ToSlash(rel)
+		need = append(need, rel+"/x.go")
+		for _, e := range f[1:] {
+			need = append(need, rel+"/"+e)
+		}
+	}
+	if len(need) < 8 {
+		t.Fatalf("go list: got build inputs %v, want the packages of both binaries", need)
+	}
+	for _, n := range need {
+		if dockerIgnored(ignored, n) {
+			t.Errorf(".dockerignore: %s is ignored, but the image build needs it", n)
+		}
+	}
+	for _, want := range []string{".git", "e2e", "cmd/opscore/main_test.go", "configs/testdata/x.json"} {
+		if !dockerIgnored(ignored, want) {
+			t.Errorf(".dockerignore: got %q in the build context, want it kept out", want)
+		}
+	}
+}
+
+// TestDockerfileGoVersionBuildsTheModule: the golang images set
+// GOTOOLCHAIN=local, so a builder older than go.mod's go line fails, and a
+// floating tag (golang:1.26) may be an old patch in the local image cache.
+func TestDockerfileGoVersionBuildsTheModule(t *testing.T) {
+	var goLine string
+	for _, line := range strings.Split(readFile(t, "../go.mod"), "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "go "); ok {
+			goLine = strings.TrimSpace(v)
+		}
+	}
+	if goLine == "" {
+		t.Fatal("go.mod: got no go line, want one")
+	}
+	ins := parseDockerfile(t)
+	args := map[string]string{}
+	var builder string
+	for _, in := range ins {
+		switch in.cmd {
+		case "ARG":
+			if k, v, ok := strings.Cut(in.args, "="); ok {
+				args[k] = v
+			}
+		case "FROM":
+			if strings.HasPrefix(in.args, "golang:") {
+				builder = strings.Fields(in.args)[0]
+			}
+		}
+	}
+	tag := strings.TrimPrefix(builder, "golang:")
+	tag = strings.NewReplacer("${GO_VERSION}", args["GO_VERSION"], "$GO_VERSION", args["GO_VERSION"]).Replace(tag)
+	if !version.IsValid("go"+tag) || strings.Count(tag, ".") != 2 {
+		t.Fatalf("builder: got %q (GO_VERSION %q), want golang:<major>.<minor>.<patch>", builder, args["GO_VERSION"])
+	}
+	if version.Compare("go"+tag, "go"+goLine) < 0 {
+		t.Errorf("builder: got Go %s, want at least go.mod's go %s", tag, goLine)
+	}
+
+	// The version stamp names a variable that exists: -X on a missing one is silently ignored.
+	_ = metrics.Version
+	var build strings.Builder
+	for _, in := range ins {
+		build.WriteString(in.args + "\n")
+	}
+	if want := "-X opscore-sidecar/metrics.Version="; !strings.Contains(build.String(), want) {
+		t.Errorf("sidecar build: got no %q, want the version stamped into metrics.Version", want)
 	}
 }
