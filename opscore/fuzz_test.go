@@ -1,19 +1,35 @@
 package opscore
 
 import (
+	"encoding/json"
 	"testing"
 )
 
 // fuzzCheck sends body to path and fails on a 5xx (a panic would fail the
-// fuzz run by itself).
+// fuzz run by itself), on a refusal that is not a JSON object with a
+// detail, and on a refusal that changed the store.
 func fuzzCheck(t *testing.T, path, body string) {
 	t.Helper()
-	svc, _ := newTestService(t, NewMemoryStore())
+	store := NewMemoryStore()
+	svc, _ := newTestService(t, store)
 	h := svc.Handler()
 	mustStatus(t, "seed register", call(t, h, "POST", pNotify, registerBody("lt-1"), false), 200)
+	before := snapshot(t, store, nil)
 	r := call(t, h, "POST", path, body, true)
 	if r.status < 200 || r.status >= 500 {
 		t.Fatalf("body %q: got status %d (%s), want 2xx or 4xx", body, r.status, r.body)
+	}
+	if r.status < 400 {
+		return
+	}
+	var refusal struct {
+		Detail json.RawMessage `json:"detail"`
+	}
+	if err := json.Unmarshal([]byte(r.body), &refusal); err != nil || len(refusal.Detail) == 0 {
+		t.Fatalf("body %q: got %d %s, want a JSON object with a detail", body, r.status, r.body)
+	}
+	if after := snapshot(t, store, nil); after != before {
+		t.Fatalf("body %q: got %d and a changed store:\nbefore %s\nafter  %s", body, r.status, before, after)
 	}
 }
 
