@@ -311,3 +311,33 @@ func TestDrainingRefusesInsteadOfQueueing(t *testing.T) {
 	a.u.open()
 	<-done
 }
+
+// TestShadowGateForwardsOverTheLimit runs the gate in shadow mode with its
+// one slot held: the next requests are forwarded at once (the upstream sees
+// them all together), none is refused, and each is counted as a shadow shed.
+func TestShadowGateForwardsOverTheLimit(t *testing.T) {
+	a := newAdmissionRig(t, true, func(c *Config) {
+		c.Admission.Concurrency = policy.ConcurrencyConfig{Limit: 1, QueueSize: 4, QueueTimeout: time.Minute, Mode: policy.ModeShadow}
+	})
+	const n = 3
+	results := make(chan int, n)
+	for range n {
+		go func() { results <- a.do(t, "POST", pathState, `{}`).Code }()
+		<-a.u.arrived
+	}
+	if got := a.u.cur.Load(); got != n {
+		t.Errorf("upstream in flight: got %d, want %d (shadow mode never holds a request back)", got, n)
+	}
+	a.u.open()
+	for range n {
+		if code := <-results; code != http.StatusOK {
+			t.Errorf("request in shadow mode: got %d, want 200", code)
+		}
+	}
+	if got := a.rejections("state_update", "bulk", "shed", "shadow"); got != n-1 {
+		t.Errorf("shadow shed count: got %v, want %d", got, n-1)
+	}
+	if got := a.rejections("state_update", "bulk", "shed", "enforce"); got != 0 {
+		t.Errorf("enforced shed count: got %v, want 0", got)
+	}
+}
