@@ -243,3 +243,47 @@ func TestReloadOfOneRouteKeepsOtherRoutesState(t *testing.T) {
 		t.Errorf("state_get after reload: got %d, want 429 (its bucket stays spent)", got)
 	}
 }
+
+// TestApplyKeepsRestartOnlyKeysRunning: a reload that changes listen,
+// server limits or tracing cannot apply them; the snapshot (and so
+// /admin/config) keeps the running values, a warning names them, and the
+// reloadable keys of the same file (drain, routes) do take effect.
+func TestApplyKeepsRestartOnlyKeysRunning(t *testing.T) {
+	up := proxytest.New(t, proxytest.OK())
+	env := startSidecar(t, testConfig(up.URL), LoadOptions{})
+	before := *env.srv.Sidecar.Snapshot().Config
+	cfg := testConfig(up.URL)
+	cfg.Listen = "127.0.0.1:1"
+	cfg.Server.IdleTimeout = 10 * time.Minute
+	cfg.Tracing.SampleRatio = 0.5
+	cfg.Server.DrainTimeout = 7 * time.Second
+	route(cfg, RouteNotify, func(rc *RouteConfig) { rc.BodyLimit = 5000 })
+	if err := env.srv.Sidecar.Apply(cfg); err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+	got := env.srv.Sidecar.Snapshot().Config
+	checks := []struct {
+		key       string
+		got, want any
+	}{
+		{"listen", got.Listen, before.Listen},
+		{"server.idle_timeout", got.Server.IdleTimeout, before.Server.IdleTimeout},
+		{"tracing.sample_ratio", got.Tracing.SampleRatio, before.Tracing.SampleRatio},
+		{"server.drain_timeout", got.Server.DrainTimeout, 7 * time.Second},
+		{"routes.notify.body_limit", got.Routes[RouteNotify].BodyLimit, int64(5000)},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("%s after reload: got %v, want %v", c.key, c.got, c.want)
+		}
+	}
+	warn := env.log.String()
+	for _, k := range []string{"take effect only after a restart", `"listen"`, `"server"`, `"tracing"`} {
+		if !strings.Contains(warn, k) {
+			t.Errorf("process log lacks %s:\n%s", k, warn)
+		}
+	}
+	if cfg.Listen != "127.0.0.1:1" {
+		t.Error("Apply modified the caller's config")
+	}
+}

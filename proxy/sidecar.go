@@ -60,8 +60,9 @@ func (s *Sidecar) Snapshot() *Snapshot { return s.snap.Load() }
 
 // Apply validates cfg, builds a snapshot from it (carrying policy state
 // over from the current one) and swaps it in atomically. On error nothing
-// changes. Settings that need a restart (listen addresses, server limits,
-// tracing) are stored but take effect only at the next start.
+// changes. Settings that need a restart (listen addresses, server limits
+// except the drain keys, tracing, log level, reload) keep their running
+// values, so /admin/config shows what is in effect; a warning names them.
 func (s *Sidecar) Apply(cfg *Config) error {
 	if err := cfg.Validate(); err != nil {
 		return err
@@ -69,16 +70,30 @@ func (s *Sidecar) Apply(cfg *Config) error {
 	s.applyMu.Lock()
 	defer s.applyMu.Unlock()
 	prev := s.snap.Load()
+	keys := restartKeys(prev.Config, cfg)
+	if len(keys) > 0 {
+		cfg = keepRestartKeys(prev.Config, cfg)
+	}
 	next, err := buildSnapshot(cfg, prev, s.deps)
 	if err != nil {
 		return fmt.Errorf("proxy: build config: %w", err)
 	}
 	s.snap.Store(next)
 	prev.retire(next)
-	if keys := restartKeys(prev.Config, cfg); len(keys) > 0 {
-		s.deps.Logger.Warn("config changed keys that take effect only after a restart", "keys", keys)
+	if len(keys) > 0 {
+		s.deps.Logger.Warn("config changed keys that take effect only after a restart; they keep their running values", "keys", keys)
 	}
 	return nil
+}
+
+// keepRestartKeys returns a copy of cur whose restart-only settings are
+// old's, the ones the running listeners, tracer and reloader use.
+func keepRestartKeys(old, cur *Config) *Config {
+	c := *cur
+	c.Listen, c.Admin, c.Tracing, c.Log.Level, c.Reload = old.Listen, old.Admin, old.Tracing, old.Log.Level, old.Reload
+	c.Server = old.Server
+	c.Server.DrainDelay, c.Server.DrainTimeout = cur.Server.DrainDelay, cur.Server.DrainTimeout
+	return &c
 }
 
 // restartKeys names the changed blocks that a reload cannot apply.
