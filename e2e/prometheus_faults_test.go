@@ -139,7 +139,7 @@ func (s *promStack) driveFaults(prom *promServer) {
 // metric whose labels include every label="value" in labels; it returns 0
 // when there is none.
 func (s *promStack) adminValue(metric string, labels ...string) float64 {
-	resp, err := http.Get(s.sidecar.AdminURL + "/metrics")
+	resp, err := promClient.Get(s.sidecar.AdminURL + "/metrics")
 	if err != nil {
 		return 0
 	}

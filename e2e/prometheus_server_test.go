@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"gopkg.in/yaml.v3"
+
 	"opscore-sidecar/e2e/harness"
 )
 
@@ -28,23 +30,72 @@ type promServer struct {
 	cmd *exec.Cmd
 }
 
-// startPrometheus writes a scrape config (1 s interval) for the given
-// targets by job name, loading ruleFile, starts Prometheus with exemplar
-// storage, waits until it is ready and stops it by PID in t.Cleanup.
-func startPrometheus(t *testing.T, targets map[string]string, ruleFile string) *promServer {
+// promClient bounds every call the tests make to Prometheus.
+var promClient = &http.Client{Timeout: 5 * time.Second}
+
+// promConfig returns the repository's configs/prometheus/prometheus.yml
+// made runnable on 127.0.0.1: each scrape job's static targets replaced by
+// targets[job name], intervals of 1 s, and the rule files made absolute. A
+// job of the file with no target, or a target for a job the file does not
+// have, fails t, so the test scrapes exactly what the compose stack scrapes.
+func promConfig(t *testing.T, targets map[string]string) []byte {
+	t.Helper()
+	root, err := harness.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(root, "configs", "prometheus")
+	raw, err := os.ReadFile(filepath.Join(dir, "prometheus.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg map[string]any
+	if err := yaml.Unmarshal(raw, &cfg); err != nil {
+		t.Fatalf("configs/prometheus/prometheus.yml: %v", err)
+	}
+	cfg["global"] = map[string]any{"scrape_interval": "1s", "scrape_timeout": "900ms", "evaluation_interval": "1s"}
+	rules, _ := cfg["rule_files"].([]any)
+	for i, r := range rules {
+		if f, ok := r.(string); ok && !filepath.IsAbs(f) {
+			rules[i] = filepath.Join(dir, f)
+		}
+	}
+	jobs, _ := cfg["scrape_configs"].([]any)
+	seen := map[string]bool{}
+	for _, j := range jobs {
+		job, _ := j.(map[string]any)
+		name, _ := job["job_name"].(string)
+		target, ok := targets[name]
+		if !ok {
+			t.Fatalf("prometheus.yml: job %q has no target in this test", name)
+		}
+		seen[name] = true
+		job["static_configs"] = []any{map[string]any{"targets": []any{target}}}
+	}
+	for name := range targets {
+		if !seen[name] {
+			t.Fatalf("prometheus.yml: got no job %q, want one (the alert rules and the dashboard use it)", name)
+		}
+	}
+	out, err := yaml.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// startPrometheus runs Prometheus with exemplar storage on promConfig's
+// version of the repository's scrape config, waits until it is ready and
+// stops it by PID in t.Cleanup.
+func startPrometheus(t *testing.T, targets map[string]string) *promServer {
 	t.Helper()
 	bin, err := exec.LookPath("prometheus")
 	if err != nil {
 		t.Fatal(prometheusHint)
 	}
 	dir := t.TempDir()
-	cfg := "global: {scrape_interval: 1s, scrape_timeout: 900ms, evaluation_interval: 1s}\n"
-	cfg += fmt.Sprintf("rule_files: [%q]\nscrape_configs:\n", ruleFile)
-	for job, target := range targets {
-		cfg += fmt.Sprintf("  - job_name: %s\n    static_configs: [{targets: [%q]}]\n", job, target)
-	}
 	cfgPath := filepath.Join(dir, "prometheus.yml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+	if err := os.WriteFile(cfgPath, promConfig(t, targets), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	port, err := harness.FreePort()
@@ -81,7 +132,7 @@ func startPrometheus(t *testing.T, targets map[string]string, ruleFile string) *
 	})
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		resp, err := http.Get(p.url + "/-/ready")
+		resp, err := promClient.Get(p.url + "/-/ready")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -119,7 +170,7 @@ func (p *promServer) apiGet(ctx context.Context, path string, params url.Values,
 	if err != nil {
 		return err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := promClient.Do(req)
 	if err != nil {
 		return err
 	}

@@ -68,14 +68,10 @@ type promStack struct {
 // data and that the faults are visible in it.
 func TestPrometheusScrapesStack(t *testing.T) {
 	s := startPromStack(t)
-	root, err := harness.ModuleRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
 	prom := startPrometheus(t, map[string]string{
 		"opscore-sidecar": strings.TrimPrefix(s.sidecar.AdminURL, "http://"),
 		"opscore":         strings.TrimPrefix(s.core.URL, "http://"),
-	}, filepath.Join(root, "configs", "prometheus", "alerts.yml"))
+	})
 
 	s.driveFaults(prom)
 
