@@ -167,81 +167,141 @@ func TestRequestsSurviveConnectionResets(t *testing.T) {
 	}
 }
 
-// TestRegistrationSurvivesCoreRestart: the core is killed (SIGKILL) while
-// clients register agents through the sidecar, and started again 1.5 s
-// later. Every registration either succeeds or gets a clean 503
-// problem+json with Retry-After; no client ever sees a reset or another
-// transport error. Once the core is back the breaker half-opens and closes
-// by itself and registrations succeed again.
-func TestRegistrationSurvivesCoreRestart(t *testing.T) {
-	core := harness.StartCore(t, harness.CoreOptions{Env: []string{"OPSCORE_API_KEY=" + resAPIKey}})
-	sc := harness.StartSidecar(t, harness.SidecarOptions{UpstreamURL: core.URL})
+// restartRun is what registering clients saw while the core was killed
+// and started again: status counts per phase (before the crash, core down,
+// core back) and every answer that was neither 200 nor a clean 503.
+type restartRun struct {
+	codes [3]map[int]int
+	bad   []string
+}
 
-	// Eight clients, each registering a new agent every 20 ms (400/s in
-	// all), until told to stop.
-	const workers, every = 8, 20 * time.Millisecond
-	var phase atomic.Int32 // 0 before the crash, 1 core down, 2 core back
-	phases := []string{"before the crash", "core down", "core back"}
-	var stop atomic.Bool
+var restartPhases = [3]string{"before the crash", "core down", "core back"}
+
+// runCoreRestart starts a core and a sidecar (configYAML, empty for the
+// defaults), registers rate new agents a second through the sidecar, kills
+// the core (SIGKILL) after 500 ms, starts it again after down, and
+// keeps the clients going for after more. A transport error, a status
+// other than 200 or 503, or a 503 without problem+json and a whole-second
+// Retry-After is recorded as bad. A last registration after recovery must
+// succeed.
+func runCoreRestart(t *testing.T, configYAML string, rate int, down, after time.Duration) restartRun {
+	t.Helper()
+	core := harness.StartCore(t, harness.CoreOptions{Env: []string{"OPSCORE_API_KEY=" + resAPIKey}})
+	sc := harness.StartSidecar(t, harness.SidecarOptions{UpstreamURL: core.URL, ConfigYAML: configYAML})
+
+	var phase atomic.Int32 // index into restartPhases
 	var mu sync.Mutex
-	codes := [3]map[int]int{{}, {}, {}}
-	var bad []string
+	run := restartRun{codes: [3]map[int]int{{}, {}, {}}}
 	var wg sync.WaitGroup
 	client := &http.Client{Timeout: 20 * time.Second}
-	for w := range workers {
-		wg.Go(func() {
-			tick := time.NewTicker(every)
-			defer tick.Stop()
-			for i := 0; !stop.Load(); i++ {
-				<-tick.C
-				id := fmt.Sprintf("res-restart-%d-%d", w, i)
-				p := phase.Load()
-				r := resSend(client, "POST", sc.URL+"/v1/opscore/internal/agent/notify", resRegistration(id))
-				mu.Lock()
-				codes[p][r.status]++
-				switch {
-				case r.err != nil:
-					bad = append(bad, fmt.Sprintf("%s: transport error %v", id, r.err))
-				case r.status == 200:
-				case r.status == 503:
-					if s, err := strconv.Atoi(r.retryAfter); err != nil || s < 1 || !r.problem {
-						bad = append(bad, fmt.Sprintf("%s: 503 with Retry-After %q problem+json %v, want whole seconds >= 1 and problem+json", id, r.retryAfter, r.problem))
-					}
-				default:
-					bad = append(bad, fmt.Sprintf("%s: status %d, want 200 or 503", id, r.status))
-				}
-				mu.Unlock()
+	send := func(id string) {
+		p := phase.Load()
+		r := resSend(client, "POST", sc.URL+"/v1/opscore/internal/agent/notify", resRegistration(id))
+		mu.Lock()
+		defer mu.Unlock()
+		run.codes[p][r.status]++
+		switch {
+		case r.err != nil:
+			run.bad = append(run.bad, fmt.Sprintf("%s: transport error %v", id, r.err))
+		case r.status == 200:
+		case r.status == 503:
+			if s, err := strconv.Atoi(r.retryAfter); err != nil || s < 1 || !r.problem {
+				run.bad = append(run.bad, fmt.Sprintf("%s: 503 with Retry-After %q problem+json %v, want whole seconds >= 1 and problem+json", id, r.retryAfter, r.problem))
 			}
-		})
+		default:
+			run.bad = append(run.bad, fmt.Sprintf("%s: status %d, want 200 or 503", id, r.status))
+		}
 	}
+	// Open loop, as AgentKit sends webhooks: each registration on its own,
+	// whether or not the earlier ones have been answered.
+	done := make(chan struct{})
+	wg.Go(func() {
+		tick := time.NewTicker(time.Second / time.Duration(rate))
+		defer tick.Stop()
+		for i := 0; ; i++ {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+			wg.Go(func() { send(fmt.Sprintf("res-restart-%d", i)) })
+		}
+	})
 	time.Sleep(500 * time.Millisecond) // traffic flows before the crash
 	if err := core.Kill(); err != nil {
 		t.Fatal(err)
 	}
 	phase.Store(1)
 	killed := time.Now()
-	time.Sleep(1500 * time.Millisecond) // the core is down
+	time.Sleep(down)
 	if err := core.Start(); err != nil {
 		t.Fatalf("restart core: %v", err)
 	}
 	phase.Store(2)
 	t.Logf("core down for %s", time.Since(killed).Round(time.Millisecond))
-	time.Sleep(7 * time.Second) // longer than the breaker's open_timeout (5 s)
-	stop.Store(true)
+	time.Sleep(after)
+	close(done)
 	wg.Wait()
-
-	for i, c := range codes {
-		t.Logf("registrations sent %s: %v", phases[i], c)
+	for i, c := range run.codes {
+		t.Logf("registrations sent %s: %v", restartPhases[i], c)
 	}
-	for _, b := range bad {
-		t.Error(b)
-	}
-	if codes[0][200] == 0 {
-		t.Error("no registration succeeded before the crash")
-	}
-	// Recovery: the breaker half-opened and closed by itself.
+	t.Logf("breaker transitions closed->open: %.0f", resMetric(t, sc, "opscore_sidecar_breaker_transitions_total", `route="notify"`, `to="open"`))
 	if r := resSend(client, "POST", sc.URL+"/v1/opscore/internal/agent/notify", resRegistration("res-restart-after")); r.status != 200 {
 		t.Errorf("registration after recovery: status %d err %v, want 200", r.status, r.err)
+	}
+	return run
+}
+
+// TestRegistrationSurvivesCoreRestart: with the default settings, the core
+// is killed while clients register agents through the sidecar (400/s), and
+// started again 1.5 s later. Every registration either succeeds or gets a
+// clean 503 problem+json with Retry-After; no client ever sees a reset or
+// another transport error. Once the core is back the breaker half-opens and
+// closes by itself (after open_timeout, 5 s) and registrations succeed again.
+func TestRegistrationSurvivesCoreRestart(t *testing.T) {
+	run := runCoreRestart(t, "", 400, 1500*time.Millisecond, 7*time.Second)
+	for _, b := range run.bad {
+		t.Error(b)
+	}
+	if run.codes[0][200] == 0 {
+		t.Error("no registration succeeded before the crash")
+	}
+}
+
+// registrationRestartProfile is the notify profile docs/resilience.md
+// recommends when AgentKit's registrations (sent once, 10 s timeout, no
+// retry) must ride out a core restart of a second or two: retries span
+// several seconds within a 9 s deadline, and the budget and the breaker
+// tolerate the failed attempts of a short restart at registration rates.
+const registrationRestartProfile = `routes:
+  notify:
+    retry: {attempts: 10, per_try_timeout: 2s, deadline: 9s, backoff_base: 250ms, backoff_max: 1s, budget_ratio: 1.0, budget_min_per_second: 50}
+    breaker: {consecutive_failures: 200, failure_ratio: 0.95, min_requests: 500, window: 10s, open_timeout: 2s, half_open_requests: 3}
+`
+
+// TestRegistrationRidesOutCoreRestartWithRestartProfile: with the
+// recommended registration profile and registrations at 20/s, the core is
+// killed and started again 1.5 s later. The sidecar's retries carry the
+// registrations across the gap: the breaker never opens, no client sees
+// anything but 200 or a clean 503, and nearly all registrations sent while
+// the core was down succeed (full jitter gives no hard guarantee that a
+// request's retries span the whole gap, so a rare early one may still get
+// 503).
+func TestRegistrationRidesOutCoreRestartWithRestartProfile(t *testing.T) {
+	run := runCoreRestart(t, registrationRestartProfile, 20, 1500*time.Millisecond, 2*time.Second)
+	for _, b := range run.bad {
+		t.Error(b)
+	}
+	down := run.codes[1]
+	sent := 0
+	for _, n := range down {
+		sent += n
+	}
+	if sent == 0 || float64(down[200]) < 0.9*float64(sent) {
+		t.Errorf("registrations sent while the core was down: %v, want at least 90%% of %d to succeed", down, sent)
+	}
+	if got := run.codes[2][503]; got != 0 {
+		t.Errorf("registrations sent after the restart: %v, want no 503", run.codes[2])
 	}
 }
 
