@@ -1,7 +1,9 @@
 package proxy
 
 import (
+	"context"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -68,4 +70,42 @@ func waitReadyz(t *testing.T, admin string, want int) {
 		}
 	}
 	t.Fatalf("/readyz never answered %d", want)
+}
+
+// TestStartFailsOnBusyAddress: a listen address in use is an error naming
+// the key, and the admin address is not taken either.
+func TestStartFailsOnBusyAddress(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	for _, tt := range []struct{ key, want string }{{"listen", "listen: "}, {"admin.listen", "admin.listen: "}} {
+		cfg := testConfig("http://127.0.0.1:1")
+		free, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := free.Addr().String()
+		free.Close()
+		if tt.key == "listen" {
+			cfg.Listen, cfg.Admin.Listen = busy.Addr().String(), addr
+		} else {
+			cfg.Listen, cfg.Admin.Listen = addr, busy.Addr().String()
+		}
+		srv, err := Start(context.Background(), RunOptions{Config: cfg})
+		if err == nil {
+			_ = srv.Drain()
+			t.Fatalf("%s busy: Start succeeded, want an error", tt.key)
+		}
+		if !strings.HasPrefix(err.Error(), tt.want) {
+			t.Errorf("%s busy: got %q, want it to start with %q", tt.key, err, tt.want)
+		}
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			t.Errorf("%s busy: the other address %s stayed taken: %v", tt.key, addr, err)
+		} else {
+			ln.Close()
+		}
+	}
 }

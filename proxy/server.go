@@ -82,6 +82,7 @@ func Start(ctx context.Context, opts RunOptions) (*Server, error) {
 	}
 	s, err := New(cfg, Deps{Metrics: srv.Metrics, Logger: opts.Logger}, srv.tracing, opts.AccessLog)
 	if err != nil {
+		srv.shutdownTracing()
 		return nil, err
 	}
 	srv.Sidecar = s
@@ -92,10 +93,14 @@ func Start(ctx context.Context, opts RunOptions) (*Server, error) {
 		opts.SetupAdmin(srv.Admin, s)
 	}
 	if srv.proxyLn, err = listen(opts.ProxyListener, cfg.Listen); err != nil {
+		s.Close()
+		srv.shutdownTracing()
 		return nil, fmt.Errorf("listen: %w", err)
 	}
 	if srv.adminLn, err = listen(opts.AdminListener, cfg.Admin.Listen); err != nil {
 		srv.proxyLn.Close()
+		s.Close()
+		srv.shutdownTracing()
 		return nil, fmt.Errorf("admin.listen: %w", err)
 	}
 	srv.proxySrv = newServer(cfg.Server, s.Handler(), opts.Logger)
@@ -181,11 +186,19 @@ func (srv *Server) Drain() error {
 	defer acancel()
 	_ = srv.adminSrv.Shutdown(actx)
 	srv.Sidecar.Close()
-	tctx, tcancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer tcancel()
-	_ = srv.tracing.Shutdown(tctx)
+	srv.shutdownTracing()
 	srv.logger.Info("drained", "error", err)
 	return err
+}
+
+// shutdownTracing flushes and stops the tracer provider (and its OTLP
+// exporter, when configured), waiting at most 2s for a slow collector.
+func (srv *Server) shutdownTracing() {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := srv.tracing.Shutdown(ctx); err != nil {
+		srv.logger.Warn("tracing shutdown", "error", err)
+	}
 }
 
 // Run starts the sidecar and serves until ctx is done (SIGTERM), then
