@@ -117,3 +117,22 @@ func TestWritesKeysInPythonFormat(t *testing.T) {
 		t.Fatalf("workflow_def value:\ngot  %s\nwant %s", def, sampleWorkflowJSON)
 	}
 }
+
+// TestRegisterReplacesUnreadableState: a state value that is not JSON
+// (written by something else) reads as absent, so registration must write
+// the initial state over it; otherwise GET state answers 404 right after a
+// 200 from notify. A readable state is kept (see TestContract).
+func TestRegisterReplacesUnreadableState(t *testing.T) {
+	store, raw, _ := newRedisStore(t, time.Second)
+	if err := raw.Set(context.Background(), "agent:lt-1:latest_state", "{not json", 0).Err(); err != nil {
+		t.Fatalf("SET: %v", err)
+	}
+	svc, _ := newTestService(t, store)
+	h := svc.Handler()
+	mustStatus(t, "register", call(t, h, "POST", pNotify, registerBody("lt-1"), false), 200)
+	r := call(t, h, "GET", pState, "", true)
+	mustStatus(t, "state right after register", r, 200)
+	if want := `"state":"UNKNOWN"`; !strings.Contains(r.body, want) {
+		t.Fatalf("state right after register: got %s, want it to contain %s", r.body, want)
+	}
+}

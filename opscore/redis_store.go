@@ -31,6 +31,17 @@ if not pcall(cjson.decode, reg) then return 0 end
 redis.call('SET', KEYS[2], ARGV[1])
 return 1`)
 
+// registerScript writes the registration and, unless the agent has a
+// readable state (the original treats unparseable JSON as absent), the
+// initial state, in one atomic step: a repeated registration keeps a
+// reported state, and a GET state after it never finds nothing.
+var registerScript = redis.NewScript(`
+redis.call('SET', KEYS[1], ARGV[1])
+local st = redis.call('GET', KEYS[2])
+if st and pcall(cjson.decode, st) then return 0 end
+redis.call('SET', KEYS[2], ARGV[2])
+return 1`)
+
 // RedisStore is the Store on Redis, wire-compatible with the Python
 // Ops-Core's keys and JSON. Each operation is one round trip (a command, a
 // MULTI/EXEC transaction or a Lua script) bounded by the operation timeout.
@@ -89,8 +100,7 @@ func (s *RedisStore) do(parent context.Context, op string, fn func(ctx context.C
 	return &StorageError{Op: op, Err: err}
 }
 
-// Register implements Store: SET registration and SET NX initial state in
-// one MULTI/EXEC.
+// Register implements Store with one Lua script (registerScript).
 func (s *RedisStore) Register(ctx context.Context, info AgentInfo, initial AgentState) (bool, error) {
 	reg, err := marshalCompact(info)
 	if err != nil {
@@ -100,19 +110,14 @@ func (s *RedisStore) Register(ctx context.Context, info AgentInfo, initial Agent
 	if err != nil {
 		return false, err
 	}
-	var created *redis.BoolCmd
+	var n int64
 	err = s.do(ctx, opRegister, func(ctx context.Context) error {
-		_, err := s.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
-			p.Set(ctx, keyRegistration(info.AgentID), reg, 0)
-			created = p.SetNX(ctx, keyState(info.AgentID), st, 0)
-			return nil
-		})
+		var err error
+		n, err = registerScript.Run(ctx, s.client,
+			[]string{keyRegistration(info.AgentID), keyState(info.AgentID)}, reg, st).Int64()
 		return err
 	})
-	if err != nil {
-		return false, err
-	}
-	return created.Val(), nil
+	return n == 1, err
 }
 
 // Deregister implements Store: DEL both keys in one MULTI/EXEC.
