@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"opscore-sidecar/opscore"
 	"opscore-sidecar/policy"
 	"opscore-sidecar/proxy"
 )
@@ -81,16 +82,20 @@ func TestComposeEnvIsReadByPrograms(t *testing.T) {
 			sidecarEnv[r.APIKey.KeyEnv] = true
 		}
 	}
-	for service, dirs := range programSources {
-		src := goLiterals(t, dirs)
-		for k := range c.service(t, service).Environment {
-			if service == "sidecar" && sidecarEnv[k] {
-				continue
-			}
-			if service != "sidecar" && strings.Contains(src, `"`+k+`"`) {
-				continue
-			}
-			t.Errorf("service %s sets %s, which %s does not read", service, k, strings.Join(dirs, ", "))
+	for k := range c.service(t, "sidecar").Environment {
+		if !sidecarEnv[k] {
+			t.Errorf("service sidecar sets %s, which the sidecar does not read", k)
+		}
+	}
+	// The core's loader is asked which variables it reads.
+	coreEnv := c.service(t, "opscore").Environment
+	read := map[string]bool{}
+	if _, err := opscore.LoadConfig(nil, func(k string) string { read[k] = true; return coreEnv[k] }); err != nil {
+		t.Fatalf("opscore config from the compose environment: %v", err)
+	}
+	for k := range coreEnv {
+		if !read[k] {
+			t.Errorf("service opscore sets %s, which opscore.LoadConfig does not read", k)
 		}
 	}
 	for k := range c.service(t, "agentkit").Environment {
@@ -104,7 +109,17 @@ func TestComposePortsAndURLsAgree(t *testing.T) {
 	c := loadCompose(t)
 	cfg := composeSidecarConfig(t, c)
 	core := c.service(t, "opscore")
-	corePort := portOf(t, core.Environment["OPSCORE_LISTEN"])
+	coreCfg, err := opscore.LoadConfig(nil, func(k string) string { return core.Environment[k] })
+	if err != nil {
+		t.Fatalf("opscore config from the compose environment: %v", err)
+	}
+	corePort := portOf(t, coreCfg.Listen)
+	if coreCfg.StorageType != "redis" {
+		t.Errorf("opscore storage: got %q, want redis", coreCfg.StorageType)
+	}
+	if _, ok := c.Services[coreCfg.Redis.Host]; !ok || coreCfg.Redis.Port != 6379 {
+		t.Errorf("opscore Redis: got %s:%d, want the redis service on its port 6379", coreCfg.Redis.Host, coreCfg.Redis.Port)
+	}
 	listenPort := portOf(t, cfg.Listen)
 	adminPort := portOf(t, cfg.Admin.Listen)
 
