@@ -1,0 +1,107 @@
+package proxy
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/otel/trace"
+
+	"opscore-sidecar/policy"
+	"opscore-sidecar/proxy/proxytest"
+)
+
+// TestNoRetryWhenTheDeadlineCannotFitAnotherTry: with what is left of the
+// deadline shorter than one per-try timeout, a failed attempt is not
+// retried, even on an idempotent route with attempts to spare.
+func TestNoRetryWhenTheDeadlineCannotFitAnotherTry(t *testing.T) {
+	tests := []struct {
+		name         string
+		deadline     time.Duration
+		wantCode     int
+		wantAttempts string
+	}{
+		{"deadline = per-try timeout: no retry", 200 * time.Millisecond, 502, "1"},
+		{"deadline fits another try: retried", 5 * time.Second, 200, "2"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			up := proxytest.New(t, proxytest.Reset(), proxytest.OK())
+			rig := newRetryRig(t, up.URL, func(cfg *Config) {
+				fastRetries(cfg)
+				route(cfg, RouteNotify, func(rc *RouteConfig) { rc.Retry.Deadline = tt.deadline })
+			})
+			rec := rig.do(t, context.Background(), "POST", pathNotify, "{}")
+			if rec.Code != tt.wantCode || rec.Header().Get(HeaderAttempts) != tt.wantAttempts {
+				t.Errorf("got %d after %s attempts, want %d after %s", rec.Code, rec.Header().Get(HeaderAttempts), tt.wantCode, tt.wantAttempts)
+			}
+		})
+	}
+}
+
+// TestUpstream4xxIsNotABreakerFailure: an upstream that answers 4xx is
+// answering; many of them in a row leave the breaker closed, while the
+// same number of 5xx answers open it.
+func TestUpstream4xxIsNotABreakerFailure(t *testing.T) {
+	tests := []struct {
+		status    int
+		wantState policy.BreakerState
+	}{
+		{http.StatusNotFound, policy.BreakerClosed},
+		{http.StatusUnprocessableEntity, policy.BreakerClosed},
+		{http.StatusTooManyRequests, policy.BreakerClosed},
+		{http.StatusInternalServerError, policy.BreakerOpen},
+	}
+	for _, tt := range tests {
+		t.Run(http.StatusText(tt.status), func(t *testing.T) {
+			up := proxytest.New(t, proxytest.Respond(tt.status, "no"))
+			rig := newRetryRig(t, up.URL, fastRetries)
+			for range 10 {
+				rig.do(t, context.Background(), "POST", pathNotify, "{}")
+			}
+			if got := rig.s.Snapshot().Runtime[RouteNotify].Breaker.Breaker.State(); got != tt.wantState {
+				t.Errorf("after 10 answers %d: breaker %s, want %s", tt.status, got, tt.wantState)
+			}
+		})
+	}
+}
+
+// TestEachAttemptIsAChildSpan: a request retried once gives two client
+// spans, both children of the request's server span; the access log and
+// X-Sidecar-Attempts both say 2.
+func TestEachAttemptIsAChildSpan(t *testing.T) {
+	up := proxytest.New(t, proxytest.Reset(), proxytest.OK())
+	cfg := testConfig(up.URL)
+	route(cfg, RouteStateUpdate, func(rc *RouteConfig) {
+		rc.Retry = Defaults().Routes[RouteStateUpdate].Retry
+		rc.Retry.BackoffBase, rc.Retry.BackoffMax = time.Millisecond, time.Millisecond
+	})
+	env := startSidecar(t, cfg, LoadOptions{})
+	resp, _ := do(t, newRequest(t, "POST", env.url+"/v1/opscore/agent/a1/state", strings.NewReader("{}")))
+	if resp.StatusCode != http.StatusOK || resp.Header.Get(HeaderAttempts) != "2" {
+		t.Fatalf("got %d after %s attempts, want 200 after 2", resp.StatusCode, resp.Header.Get(HeaderAttempts))
+	}
+	if lines := env.access.lines(t); len(lines) != 1 || lines[0]["attempts"] != float64(2) {
+		t.Errorf("access log %v, want one line with attempts 2", lines)
+	}
+	var server trace.SpanContext
+	var parents []trace.SpanID
+	for _, s := range env.spans.Ended() {
+		switch s.SpanKind() {
+		case trace.SpanKindServer:
+			server = s.SpanContext()
+		case trace.SpanKindClient:
+			parents = append(parents, s.Parent().SpanID())
+		}
+	}
+	if len(parents) != 2 {
+		t.Fatalf("got %d attempt spans, want 2", len(parents))
+	}
+	for i, p := range parents {
+		if p != server.SpanID() {
+			t.Errorf("attempt span %d parent %s, want the server span %s", i+1, p, server.SpanID())
+		}
+	}
+}
