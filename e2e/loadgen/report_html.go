@@ -65,8 +65,9 @@ td.n{text-align:right;font-variant-numeric:tabular-nums}
 tr.total{font-weight:bold}
 .bad{color:#b00}
 </style></head><body>
-<h1>Scenario {{.R.Scenario}}: {{.R.Title}}</h1>
-<p>{{.R.Model}} model · target <code>{{.R.Target}}</code> · users {{.R.Users}} · spawn rate {{printf "%.3g" .R.SpawnRate}}/s{{if .R.Rate}} · arrival rate {{.R.Rate}}/s{{end}} · unique ids {{.R.UniqueIDs}}<br>
+<h1>Scenario {{.R.Scenario}}</h1>
+<p>plan: {{.R.Title}}<br>
+this run: {{.R.Model}} model · target <code>{{.R.Target}}</code> · users {{.R.Users}} · spawn rate {{printf "%.3g" .R.SpawnRate}}/s{{if .R.Rate}} · arrival rate {{.R.Rate}}/s{{else}} · think {{.R.Think}}{{end}} · duration {{.R.Duration}} · unique ids {{.R.UniqueIDs}}<br>
 started {{.R.Started.UTC.Format "2006-01-02 15:04:05 UTC"}} · ran {{printf "%.1f" .R.Elapsed}} s{{if .R.Interrupted}} · <b>interrupted</b>{{end}}{{if .R.StopReason}} · stopped: {{.R.StopReason}}{{end}}</p>
 <h2>Statistics</h2>
 <table><tr><th>Type</th><th>Name</th><th># reqs</th><th># fails</th><th>Avg ms</th><th>Min</th><th>Median</th><th>p90</th><th>p99</th><th>Max</th><th>req/s</th><th>failures/s</th></tr>

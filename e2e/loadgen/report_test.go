@@ -71,7 +71,7 @@ func TestWriteFilesSelfContainedHTML(t *testing.T) {
 	}
 	html, _ := os.ReadFile(filepath.Join(dir, "report.html"))
 	h := string(html)
-	for _, want := range []string{"<svg", "Requests per second", "Response time", "Failures per second by kind", "Virtual users", "RemoteDisconnected"} {
+	for _, want := range []string{"<svg", "Requests per second", "Response time", "Failures per second by kind", "Virtual users", "RemoteDisconnected", "plan: t", "this run: closed model"} {
 		if !strings.Contains(h, want) {
 			t.Errorf("report.html: missing %q", want)
 		}

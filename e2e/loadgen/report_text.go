@@ -9,7 +9,14 @@ import (
 // WriteText prints the run the way Locust's headless summary does: the
 // statistics table, the response-time percentiles and the error report.
 func (r *Result) WriteText(w io.Writer) {
-	fmt.Fprintf(w, "Scenario %d (%s), %s model, target %s\n", r.Scenario, r.Title, r.Model, r.Target)
+	fmt.Fprintf(w, "Scenario %d (plan: %s)\n", r.Scenario, r.Title)
+	fmt.Fprintf(w, "This run: %s model, target %s, %d users at %.3g/s, ", r.Model, r.Target, r.Users, r.SpawnRate)
+	if r.Rate > 0 {
+		fmt.Fprintf(w, "arrival rate %g/s, ", r.Rate)
+	} else {
+		fmt.Fprintf(w, "think %s, ", r.Think)
+	}
+	fmt.Fprintf(w, "duration %s, unique ids %v\n", r.Duration, r.UniqueIDs)
 	fmt.Fprintf(w, "Started %s, ran %.1f s", r.Started.UTC().Format("2006-01-02T15:04:05Z"), r.Elapsed)
 	if r.Interrupted {
 		fmt.Fprint(w, " (interrupted)")

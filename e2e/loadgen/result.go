@@ -59,6 +59,8 @@ type Result struct {
 	Target      string       `json:"target"`
 	Users       int          `json:"users"`
 	SpawnRate   float64      `json:"spawn_rate"`
+	Think       string       `json:"think"`
+	Duration    string       `json:"duration"`
 	Rate        float64      `json:"rate,omitempty"`
 	UniqueIDs   bool         `json:"unique_ids"`
 	Started     time.Time    `json:"started"`

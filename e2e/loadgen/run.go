@@ -51,6 +51,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	res := &Result{
 		Scenario: cfg.Scenario.ID, Title: cfg.Scenario.Title, Model: "closed", Target: cfg.Target,
 		Users: cfg.Scenario.Users, SpawnRate: cfg.Scenario.SpawnRate, UniqueIDs: cfg.UniqueIDs, Started: start,
+		Think: cfg.Scenario.ThinkMin.String() + "-" + cfg.Scenario.ThinkMax.String(), Duration: cfg.Scenario.Duration.String(),
 	}
 	runCtx, cancel := context.WithTimeout(ctx, cfg.Scenario.Duration)
 	defer cancel()

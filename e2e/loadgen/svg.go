@@ -60,7 +60,7 @@ func lineChart(title, unit string, ss []series) template.HTML {
 	}
 	fmt.Fprintf(&b, `<text x="%d" y="%d" font-size="11">0 s</text>`, padL, chartH-8)
 	fmt.Fprintf(&b, `<text x="%d" y="%d" font-size="11" text-anchor="end">%d s</text>`, chartW-padR, chartH-8, max(0, n-1))
-	lx := padL + 200
+	lx := padL + 8*len(title) + 24 // the legend starts after the bold title
 	for _, s := range ss {
 		if len(s.Values) == 0 {
 			continue
