@@ -207,14 +207,17 @@ func TestWebhookVerifierNeedsSecret(t *testing.T) {
 	}
 }
 
-// TestWebhookUpdateKeepsReplayCache rotates the secret by a reload: a
-// delivery accepted before stays a replay after.
+// TestWebhookUpdateKeepsReplayCache re-applies the config in place, as a
+// reload does (re-reading the secret): a delivery accepted before stays a
+// replay after.
 func TestWebhookUpdateKeepsReplayCache(t *testing.T) {
 	v := mustVerifier(t, AuthRequired, time.Minute, 10)
 	now := time.Unix(1745287627, 0)
 	body := agentKitBody(t, "agent-1")
 	sig := SignWebhook([]byte(specSecret), specTimestamp, body)
-	v.Verify(specTimestamp, sig, body, now)
+	if got := v.Verify(specTimestamp, sig, body, now); !got.Allowed {
+		t.Fatalf("first delivery: got %+v, want allowed", got)
+	}
 	cfg := DefaultWebhookAuth()
 	cfg.Mode, cfg.Tolerance, cfg.ReplayCacheSize = AuthRequired, time.Minute, 10
 	if err := v.Update(cfg, func(string) string { return specSecret }); err != nil {
