@@ -129,12 +129,13 @@ func jsonInvalid(data []byte) fieldError {
 }
 
 // topObject validates that the body is a JSON object (spec 1.4c) and
-// returns its members; it adds the "missing" or "model_attributes_type"
-// error otherwise.
+// returns its members; it adds the "missing" (absent or null body) or
+// "model_attributes_type" error otherwise.
 func (v *validator) topObject(b requestBody) (map[string]json.RawMessage, bool) {
 	loc := []any{"body"}
 	switch {
-	case !b.present():
+	case !b.present(), b.json != nil && jsonKind(b.json) == 'n':
+		// FastAPI treats a JSON null body like an absent one.
 		v.add("missing", loc, "Field required", nil, nil)
 		return nil, false
 	case b.notJSON != nil:

@@ -63,6 +63,8 @@ var contractSteps = []contractStep{
 		body: `{"agentId":"lt-1","timestamp":"t","state":123,"details":[]}`, status: 422,
 		wantBody: `{"detail":[{"type":"string_type","loc":["body","state"],"msg":"Input should be a valid string","input":123},` +
 			`{"type":"dict_type","loc":["body","details"],"msg":"Input should be a valid dictionary","input":[]}]}`},
+	{name: "state null body is missing", method: "POST", path: pState, auth: true, body: `null`, status: 422,
+		wantBody: `{"detail":[{"type":"missing","loc":["body"],"msg":"Field required","input":null}]}`},
 	{name: "state array body", method: "POST", path: pState, auth: true, body: `[1]`, status: 422, contains: `"model_attributes_type"`},
 	{name: "state form content type", method: "POST", path: pState, auth: true, body: stateBody("lt-1", "idle"),
 		hdr: []string{"Content-Type", "text/plain"}, status: 422, contains: `"model_attributes_type"`},
