@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -103,5 +104,41 @@ func TestEachAttemptIsAChildSpan(t *testing.T) {
 		if p != server.SpanID() {
 			t.Errorf("attempt span %d parent %s, want the server span %s", i+1, p, server.SpanID())
 		}
+	}
+}
+
+// TestUpstreamGoneAfterAReachedAttemptDoesNotClaimNotProcessed: the first
+// attempt reaches the upstream, which dies mid-request (reset) and then
+// refuses connections. The client gets 503 with Retry-After (the upstream
+// is down), but the problem does not claim the request was not processed;
+// when no attempt ever reached the upstream, it does.
+func TestUpstreamGoneAfterAReachedAttemptDoesNotClaimNotProcessed(t *testing.T) {
+	var srv *httptest.Server
+	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		srv.Listener.Close() // from now on: connection refused
+		if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+			conn.Close()
+		}
+	}))
+	defer srv.Close()
+	tests := []struct {
+		name, url   string
+		wantProcess bool // the detail says "not processed"
+	}{
+		{"reached, then refused", srv.URL, false},
+		{"never reached", proxytest.RefusingURL(t), true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rig := newRetryRig(t, tt.url, fastRetries)
+			rec := rig.do(t, context.Background(), "POST", pathNotify, "{}")
+			if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") != "1" || rec.Header().Get(HeaderAttempts) != "4" {
+				t.Fatalf("got %d Retry-After %q after %s attempts, want 503, 1, 4 (body %s)",
+					rec.Code, rec.Header().Get("Retry-After"), rec.Header().Get(HeaderAttempts), rec.Body.String())
+			}
+			if got := strings.Contains(rec.Body.String(), "was not processed"); got != tt.wantProcess {
+				t.Errorf("detail %s: says not processed %v, want %v", rec.Body.String(), got, tt.wantProcess)
+			}
+		})
 	}
 }

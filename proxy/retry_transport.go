@@ -46,7 +46,8 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	idemKey := req.Header.Get("Idempotency-Key") != "" || req.Header.Get("X-Idempotency-Key") != ""
 	ctx := req.Context()
-	wire := 0 // wire attempts so far, as counted by the attempt layer
+	wire := 0        // wire attempts so far, as counted by the attempt layer
+	reached := false // some attempt may have reached the upstream
 	for {
 		resp, err, cancel := t.attempt(ctx, req, body, wire > 0, cfg.PerTryTimeout, deadline)
 		now := t.now()
@@ -68,6 +69,7 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 				pol.Budget().RecordRetry(now)
 			}
 			t.metrics.Retries.WithLabelValues(route, string(policy.RetryClosed)).Add(float64(extra))
+			reached = true
 		}
 		if cerr := body.clientErr(); err != nil && cerr != nil {
 			// Reading the client's streamed body failed (body_limit
@@ -77,8 +79,10 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			cancel(nil)
 			return nil, cerr
 		}
+		outcome := attemptOutcome(ctx, resp, err, now)
+		reached = reached || outcome.Kind != policy.AttemptNotReached
 		d := pol.Decide(now, policy.RetryAttempt{
-			Outcome:        attemptOutcome(ctx, resp, err, now),
+			Outcome:        outcome,
 			Attempts:       wire,
 			IdempotencyKey: idemKey,
 			Replayable:     body.replayable(),
@@ -88,7 +92,7 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			if d.Stop == policy.RetryStopBudget {
 				t.metrics.RetryBudgetExhausted.WithLabelValues(route).Inc()
 			}
-			return t.finish(ctx, resp, err, cancel, wire)
+			return t.finish(ctx, resp, err, cancel, wire, reached)
 		}
 		t.metrics.Retries.WithLabelValues(route, string(d.Reason)).Inc()
 		discard(resp)
@@ -131,9 +135,11 @@ func (t *retryTransport) attempt(ctx context.Context, req *http.Request, body *r
 // finish returns the last attempt's result to the ReverseProxy with the
 // attempt count: on the response's header, or on the problem the
 // ErrorHandler will write (503 with Retry-After when the last attempt never
-// reached the upstream, 504 upstream_timeout, 502 upstream_error). A client
-// that went away gets its error back as it is (logged as 499).
-func (t *retryTransport) finish(ctx context.Context, resp *http.Response, err error, cancel context.CancelCauseFunc, attempts int) (*http.Response, error) {
+// reached the upstream, 504 upstream_timeout, 502 upstream_error). reached
+// says an attempt may have reached the upstream: the 503 then does not
+// claim the request was not processed. A client that went away gets its
+// error back as it is (logged as 499).
+func (t *retryTransport) finish(ctx context.Context, resp *http.Response, err error, cancel context.CancelCauseFunc, attempts int, reached bool) (*http.Response, error) {
 	if err == nil {
 		resp.Header.Set(HeaderAttempts, strconv.Itoa(attempts))
 		resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: cancel}
@@ -150,9 +156,14 @@ func (t *retryTransport) finish(ctx context.Context, resp *http.Response, err er
 		// Not one attempt reached the upstream (it is down or restarting):
 		// the request was certainly not processed, so the client may send
 		// it again, and 503 with Retry-After says exactly that.
+		detail := "the upstream could not be reached; the request was not processed (" + result + ")"
+		if reached {
+			// An earlier attempt got through before the upstream went
+			// away (a crash mid-request): it may have acted on it.
+			detail = "the upstream could not be reached on the last attempt; an earlier attempt reached it and may have been processed (" + result + ")"
+		}
 		p = Problem{Status: http.StatusServiceUnavailable, Outcome: OutcomeUpstreamError, Reason: result,
-			Title: "Upstream unavailable", Detail: "the upstream could not be reached; the request was not processed (" + result + ")",
-			Header: http.Header{"Retry-After": {"1"}}}
+			Title: "Upstream unavailable", Detail: detail, Header: http.Header{"Retry-After": {"1"}}}
 	case result == metrics.ResultTimeout:
 		p = Problem{Status: http.StatusGatewayTimeout, Outcome: OutcomeUpstreamTimeout, Reason: result,
 			Title: "Upstream timed out", Detail: "the upstream did not answer in time"}
