@@ -7,7 +7,11 @@
 #
 #   docker build -t opscore-sidecar:local .
 #   docker run --rm -p 8080:8080 -e SIDECAR_UPSTREAM_URL=http://core:8000 opscore-sidecar:local
-#   docker run --rm -p 8000:8000 --entrypoint /usr/local/bin/opscore opscore-sidecar:local
+#   docker run --rm -p 8000:8000 --no-healthcheck --entrypoint /usr/local/bin/opscore opscore-sidecar:local
+#
+# The image's HEALTHCHECK probes the sidecar, so a core container needs its own
+# exec-form check (compose gives it "opscore healthcheck") or --no-healthcheck:
+# docker run's --health-cmd is shell form, and distroless has no shell.
 
 # A full patch version, at least the go line of go.mod: the golang images set
 # GOTOOLCHAIN=local, so an older cached golang:1.26 would refuse to build.
