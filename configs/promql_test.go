@@ -132,6 +132,10 @@ func allQueries(t *testing.T) []Query {
 	return qs
 }
 
+// plainAlternatives matches a regex matcher that is only literal values
+// separated by "|".
+var plainAlternatives = regexp.MustCompile(`^[A-Za-z0-9_]+(\|[A-Za-z0-9_]+)*$`)
+
 // selectorProblems lists what is wrong with the series names and label
 // matchers of expr, given the exported series.
 func selectorProblems(expr parser.Expr, ex exports) []string {
@@ -156,8 +160,19 @@ func selectorProblems(expr parser.Expr, ex exports) []string {
 				continue
 			}
 			values := ex.values[m.Name]
-			if (m.Type == labels.MatchEqual || m.Type == labels.MatchNotEqual) && values != nil && !openLabels[m.Name] && !values[m.Value] {
+			if values == nil || openLabels[m.Name] {
+				continue
+			}
+			if (m.Type == labels.MatchEqual || m.Type == labels.MatchNotEqual) && !values[m.Value] {
 				probs = append(probs, vs.Name+": "+m.Name+"="+m.Value+" is not a value the program uses")
+			}
+			// A regex of plain alternatives ("shed|queue_timeout") names values too.
+			if (m.Type == labels.MatchRegexp || m.Type == labels.MatchNotRegexp) && plainAlternatives.MatchString(m.Value) {
+				for _, v := range strings.Split(m.Value, "|") {
+					if !values[v] {
+						probs = append(probs, vs.Name+": "+m.Name+"=~"+m.Value+" names "+v+", not a value the program uses")
+					}
+				}
 			}
 		}
 		return nil
@@ -213,6 +228,7 @@ func TestSelectorProblemsCatchesMistakes(t *testing.T) {
 		{"bucket of a counter", `opscore_sidecar_requests_total_bucket`, "unknown metric"},
 		{"missing label", `opscore_sidecar_inflight_requests{outcome="shed"}`, "has no label outcome"},
 		{"unknown outcome", `opscore_sidecar_requests_total{outcome="dropped"}`, "outcome=dropped is not a value"},
+		{"unknown outcome in a regex", `opscore_sidecar_requests_total{outcome=~"shed|queue_timeot"}`, "names queue_timeot"},
 		{"grouping typo", `sum by (rout) (opscore_sidecar_requests_total)`, "grouping by rout"},
 		{"core label on sidecar metric", `sum by (op) (rate(opscore_sidecar_retries_total[1m]))`, "grouping by op"},
 	}
