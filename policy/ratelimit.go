@@ -82,6 +82,7 @@ type RouteRateLimiter struct {
 	mu     sync.RWMutex
 	bucket *TokenBucket
 	keys   *KeyTable
+	key    string // the rate_limit.key the table's keys came from
 	mode   Mode
 }
 
@@ -184,11 +185,14 @@ func (r *RouteRateLimiter) update(now time.Time, c RouteRateLimitConfig) {
 	switch {
 	case c.PerKeyRPS <= 0 || c.Key == "":
 		r.keys = nil
-	case r.keys == nil:
+	case r.keys == nil || r.key != c.Key:
+		// A new key source (agent ids → client addresses) means new keys:
+		// the old buckets would never be used again.
 		r.keys = NewKeyTable(c.PerKeyRPS, c.PerKeyBurst, c.MaxKeys)
 	default:
 		r.keys.Update(c.PerKeyRPS, c.PerKeyBurst, c.MaxKeys)
 	}
+	r.key = c.Key
 }
 
 // Route returns the limiter of a route, which stays valid across Updates.

@@ -309,6 +309,32 @@ func TestLevelsTurnOnAndOff(t *testing.T) {
 	}
 }
 
+// TestKeySourceChangeStartsANewTable switches a route's key from agent ids
+// to client addresses: the agent-id buckets are dropped (they would never
+// be used again), while a reload that keeps the key source keeps them.
+func TestKeySourceChangeStartsANewTable(t *testing.T) {
+	l := mustRateLimiter(t, RateLimitConfig{Mode: ModeEnforce}, map[string]RouteRateLimitConfig{"state_update": routeRate(0, 0, "agent_id", 0.001, 1, ModeEnforce)})
+	r := mustRoute(t, l, "state_update")
+	l.Allow(r, "agent-1", at(0))
+	l.Allow(r, "agent-2", at(0))
+	steps := []struct {
+		name     string
+		key      string
+		wantKeys int
+	}{
+		{"same source, larger bucket", "agent_id", 2},
+		{"new source", "client_ip", 0},
+	}
+	for _, s := range steps {
+		if err := l.Update(at(0), RateLimitConfig{Mode: ModeEnforce}, map[string]RouteRateLimitConfig{"state_update": routeRate(0, 0, s.key, 0.001, 5, ModeEnforce)}); err != nil {
+			t.Fatal(err)
+		}
+		if got := r.Keys(); got != s.wantKeys {
+			t.Errorf("%s: got %d keys, want %d", s.name, got, s.wantKeys)
+		}
+	}
+}
+
 func TestRateLimiterRejectsInvalidConfig(t *testing.T) {
 	_, err := NewRateLimiter(RateLimitConfig{RPS: -1, Mode: ModeEnforce}, map[string]RouteRateLimitConfig{"notify": routeRate(0, 0, "", 1, 0, "loud")})
 	if err == nil {
