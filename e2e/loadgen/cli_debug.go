@@ -2,6 +2,7 @@ package loadgen
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -28,6 +29,8 @@ func cmdDebug(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.DurationVar(&o.Jitter, "jitter", 0, "± jitter of --latency")
 	fs.DurationVar(&o.RedisPauseAt, "redis-pause-at", 0, "when to freeze Redis with SIGSTOP in each run (0: never)")
 	fs.DurationVar(&o.RedisPauseFor, "redis-pause-for", 2*time.Second, "how long Redis stays frozen")
+	fs.DurationVar(&o.RedisStopAt, "redis-stop-at", 0, "when to stop Redis (SIGTERM) in each run (0: never)")
+	fs.DurationVar(&o.RedisStopFor, "redis-stop-for", 2*time.Second, "how long Redis stays stopped before it starts again, empty, on the same port")
 	if !parse(fs, args, stderr) {
 		return ExitUsage
 	}
@@ -59,6 +62,9 @@ func cmdDebug(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if o.RedisPauseAt < 0 || o.RedisPauseFor < 0 || o.RedisPauseFor > time.Minute {
 		problems = append(problems, fmt.Sprintf("--redis-pause-at/--redis-pause-for: need >= 0 and a pause of at most 1m, got %v/%v", o.RedisPauseAt, o.RedisPauseFor))
 	}
+	if o.RedisStopAt < 0 || o.RedisStopFor < 0 || o.RedisStopFor > time.Minute {
+		problems = append(problems, fmt.Sprintf("--redis-stop-at/--redis-stop-for: need >= 0 and a stop of at most 1m, got %v/%v", o.RedisStopAt, o.RedisStopFor))
+	}
 	if len(problems) > 0 {
 		for _, p := range problems {
 			fmt.Fprintf(stderr, "loadtest debug-registration: %s\n", p)
@@ -81,6 +87,10 @@ func cmdDebug(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintln(stdout, l)
 	}
 	fmt.Fprintf(stderr, "output in %s (locust_scenario_1_direct_run.txt, locust_scenario_1_sidecar_run.txt, direct/, sidecar/, logs, verdict.txt)\n", o.Out)
+	if errors.Is(err, context.Canceled) {
+		fmt.Fprintln(stderr, "loadtest debug-registration: interrupted; the runs so far and their verdict are written")
+		return ExitRuntime
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "loadtest debug-registration: %v\n", err)
 		return ExitRuntime

@@ -39,6 +39,9 @@ type DebugOptions struct {
 	Latency, Jitter time.Duration
 	// RedisPauseAt and RedisPauseFor freeze Redis during each run (0: never).
 	RedisPauseAt, RedisPauseFor time.Duration
+	// RedisStopAt and RedisStopFor stop Redis during each run and start it
+	// again, empty (0: never).
+	RedisStopAt, RedisStopFor time.Duration
 	// Log receives progress lines.
 	Log io.Writer
 }
@@ -136,7 +139,8 @@ func DebugRegistration(ctx context.Context, o DebugOptions) (*DebugReport, error
 	s.Users, s.InitialUsers, s.SpawnRate, s.Duration = o.Users, min(s.InitialUsers, o.Users), o.SpawnRate, o.Duration
 	s.ThinkMin, s.ThinkMax = o.ThinkMin, o.ThinkMax
 	plan := FaultPlan{Toxi: toxi, ResetProbability: o.ResetProbability, Core: core, RestartAt: o.RestartAt, RestartDown: o.RestartDown,
-		Latency: o.Latency, Jitter: o.Jitter, Redis: redis, RedisPauseAt: o.RedisPauseAt, RedisPauseFor: o.RedisPauseFor}
+		Latency: o.Latency, Jitter: o.Jitter, Redis: redis, RedisPauseAt: o.RedisPauseAt, RedisPauseFor: o.RedisPauseFor,
+		RedisStopAt: o.RedisStopAt, RedisStopFor: o.RedisStopFor}
 	rep := &DebugReport{}
 
 	fmt.Fprintf(o.Log, "run 1/2: scenario 1 for %v straight at the core (through toxiproxy) ...\n", o.Duration)

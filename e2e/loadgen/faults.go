@@ -33,6 +33,43 @@ type FaultPlan struct {
 	// RedisPauseAt, when > 0, freezes Redis (SIGSTOP) at that time for
 	// RedisPauseFor, then resumes it (SIGCONT).
 	RedisPauseAt, RedisPauseFor time.Duration
+	// RedisStopAt, when > 0, stops Redis (SIGTERM) at that time and starts
+	// it again on the same port, empty, after RedisStopFor.
+	RedisStopAt, RedisStopFor time.Duration
+}
+
+// fault is one scheduled process fault: breakIt at at, healIt after
+// down. Each returns the event to note (or its error).
+type fault struct {
+	what            string
+	at, down        time.Duration
+	breakIt, healIt func() (string, error)
+}
+
+// schedule runs f in a goroutine tracked by wg: it waits until f.at
+// (giving up when ctx ends first), breaks, waits f.down and heals, noting
+// each step (or its failure) as an event.
+func schedule(ctx context.Context, wg *sync.WaitGroup, f fault, event func(string, ...any)) {
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if !sleep(ctx, f.at) {
+			return
+		}
+		for i, step := range []func() (string, error){f.breakIt, f.healIt} {
+			if i == 1 {
+				// The heal runs even when the run ends meanwhile, so the
+				// stack is whole again when RunWithFaults returns.
+				time.Sleep(f.down)
+			}
+			what, err := step()
+			if err != nil {
+				event("%s FAILED: %v", f.what, err)
+				return
+			}
+			event("%s", what)
+		}
+	}()
 }
 
 // RunWithFaults runs cfg while applying plan, and lists the faults in the
@@ -67,42 +104,29 @@ func RunWithFaults(ctx context.Context, cfg Config, plan FaultPlan) (*Result, er
 	defer cancel()
 	var wg sync.WaitGroup
 	if plan.Core != nil && plan.RestartAt > 0 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if !sleep(runCtx, plan.RestartAt) {
-				return
-			}
-			pid := plan.Core.PID()
-			plan.Core.Kill()
-			event("core pid %d killed with SIGKILL", pid)
-			time.Sleep(plan.RestartDown)
-			if err := plan.Core.Start(); err != nil {
-				event("core restart FAILED: %v", err)
-				return
-			}
-			event("core restarted on the same port (pid %d, ready)", plan.Core.PID())
-		}()
+		core := plan.Core
+		schedule(runCtx, &wg, fault{what: "core kill -9 and restart", at: plan.RestartAt, down: plan.RestartDown,
+			breakIt: func() (string, error) {
+				pid := core.PID()
+				return fmt.Sprintf("core pid %d killed with SIGKILL", pid), core.Kill()
+			},
+			healIt: func() (string, error) {
+				err := core.Start()
+				return fmt.Sprintf("core restarted on the same port (pid %d, ready)", core.PID()), err
+			},
+		}, event)
 	}
-	if plan.Redis != nil && plan.RedisPauseAt > 0 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if !sleep(runCtx, plan.RedisPauseAt) {
-				return
-			}
-			if err := plan.Redis.Pause(); err != nil {
-				event("redis pause FAILED: %v", err)
-				return
-			}
-			event("redis-server paused with SIGSTOP")
-			time.Sleep(plan.RedisPauseFor)
-			if err := plan.Redis.Resume(); err != nil {
-				event("redis resume FAILED: %v", err)
-				return
-			}
-			event("redis-server resumed with SIGCONT")
-		}()
+	if r := plan.Redis; r != nil && plan.RedisPauseAt > 0 {
+		schedule(runCtx, &wg, fault{what: "redis pause", at: plan.RedisPauseAt, down: plan.RedisPauseFor,
+			breakIt: func() (string, error) { return "redis-server paused with SIGSTOP", r.Pause() },
+			healIt:  func() (string, error) { return "redis-server resumed with SIGCONT", r.Resume() },
+		}, event)
+	}
+	if r := plan.Redis; r != nil && plan.RedisStopAt > 0 {
+		schedule(runCtx, &wg, fault{what: "redis stop", at: plan.RedisStopAt, down: plan.RedisStopFor,
+			breakIt: func() (string, error) { return "redis-server stopped (SIGTERM)", r.Stop() },
+			healIt:  func() (string, error) { return "redis-server started again on the same port (empty)", r.Restart() },
+		}, event)
 	}
 	res, err := Run(runCtx, cfg)
 	cancel()

@@ -89,7 +89,7 @@ func causeOf(r *Result, k Kind, sp split, o DebugOptions, p FaultPlan) string {
 	case Kind503, Kind5xx:
 		return "the core answered 5xx: a storage error (Redis unavailable or timing out) or a crash inside a handler" + redisNote(p)
 	case Kind4xx:
-		return clientErrors(r)
+		return clientErrors(r, p)
 	case Kind429:
 		return "429: a rate limit refused the request"
 	}
@@ -97,7 +97,11 @@ func causeOf(r *Result, k Kind, sp split, o DebugOptions, p FaultPlan) string {
 }
 
 // clientErrors explains the 4xx rows of r one by one.
-func clientErrors(r *Result) string {
+func clientErrors(r *Result, p FaultPlan) string {
+	lost := ""
+	if p.Redis != nil && p.RedisStopAt > 0 {
+		lost = ", or its registration was lost when Redis came back empty"
+	}
 	var parts []string
 	for _, f := range r.Failures {
 		if f.Kind != Kind4xx {
@@ -107,7 +111,9 @@ func clientErrors(r *Result) string {
 		var cause string
 		switch {
 		case strings.Contains(f.Error, "404") && r.RegistrationFailures() > 0:
-			cause = "the agent is unknown to the core because its registration failed (the on_start poll and the state updates of that user all get 404)"
+			cause = "the agent is unknown to the core because its registration failed (the on_start poll and the state updates of that user all get 404)" + lost
+		case strings.Contains(f.Error, "404") && lost != "":
+			cause = "the agent is unknown to the core:" + strings.TrimPrefix(lost, ", or")
 		case strings.Contains(f.Error, "404"):
 			cause = "the agent is unknown to the core although every registration succeeded (state lost, e.g. a core on memory storage restarted)"
 		case strings.Contains(f.Error, "401"):
@@ -124,7 +130,7 @@ func clientErrors(r *Result) string {
 
 // sidecarCause names the cause of one failure kind seen through the
 // sidecar, from its access log of the same window.
-func sidecarCause(r *Result, k Kind, a AccessSummary) string {
+func sidecarCause(r *Result, k Kind, a AccessSummary, p FaultPlan) string {
 	switch k {
 	case Kind503:
 		return fmt.Sprintf("the sidecar refused or gave up (503): access-log outcomes %s", outcomes(a, "forwarded"))
@@ -133,7 +139,7 @@ func sidecarCause(r *Result, k Kind, a AccessSummary) string {
 	case Kind429:
 		return "the sidecar's rate limit refused the request"
 	case Kind4xx:
-		return clientErrors(r)
+		return clientErrors(r, p)
 	}
 	if k.Transport() {
 		return "the client lost its connection to the sidecar itself (the sidecar was not listening or dropped it; it must never do this)"
@@ -141,12 +147,16 @@ func sidecarCause(r *Result, k Kind, a AccessSummary) string {
 	return "see the run's error report"
 }
 
-// redisNote mentions a Redis pause when the plan had one.
+// redisNote mentions a Redis pause or stop when the plan had one.
 func redisNote(p FaultPlan) string {
-	if p.Redis == nil || p.RedisPauseAt <= 0 {
-		return ""
+	var b strings.Builder
+	if p.Redis != nil && p.RedisPauseAt > 0 {
+		fmt.Fprintf(&b, "; Redis was frozen (SIGSTOP) from %v for %v", p.RedisPauseAt, p.RedisPauseFor)
 	}
-	return fmt.Sprintf("; Redis was frozen (SIGSTOP) from %v for %v", p.RedisPauseAt, p.RedisPauseFor)
+	if p.Redis != nil && p.RedisStopAt > 0 {
+		fmt.Fprintf(&b, "; Redis was stopped from %v for %v and came back empty", p.RedisStopAt, p.RedisStopFor)
+	}
+	return b.String()
 }
 
 // interrupted notes a run cut short by Ctrl-C.
@@ -188,7 +198,7 @@ func verdictWithWindow(direct, side *Result, access AccessSummary, deltas []stri
 				n += f.Occurrences
 			}
 		}
-		lines = append(lines, fmt.Sprintf("  - %s x%d: %s.", k, n, sidecarCause(side, k, access)))
+		lines = append(lines, fmt.Sprintf("  - %s x%d: %s.", k, n, sidecarCause(side, k, access, p)))
 	}
 	lines = append(lines, fmt.Sprintf("  Sidecar access log: %d requests, %d needed more than one upstream attempt (max %d); outcomes %s; statuses %v.",
 		access.Lines, access.Retried, access.MaxAttempt, outcomes(access, ""), access.ByStatus))
