@@ -5,9 +5,9 @@ import (
 	"sync"
 )
 
-// memoryTaskLimit bounds the in-memory task queue; the oldest tasks are
-// dropped first, since nothing consumes the queue yet.
-const memoryTaskLimit = 10000
+// TaskQueueLimit bounds the task queue of both stores; the oldest tasks
+// are dropped first, since nothing consumes the queue yet.
+const TaskQueueLimit = 10000
 
 // MemoryStore is a process-local Store with the same semantics as
 // RedisStore. Every operation runs under one mutex, which makes the
@@ -20,15 +20,18 @@ type MemoryStore struct {
 	defs     map[string]WorkflowDefinition
 	sessions map[string]WorkflowSession
 	tasks    []Task
+	// taskLimit is TaskQueueLimit; tests lower it.
+	taskLimit int
 }
 
 // NewMemoryStore returns an empty MemoryStore.
 func NewMemoryStore() *MemoryStore {
 	return &MemoryStore{
-		regs:     make(map[string]AgentInfo),
-		states:   make(map[string]AgentState),
-		defs:     make(map[string]WorkflowDefinition),
-		sessions: make(map[string]WorkflowSession),
+		regs:      make(map[string]AgentInfo),
+		states:    make(map[string]AgentState),
+		defs:      make(map[string]WorkflowDefinition),
+		sessions:  make(map[string]WorkflowSession),
+		taskLimit: TaskQueueLimit,
 	}
 }
 
@@ -144,13 +147,13 @@ func (m *MemoryStore) GetSession(_ context.Context, id string) (WorkflowSession,
 	return s, nil
 }
 
-// EnqueueTask implements Store. The queue keeps the newest memoryTaskLimit
+// EnqueueTask implements Store. The queue keeps the newest TaskQueueLimit
 // tasks.
 func (m *MemoryStore) EnqueueTask(_ context.Context, t Task) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if len(m.tasks) >= memoryTaskLimit {
-		m.tasks = append(m.tasks[:0], m.tasks[1:]...)
+	if len(m.tasks) >= m.taskLimit {
+		m.tasks = append(m.tasks[:0], m.tasks[len(m.tasks)-m.taskLimit+1:]...)
 	}
 	m.tasks = append(m.tasks, t)
 	return nil

@@ -49,6 +49,8 @@ type RedisStore struct {
 	client  redis.UniversalClient
 	timeout time.Duration
 	metrics atomic.Pointer[Metrics]
+	// taskLimit is TaskQueueLimit; tests lower it.
+	taskLimit int64
 }
 
 // RedisOption configures a RedisStore.
@@ -72,7 +74,7 @@ func WithMetrics(m *Metrics) RedisOption {
 // NewRedisStore returns a Store on client (see NewRedisClient). Close
 // closes the client.
 func NewRedisStore(client redis.UniversalClient, opts ...RedisOption) *RedisStore {
-	s := &RedisStore{client: client, timeout: DefaultRedisTimeout}
+	s := &RedisStore{client: client, timeout: DefaultRedisTimeout, taskLimit: TaskQueueLimit}
 	for _, o := range opts {
 		o(s)
 	}
@@ -253,14 +255,21 @@ func (s *RedisStore) GetSession(ctx context.Context, id string) (WorkflowSession
 }
 
 // EnqueueTask implements Store: LPUSH of the task JSON onto opscore:tasks,
-// so a future consumer takes the oldest task with RPOP/BRPOP.
+// so a future consumer takes the oldest task with RPOP/BRPOP, and LTRIM to
+// the newest TaskQueueLimit tasks in the same MULTI/EXEC, so the list that
+// nothing consumes yet cannot grow without bound.
 func (s *RedisStore) EnqueueTask(ctx context.Context, t Task) error {
 	b, err := marshalCompact(t)
 	if err != nil {
 		return err
 	}
 	return s.do(ctx, opEnqueueTask, func(ctx context.Context) error {
-		return s.client.LPush(ctx, keyTaskQueue, b).Err()
+		_, err := s.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			p.LPush(ctx, keyTaskQueue, b)
+			p.LTrim(ctx, keyTaskQueue, 0, s.taskLimit-1)
+			return nil
+		})
+		return err
 	})
 }
 

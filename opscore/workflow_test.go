@@ -2,9 +2,12 @@ package opscore
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"testing"
 )
 
@@ -108,6 +111,50 @@ func TestTriggerCreatesReadableSessionAndQueuesTask(t *testing.T) {
 			}
 			if tt.wantQueued == 1 && string(tasks[0].Payload) != tt.wantPayload {
 				t.Fatalf("task payload: got %s, want %s", tasks[0].Payload, tt.wantPayload)
+			}
+		})
+	}
+}
+
+// TestTaskQueueKeepsTheNewestTasks: nothing consumes the task queue yet, so
+// both stores keep only the newest TaskQueueLimit tasks (lowered to 3 here)
+// instead of growing without bound.
+func TestTaskQueueKeepsTheNewestTasks(t *testing.T) {
+	for _, sk := range storeKinds {
+		t.Run(sk.name, func(t *testing.T) {
+			store, raw := sk.open(t)
+			ctx := context.Background()
+			switch s := store.(type) {
+			case *MemoryStore:
+				s.taskLimit = 3
+			case *RedisStore:
+				s.taskLimit = 3
+			}
+			for i := 1; i <= 5; i++ {
+				if err := store.EnqueueTask(ctx, Task{TaskID: "t" + strconv.Itoa(i)}); err != nil {
+					t.Fatalf("EnqueueTask %d: %v", i, err)
+				}
+			}
+			var got []string // oldest first
+			if raw == nil {
+				for _, task := range store.(*MemoryStore).Tasks() {
+					got = append(got, task.TaskID)
+				}
+			} else {
+				vals, err := raw.LRange(ctx, keyTaskQueue, 0, -1).Result()
+				if err != nil {
+					t.Fatalf("LRANGE: %v", err)
+				}
+				for i := len(vals) - 1; i >= 0; i-- {
+					var task Task
+					if err := json.Unmarshal([]byte(vals[i]), &task); err != nil {
+						t.Fatalf("task %s: %v", vals[i], err)
+					}
+					got = append(got, task.TaskID)
+				}
+			}
+			if want := []string{"t3", "t4", "t5"}; !slices.Equal(got, want) {
+				t.Fatalf("queued tasks: got %v, want %v", got, want)
 			}
 		})
 	}
