@@ -70,27 +70,6 @@ type AttemptOutcome struct {
 	HasRetryAfter bool
 }
 
-// Result returns the attempt's label for the
-// opscore_sidecar_upstream_attempts_total metric: ok, http_5xx, refused,
-// reset, timeout or closed. A client's cancellation is reported as closed
-// (the attempt ended because a connection was closed on the client side).
-func (o AttemptOutcome) Result() string {
-	switch o.Kind {
-	case AttemptResponse:
-		if o.Status >= 500 {
-			return "http_5xx"
-		}
-		return "ok"
-	case AttemptNotReached:
-		return "refused"
-	case AttemptReset:
-		return "reset"
-	case AttemptTimeout:
-		return "timeout"
-	}
-	return "closed"
-}
-
 // ErrPerTryTimeout is the cause given to an attempt's context when its
 // per-try timeout expires. It wraps context.DeadlineExceeded, so code that
 // only knows the standard library still sees a timeout.

@@ -110,27 +110,6 @@ func readRequest(c net.Conn) {
 	}
 }
 
-func TestAttemptOutcomeResult(t *testing.T) {
-	tests := []struct {
-		o    AttemptOutcome
-		want string
-	}{
-		{AttemptOutcome{Kind: AttemptResponse, Status: 200}, "ok"},
-		{AttemptOutcome{Kind: AttemptResponse, Status: 404}, "ok"},
-		{AttemptOutcome{Kind: AttemptResponse, Status: 503}, "http_5xx"},
-		{AttemptOutcome{Kind: AttemptNotReached}, "refused"},
-		{AttemptOutcome{Kind: AttemptReset}, "reset"},
-		{AttemptOutcome{Kind: AttemptClosed}, "closed"},
-		{AttemptOutcome{Kind: AttemptTimeout}, "timeout"},
-		{AttemptOutcome{Kind: AttemptCancelled}, "closed"},
-	}
-	for _, tt := range tests {
-		if got := tt.o.Result(); got != tt.want {
-			t.Errorf("%+v.Result() = %q, want %q", tt.o, got, tt.want)
-		}
-	}
-}
-
 func TestParseRetryAfter(t *testing.T) {
 	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	tests := []struct {

@@ -82,9 +82,6 @@ type RetryDecision struct {
 	Delay time.Duration
 }
 
-// ErrRetryBudgetExhausted is reported when a retry is refused by the budget.
-var ErrRetryBudgetExhausted = errors.New("policy: retry budget exhausted")
-
 // RetryPolicy decides, for one route, whether and when an attempt is
 // retried. It is safe for concurrent use.
 type RetryPolicy struct {
