@@ -102,7 +102,7 @@ func (v *WebhookVerifier) Update(cfg WebhookAuthConfig, getenv func(string) stri
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	v.mode, v.tolerance, v.secret, v.macs = cfg.Mode, cfg.Tolerance, secret, macs
-	if v.replay == nil || len(v.replay.ring) != cfg.ReplayCacheSize {
+	if v.replay == nil || v.replay.size != max(1, cfg.ReplayCacheSize) {
 		v.replay = newReplayCache(cfg.ReplayCacheSize)
 	}
 	return nil

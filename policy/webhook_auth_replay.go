@@ -10,9 +10,15 @@ import (
 // entries live until their timestamp leaves the window, and when the cache
 // is full the oldest entry is forgotten first (a ring in insertion order).
 // A signature is its 32 HMAC bytes, so entries need no string allocation.
+// The ring grows with use up to size, so a large replay_cache_size costs
+// memory only when that many deliveries arrive within the window.
 type replayCache struct {
-	mu      sync.Mutex
-	expiry  map[[32]byte]int64 // signature → Unix second after which it is stale
+	mu     sync.Mutex
+	size   int
+	expiry map[[32]byte]int64 // signature → Unix second after which it is stale
+	// ring holds the entries in insertion order: ring[head], ... (n of
+	// them, wrapping only once len(ring) == size); while it grows, the
+	// entries are ring[head:head+n] and the slots after them are free.
 	ring    []replayEntry
 	head, n int
 }
@@ -24,7 +30,7 @@ type replayEntry struct {
 
 func newReplayCache(size int) *replayCache {
 	size = max(1, size)
-	return &replayCache{expiry: make(map[[32]byte]int64, min(size, 4096)), ring: make([]replayEntry, size)}
+	return &replayCache{size: size, expiry: make(map[[32]byte]int64, min(size, 4096)), ring: make([]replayEntry, 0, min(size, 4096))}
 }
 
 // seen records sig, valid until expires (Unix seconds), and reports
@@ -38,12 +44,17 @@ func (c *replayCache) seen(sig [32]byte, expires int64, now time.Time) bool {
 	}
 	// Forget stale entries at the old end, then make room.
 	for c.n > 0 {
-		if c.ring[c.head].exp >= nowSec && c.n < len(c.ring) {
+		if c.ring[c.head].exp >= nowSec && c.n < c.size {
 			break
 		}
 		c.popOldest()
 	}
-	c.ring[(c.head+c.n)%len(c.ring)] = replayEntry{sig: sig, exp: expires}
+	e := replayEntry{sig: sig, exp: expires}
+	if len(c.ring) < c.size && c.head+c.n == len(c.ring) {
+		c.ring = append(c.ring, e)
+	} else {
+		c.ring[(c.head+c.n)%len(c.ring)] = e
+	}
 	c.n++
 	c.expiry[sig] = expires
 	return false

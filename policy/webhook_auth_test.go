@@ -2,6 +2,7 @@ package policy
 
 import (
 	"encoding/json"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"testing"
@@ -249,5 +250,56 @@ func TestWebhookWithSharesReplayCache(t *testing.T) {
 	}
 	if v.Mode() != AuthRequired || next.Mode() != AuthOptional {
 		t.Errorf("modes: got old %s new %s, want required and optional", v.Mode(), next.Mode())
+	}
+}
+
+// TestReplayCacheMatchesModel drives the cache with a seeded random mix of
+// new signatures, repeats and passing time, while its ring is still
+// growing and after it wraps, and compares every answer with a plain
+// slice that keeps the same rules: stale entries leave from the old end,
+// and a full cache forgets its oldest entry.
+func TestReplayCacheMatchesModel(t *testing.T) {
+	type entry struct {
+		sig [32]byte
+		exp int64
+	}
+	for _, size := range []int{1, 3, 8, 64} {
+		c := newReplayCache(size)
+		var model []entry
+		rng := rand.New(rand.NewPCG(uint64(size), 7))
+		now := int64(1745287627)
+		for step := range 5000 {
+			now += int64(rng.IntN(3))
+			var sig [32]byte
+			sig[0], sig[1] = byte(rng.IntN(40)), byte(size)
+			exp := now + int64(rng.IntN(20))
+			want := false
+			for _, e := range model {
+				if e.sig == sig && e.exp >= now {
+					want = true
+				}
+			}
+			if !want {
+				for len(model) > 0 && (model[0].exp < now || len(model) == size) {
+					model = model[1:]
+				}
+				model = append(model, entry{sig, exp})
+			}
+			if got := c.seen(sig, exp, time.Unix(now, 0)); got != want {
+				t.Fatalf("size %d step %d: seen got %v, want %v", size, step, got, want)
+			}
+			if c.n != len(model) || len(c.ring) > size {
+				t.Fatalf("size %d step %d: got %d entries in a ring of %d, want %d in at most %d", size, step, c.n, len(c.ring), len(model), size)
+			}
+		}
+	}
+}
+
+// TestReplayCacheGrowsWithUse: a huge replay_cache_size allocates nothing
+// up front.
+func TestReplayCacheGrowsWithUse(t *testing.T) {
+	c := newReplayCache(1 << 30)
+	if got := cap(c.ring); got > 4096 {
+		t.Errorf("ring capacity of an empty cache of 2^30: got %d, want at most 4096", got)
 	}
 }
