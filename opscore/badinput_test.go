@@ -3,6 +3,7 @@ package opscore
 import (
 	"context"
 	"encoding/json"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -101,29 +102,24 @@ var badInputs = []struct {
 // whose agent lt-1 has reported a state, and checks the answer (status and
 // a detail) and that the store is unchanged, on both stores.
 func TestBadInputWritesNothing(t *testing.T) {
-	for _, sk := range storeKinds {
-		t.Run(sk.name, func(t *testing.T) {
-			store, raw := sk.open(t)
-			svc, _ := newTestService(t, store)
-			h := svc.Handler()
-			mustStatus(t, "register", call(t, h, "POST", pNotify, registerBody("lt-1"), false), 200)
-			mustStatus(t, "report idle", call(t, h, "POST", pState, stateBody("lt-1", "idle"), true), 202)
-			before := snapshot(t, store, raw)
-			for _, tt := range badInputs {
-				r := call(t, h, tt.method, tt.path, tt.body, true, tt.hdr...)
-				if r.status != tt.status {
-					t.Errorf("%s: got status %d (%.300s), want %d", tt.name, r.status, r.body, tt.status)
-				}
-				var body struct {
-					Detail json.RawMessage `json:"detail"`
-				}
-				if err := json.Unmarshal([]byte(r.body), &body); err != nil || len(body.Detail) == 0 {
-					t.Errorf("%s: got body %.300s, want a JSON object with a detail", tt.name, r.body)
-				}
-				if after := snapshot(t, store, raw); after != before {
-					t.Fatalf("%s: the store changed:\nbefore %s\nafter  %s", tt.name, before, after)
-				}
+	forEachStore(t, func(t *testing.T, store Store, raw redis.UniversalClient, h http.Handler) {
+		mustStatus(t, "register", call(t, h, "POST", pNotify, registerBody("lt-1"), false), 200)
+		mustStatus(t, "report idle", call(t, h, "POST", pState, stateBody("lt-1", "idle"), true), 202)
+		before := snapshot(t, store, raw)
+		for _, tt := range badInputs {
+			r := call(t, h, tt.method, tt.path, tt.body, true, tt.hdr...)
+			if r.status != tt.status {
+				t.Errorf("%s: got status %d (%.300s), want %d", tt.name, r.status, r.body, tt.status)
 			}
-		})
-	}
+			var body struct {
+				Detail json.RawMessage `json:"detail"`
+			}
+			if err := json.Unmarshal([]byte(r.body), &body); err != nil || len(body.Detail) == 0 {
+				t.Errorf("%s: got body %.300s, want a JSON object with a detail", tt.name, r.body)
+			}
+			if after := snapshot(t, store, raw); after != before {
+				t.Fatalf("%s: the store changed:\nbefore %s\nafter  %s", tt.name, before, after)
+			}
+		}
+	})
 }

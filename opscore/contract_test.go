@@ -1,8 +1,11 @@
 package opscore
 
 import (
+	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // contractStep is one request of the contract suite and what must come
@@ -138,34 +141,29 @@ var contractSteps = []contractStep{
 // TestContract runs the API contract (spec sections 1-3 with the section 8
 // fixes) against every store.
 func TestContract(t *testing.T) {
-	for _, sk := range storeKinds {
-		t.Run(sk.name, func(t *testing.T) {
-			store, _ := sk.open(t)
-			svc, _ := newTestService(t, store)
-			h := svc.Handler()
-			for _, st := range contractSteps {
-				r := call(t, h, st.method, st.path, st.body, st.auth, st.hdr...)
-				if r.status != st.status {
-					t.Fatalf("%s: got status %d (%s), want %d", st.name, r.status, r.body, st.status)
-				}
-				if st.wantBody != "" && r.body != st.wantBody {
-					t.Fatalf("%s: got body\n%s\nwant\n%s", st.name, r.body, st.wantBody)
-				}
-				if st.contains != "" && !strings.Contains(r.body, st.contains) {
-					t.Fatalf("%s: got body %s, want it to contain %s", st.name, r.body, st.contains)
-				}
-				for i := 0; i+1 < len(st.wantHdr); i += 2 {
-					if got := r.header.Get(st.wantHdr[i]); got != st.wantHdr[i+1] {
-						t.Fatalf("%s: got %s %q, want %q", st.name, st.wantHdr[i], got, st.wantHdr[i+1])
-					}
-				}
-				if r.header.Get("X-Process-Time") == "" {
-					t.Fatalf("%s: got no X-Process-Time header, want one", st.name)
-				}
-				if r.status >= 400 && r.header.Get("Content-Type") != "application/json" {
-					t.Fatalf("%s: got Content-Type %q, want application/json", st.name, r.header.Get("Content-Type"))
+	forEachStore(t, func(t *testing.T, store Store, raw redis.UniversalClient, h http.Handler) {
+		for _, st := range contractSteps {
+			r := call(t, h, st.method, st.path, st.body, st.auth, st.hdr...)
+			if r.status != st.status {
+				t.Fatalf("%s: got status %d (%s), want %d", st.name, r.status, r.body, st.status)
+			}
+			if st.wantBody != "" && r.body != st.wantBody {
+				t.Fatalf("%s: got body\n%s\nwant\n%s", st.name, r.body, st.wantBody)
+			}
+			if st.contains != "" && !strings.Contains(r.body, st.contains) {
+				t.Fatalf("%s: got body %s, want it to contain %s", st.name, r.body, st.contains)
+			}
+			for i := 0; i+1 < len(st.wantHdr); i += 2 {
+				if got := r.header.Get(st.wantHdr[i]); got != st.wantHdr[i+1] {
+					t.Fatalf("%s: got %s %q, want %q", st.name, st.wantHdr[i], got, st.wantHdr[i+1])
 				}
 			}
-		})
-	}
+			if r.header.Get("X-Process-Time") == "" {
+				t.Fatalf("%s: got no X-Process-Time header, want one", st.name)
+			}
+			if r.status >= 400 && r.header.Get("Content-Type") != "application/json" {
+				t.Fatalf("%s: got Content-Type %q, want application/json", st.name, r.header.Get("Content-Type"))
+			}
+		}
+	})
 }

@@ -42,6 +42,20 @@ var storeKinds = []storeKind{
 	}},
 }
 
+// forEachStore runs fn as a subtest for every store kind, on a fresh store
+// and a test service over it. raw is the Redis client of a Redis store,
+// nil for memory.
+func forEachStore(t *testing.T, fn func(t *testing.T, store Store, raw redis.UniversalClient, h http.Handler)) {
+	t.Helper()
+	for _, sk := range storeKinds {
+		t.Run(sk.name, func(t *testing.T) {
+			store, raw := sk.open(t)
+			svc, _ := newTestService(t, store)
+			fn(t, store, raw, svc.Handler())
+		})
+	}
+}
+
 // newRedisStore starts a private redis-server and returns a store on it
 // with the given operation timeout, a raw client for inspection, and the
 // server for fault injection.
