@@ -110,3 +110,30 @@ func TestAPIKeyEnforcedWhenRequired(t *testing.T) {
 		t.Errorf("upstream saw %d, want 1", got)
 	}
 }
+
+// TestRejectedReloadChangesNoLimit pins that a reload rejected for a
+// missing webhook secret (found only when the policies are built) leaves
+// every limit as it was: the global bucket and the gate are updated in
+// place, so they must not be touched before every route's auth is built.
+func TestRejectedReloadChangesNoLimit(t *testing.T) {
+	a := newAdmissionRig(t, false, nil)
+	limitBefore := testutil.ToFloat64(a.m.ConcurrencyLimit.WithLabelValues("bulk"))
+	cfg := Defaults()
+	cfg.Upstream.URL = a.u.srv.URL
+	cfg.Admission.GlobalRateLimit = policy.RateLimitConfig{RPS: 0.001, Burst: 1, Mode: policy.ModeEnforce}
+	cfg.Admission.Concurrency.Limit = 3
+	route(cfg, RouteNotify, func(rc *RouteConfig) {
+		rc.WebhookAuth.Mode, rc.WebhookAuth.SecretEnv = policy.AuthRequired, "OPSCORE_TEST_UNSET_WEBHOOK_SECRET"
+	})
+	if err := a.s.Apply(cfg); err == nil {
+		t.Fatal("Apply with an unset webhook secret: got nil error, want it rejected")
+	}
+	for i := range 3 {
+		if rec := a.do(t, "POST", pathState, `{}`); rec.Code != http.StatusOK {
+			t.Fatalf("request %d after the rejected reload: got %d, want 200 (the rejected global limit must not apply)", i, rec.Code)
+		}
+	}
+	if got := testutil.ToFloat64(a.m.ConcurrencyLimit.WithLabelValues("bulk")); got != limitBefore {
+		t.Errorf("concurrency_limit{bulk} after the rejected reload: got %v, want %v", got, limitBefore)
+	}
+}

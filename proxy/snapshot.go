@@ -105,6 +105,21 @@ func buildSnapshot(cfg *Config, prev *Snapshot, deps Deps) (*Snapshot, error) {
 		s.Transport = newTransport(cfg.Upstream)
 	}
 
+	// Auth is built first, for every route: it changes nothing in prev and
+	// is what fails after validation (a secret missing from the
+	// environment), while the admission policies below are updated in
+	// place, so a reload rejected here must not have reached them.
+	auth := make(map[string]AuthRuntime, len(RouteNames))
+	for _, name := range RouteNames {
+		var old *RouteRuntime
+		if prev != nil {
+			old = prev.Runtime[name]
+		}
+		if auth[name], err = buildAuth(name, cfg.Routes[name], old, deps); err != nil {
+			return nil, fmt.Errorf("routes.%s: %w", name, err)
+		}
+	}
+
 	var prevGlobal *GlobalRuntime
 	if prev != nil {
 		prevGlobal = &prev.Global
@@ -115,13 +130,10 @@ func buildSnapshot(cfg *Config, prev *Snapshot, deps Deps) (*Snapshot, error) {
 
 	for _, name := range RouteNames {
 		rc := cfg.Routes[name]
-		rt := &RouteRuntime{Name: name, Class: rc.Class, BodyLimit: rc.BodyLimit, Config: rc}
+		rt := &RouteRuntime{Name: name, Class: rc.Class, BodyLimit: rc.BodyLimit, Config: rc, Auth: auth[name]}
 		var old *RouteRuntime
 		if prev != nil {
 			old = prev.Runtime[name]
-		}
-		if rt.Auth, err = buildAuth(name, rc, old, deps); err != nil {
-			return nil, fmt.Errorf("routes.%s: %w", name, err)
 		}
 		if rt.Admission, err = buildAdmission(name, rc, old, deps); err != nil {
 			return nil, fmt.Errorf("routes.%s: %w", name, err)
