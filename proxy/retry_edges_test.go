@@ -5,7 +5,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
@@ -141,4 +143,44 @@ func TestUpstreamGoneAfterAReachedAttemptDoesNotClaimNotProcessed(t *testing.T) 
 			}
 		})
 	}
+}
+
+// slowBodyUpstream answers its first request 503 with headers at once and
+// a body that never comes (until release), and 200 afterwards.
+type slowBodyUpstream struct {
+	calls   atomic.Int64
+	release chan struct{}
+}
+
+func (u *slowBodyUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if u.calls.Add(1) > 1 {
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	w.Header().Set("Content-Length", "10")
+	w.WriteHeader(http.StatusServiceUnavailable)
+	http.NewResponseController(w).Flush()
+	<-u.release
+}
+
+// TestRetryDoesNotWaitForASlowErrorBody: a 503 whose body never arrives
+// is retried without waiting for that body (the sidecar only drains what
+// is already there, within a short bound), so the retry loop stays within
+// its deadline.
+func TestRetryDoesNotWaitForASlowErrorBody(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rig := newRetryRig(t, "http://upstream.test", fastRetries)
+		up := &slowBodyUpstream{release: make(chan struct{})}
+		stop := pipeUpstream(rig, up)
+		defer stop()
+		defer close(up.release)
+		start := time.Now()
+		rec := rig.do(t, context.Background(), "POST", pathNotify, "{}")
+		if rec.Code != 200 || rec.Header().Get(HeaderAttempts) != "2" {
+			t.Fatalf("got %d after %s attempts, want 200 after 2", rec.Code, rec.Header().Get(HeaderAttempts))
+		}
+		if took, deadline := time.Since(start), 5*time.Second; took > deadline {
+			t.Errorf("request took %s (fake time), want within the %s deadline", took, deadline)
+		}
+	})
 }

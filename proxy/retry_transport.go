@@ -75,7 +75,7 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			// Reading the client's streamed body failed (body_limit
 			// passed, or the client went away): the ErrorHandler answers
 			// 413 (or 499); the upstream is not to blame.
-			discard(resp)
+			discard(resp, cancel)
 			cancel(nil)
 			return nil, cerr
 		}
@@ -95,7 +95,7 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			return t.finish(ctx, resp, err, cancel, wire, reached)
 		}
 		t.metrics.Retries.WithLabelValues(route, string(d.Reason)).Inc()
-		discard(resp)
+		discard(resp, cancel)
 		cancel(nil)
 		if err := wait(ctx, d.Delay); err != nil {
 			return nil, err // the client went away during the backoff
@@ -183,13 +183,21 @@ func withAttempts(h http.Header, attempts int) http.Header {
 	return h
 }
 
+// drainTimeout bounds the drain of a response that is being retried.
+const drainTimeout = 50 * time.Millisecond
+
 // discard drains a little of a response that is being retried, so its
-// connection can go back to the pool, and closes it.
-func discard(resp *http.Response) {
+// connection can go back to the pool, and closes it. A body that does not
+// come within drainTimeout is cut off by ending its attempt (cancel, the
+// attempt's context), so an upstream that sends a 503's headers but never
+// its body cannot hold the retry loop past its deadline.
+func discard(resp *http.Response, cancel context.CancelCauseFunc) {
 	if resp == nil {
 		return
 	}
+	stop := time.AfterFunc(drainTimeout, func() { cancel(nil) })
 	_, _ = io.CopyN(io.Discard, resp.Body, 64<<10)
+	stop.Stop()
 	resp.Body.Close()
 }
 
