@@ -1,6 +1,7 @@
 package opscore
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
@@ -50,6 +51,9 @@ func readBody(w http.ResponseWriter, r *http.Request) (requestBody, bool) {
 	if !isJSONContentType(r.Header.Get("Content-Type")) {
 		return requestBody{notJSON: data}, true
 	}
+	// Python's json.loads decodes bytes with a UTF-8 byte order mark as
+	// utf-8-sig, so such bodies are valid JSON to the original.
+	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
 	if !utf8.Valid(data) {
 		writeDetail(w, http.StatusBadRequest, "There was an error parsing the body")
 		return requestBody{}, false

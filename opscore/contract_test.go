@@ -75,6 +75,8 @@ var contractSteps = []contractStep{
 		wantBody: `{"detail":"Agent ID in path does not match agent ID in payload"}`},
 	{name: "state update", method: "POST", path: pState, auth: true, body: stateBody("lt-1", "idle"), status: 202,
 		wantBody: `{"status":"success","message":"State update accepted"}`},
+	{name: "state update with a UTF-8 byte order mark", method: "POST", path: pState, auth: true,
+		body: "\xef\xbb\xbf" + stateBody("lt-1", "idle"), status: 202},
 	{name: "state read back in UTC", method: "GET", path: pState, auth: true, status: 200,
 		wantBody: `{"agentId":"lt-1","state":"idle","details":{"k":"v"},"timestamp":"2025-04-21T18:15:00.5Z"}`},
 	{name: "re-register keeps state", method: "POST", path: pNotify, body: registerBody("lt-1"), status: 200},
