@@ -25,6 +25,17 @@ func (u *switchUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(int(u.status.Load()))
 }
 
+// switchRig is a retry rig (fast retries) whose upstream, on the in-memory
+// network of testing/synctest, answers status until told otherwise. Call
+// stop before the bubble ends.
+func switchRig(t *testing.T, status int32) (rig *retryRig, up *switchUpstream, stop func()) {
+	t.Helper()
+	rig = newRetryRig(t, "http://upstream.test", fastRetries)
+	up = &switchUpstream{}
+	up.status.Store(status)
+	return rig, up, pipeUpstream(rig, up)
+}
+
 func breakerTransitions(t *testing.T, rig *retryRig, from, to policy.BreakerState) float64 {
 	t.Helper()
 	return rig.counter(t, rig.metrics.BreakerTransitions.WithLabelValues(RouteNotify, from.String(), to.String()))
@@ -36,10 +47,7 @@ func breakerTransitions(t *testing.T, rig *retryRig, from, to policy.BreakerStat
 // sees nothing; after open_timeout three good probes close it.
 func TestBreakerTripsHalfOpensAndCloses(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		rig := newRetryRig(t, "http://upstream.test", fastRetries)
-		up := &switchUpstream{}
-		up.status.Store(503)
-		stop := pipeUpstream(rig, up)
+		rig, up, stop := switchRig(t, 503)
 		defer stop()
 		br := rig.s.Snapshot().Runtime[RouteNotify].Breaker.Breaker
 
@@ -112,10 +120,7 @@ func TestBreakerTripsHalfOpensAndCloses(t *testing.T) {
 // half_open_requests per open_timeout.
 func TestBreakerOpenUnderLoadKeepsTheUpstreamQuiet(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		rig := newRetryRig(t, "http://upstream.test", fastRetries)
-		up := &switchUpstream{}
-		up.status.Store(503)
-		stop := pipeUpstream(rig, up)
+		rig, up, stop := switchRig(t, 503)
 		defer stop()
 		cfg := rig.s.Snapshot().Config.Routes[RouteNotify].Breaker
 
@@ -152,10 +157,7 @@ func TestBreakerOpenUnderLoadKeepsTheUpstreamQuiet(t *testing.T) {
 
 func TestAdminBreakersListsEveryRoute(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		rig := newRetryRig(t, "http://upstream.test", fastRetries)
-		up := &switchUpstream{}
-		up.status.Store(502)
-		stop := pipeUpstream(rig, up)
+		rig, _, stop := switchRig(t, 502)
 		defer stop()
 		for range 2 {
 			rig.do(t, context.Background(), "POST", pathNotify, "{}")
