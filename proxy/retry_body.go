@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"sync"
@@ -115,7 +116,9 @@ func (s *streamBody) Read(p []byte) (int, error) {
 		}
 		s.mu.Unlock()
 		if first {
-			s.fail(err)
+			// Wrapping context.Canceled makes the attempt a client's
+			// cancellation for the attempt metrics too.
+			s.fail(fmt.Errorf("proxy: reading the client's body: %w (%w)", err, context.Canceled))
 		}
 	}
 	return n, err

@@ -319,4 +319,7 @@ func TestStreamedBodyOverTheRouteLimitIs413NotAnUpstreamFailure(t *testing.T) {
 	if s := rig.s.Snapshot().Runtime[RouteNotify].Breaker.Breaker.State(); s != policy.BreakerClosed {
 		t.Errorf("breaker %s, want closed", s)
 	}
+	if got := rig.counter(t, rig.metrics.UpstreamAttempts.WithLabelValues(RouteNotify, "canceled")); got != 6 {
+		t.Errorf("upstream_attempts_total{result=canceled} = %v, want 6 (the client's doing)", got)
+	}
 }
