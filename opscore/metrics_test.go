@@ -2,6 +2,7 @@ package opscore
 
 import (
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -106,4 +107,45 @@ func TestRequestMetricsCountByRouteAndCode(t *testing.T) {
 	}
 	r := call(t, h, "GET", "/metrics", "", false)
 	mustStatus(t, "GET /metrics", r, 200)
+}
+
+// TestRedisOperationsAreTimed: every Redis store operation is observed in
+// opscore_redis_operation_duration_seconds{op}, and only failures count in
+// opscore_redis_errors_total.
+func TestRedisOperationsAreTimed(t *testing.T) {
+	store, _, _ := newRedisStore(t, time.Second)
+	svc, reg := newTestService(t, store) // its start-up saved the sample workflow once
+	h := svc.Handler()
+	mustStatus(t, "register", call(t, h, "POST", pNotify, registerBody("m-1"), false), 200)
+	mustStatus(t, "state update", call(t, h, "POST", pState, stateBody("lt-1", "idle"), true), 404)
+	mustStatus(t, "state read", call(t, h, "GET", "/v1/opscore/agent/m-1/state", "", true), 200)
+
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatalf("gather: %v", err)
+	}
+	counts := map[string]uint64{}
+	for _, mf := range mfs {
+		if mf.GetName() != "opscore_redis_operation_duration_seconds" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if lp.GetName() == "op" {
+					counts[lp.GetValue()] = m.GetHistogram().GetSampleCount()
+				}
+			}
+		}
+	}
+	want := map[string]uint64{opRegister: 1, opSetState: 1, opGetState: 1, opPutWorkflow: 1, opDeregister: 0, opPing: 0}
+	for op, w := range want {
+		if counts[op] != w {
+			t.Errorf("opscore_redis_operation_duration_seconds{op=%s} count: got %d, want %d", op, counts[op], w)
+		}
+	}
+	for _, op := range []string{opRegister, opSetState, opGetState} {
+		if got := counterValue(t, reg, "opscore_redis_errors_total", "op", op); got != 0 {
+			t.Errorf("opscore_redis_errors_total{op=%s}: got %v, want 0 (a missing agent is not a Redis error)", op, got)
+		}
+	}
 }
