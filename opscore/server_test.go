@@ -1,7 +1,9 @@
 package opscore
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -114,5 +116,59 @@ func TestCheckHealth(t *testing.T) {
 	}
 	if err := CheckHealth(ctx, bad.URL); err == nil {
 		t.Fatal("CheckHealth(503): got nil, want an error")
+	}
+}
+
+// TestOneJSONLogLinePerRequest: the log is JSON lines, one "request" line
+// per request with its fields, and the default key is warned about at
+// start.
+func TestOneJSONLogLinePerRequest(t *testing.T) {
+	var buf bytes.Buffer
+	svc, err := New(Options{Logger: NewLogger(&buf, "INFO")}) // no key: the default, with a warning
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	h := svc.Handler()
+	mustStatus(t, "register", call(t, h, "POST", pNotify, registerBody("l-1"), false), 200)
+	mustStatus(t, "state read", call(t, h, "GET", "/v1/opscore/agent/l-1/state", "", false,
+		"Authorization", "Bearer "+DefaultAPIKey), 200)
+	mustStatus(t, "unknown path", call(t, h, "GET", "/nope", "", false), 404)
+
+	var requests []map[string]any
+	warned := false
+	for _, line := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("log line %q: got %v, want JSON", line, err)
+		}
+		switch rec["msg"] {
+		case "request":
+			requests = append(requests, rec)
+		default:
+			if rec["level"] == "WARN" && strings.Contains(line, "OPSCORE_API_KEY") {
+				warned = true
+			}
+		}
+	}
+	if !warned {
+		t.Errorf("log %s: got no WARN about OPSCORE_API_KEY, want one", buf.String())
+	}
+	want := []struct {
+		route  string
+		status float64
+	}{{"notify", 200}, {"state_get", 200}, {"not_found", 404}}
+	if len(requests) != len(want) {
+		t.Fatalf("got %d request lines, want %d: %s", len(requests), len(want), buf.String())
+	}
+	for i, w := range want {
+		r := requests[i]
+		if r["route"] != w.route || r["status"] != w.status {
+			t.Errorf("request line %d: got route %v status %v, want %s %v", i, r["route"], r["status"], w.route, w.status)
+		}
+		for _, k := range []string{"method", "path", "duration_ms", "bytes", "client"} {
+			if _, ok := r[k]; !ok {
+				t.Errorf("request line %d: got no %q field, want one (%v)", i, k, r)
+			}
+		}
 	}
 }
