@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -16,6 +17,7 @@ import (
 func CheckTarget(ctx context.Context, target string) error {
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
+	target = strings.TrimRight(target, "/")
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target+"/health", nil)
 	if err != nil {
 		return fmt.Errorf("loadgen: target %q: %w", target, err)
@@ -39,6 +41,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	// "http://host:8000/" and "http://host:8000" name the same target;
+	// paths are appended to it.
+	cfg.Target = strings.TrimRight(cfg.Target, "/")
 	if cfg.RequestTimeout == 0 {
 		cfg.RequestTimeout = 60 * time.Second
 	}
