@@ -309,8 +309,8 @@ func TestStreamedBodyOverTheRouteLimitIs413NotAnUpstreamFailure(t *testing.T) {
 		req := httptest.NewRequest("POST", pathNotify, onlyReader{strings.NewReader(strings.Repeat("x", 128<<10))})
 		rec := httptest.NewRecorder()
 		rig.s.Handler().ServeHTTP(rec, req)
-		if rec.Code != http.StatusRequestEntityTooLarge {
-			t.Fatalf("request %d: status %d, want 413 (body %s)", i+1, rec.Code, rec.Body.String())
+		if rec.Code != http.StatusRequestEntityTooLarge || rec.Header().Get(HeaderAttempts) != "1" {
+			t.Fatalf("request %d: status %d after %q attempts, want 413 after 1 (body %s)", i+1, rec.Code, rec.Header().Get(HeaderAttempts), rec.Body.String())
 		}
 	}
 	if c := rig.s.Snapshot().Runtime[RouteNotify].Breaker.Breaker.Counts(); c.Failures != 0 {

@@ -77,6 +77,12 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			// 413 (or 499); the upstream is not to blame.
 			discard(resp, cancel)
 			cancel(nil)
+			var mbe *http.MaxBytesError
+			if errors.As(cerr, &mbe) {
+				p := problemTooLarge(mbe.Limit)
+				p.Header = withAttempts(p.Header, wire)
+				return nil, &ProblemError{Problem: p, Err: cerr}
+			}
 			return nil, cerr
 		}
 		outcome := attemptOutcome(ctx, resp, err, now)
