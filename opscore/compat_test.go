@@ -26,6 +26,7 @@ func TestReadsKeysWrittenByPythonOpsCore(t *testing.T) {
 		"session:6f1c0d2e-1111-4222-8333-444455556666": pySession,
 		"agent:broken:registration":                    `{not json`,
 		"agent:broken:latest_state":                    `{not json`,
+		"agent:null:latest_state":                      `null`,
 	} {
 		if err := raw.Set(ctx, k, v, 0).Err(); err != nil {
 			t.Fatalf("SET %s: %v", k, err)
@@ -44,6 +45,7 @@ func TestReadsKeysWrittenByPythonOpsCore(t *testing.T) {
 		{"registration written by python accepts updates", "POST", "/v1/opscore/agent/loadtest-agent-12345/state",
 			stateBody("loadtest-agent-12345", "idle"), 202, ""},
 		{"unparseable state is absent", "GET", "/v1/opscore/agent/broken/state", "", 404, `{"detail":"No state found for agent broken"}`},
+		{"null state is absent", "GET", "/v1/opscore/agent/null/state", "", 404, `{"detail":"No state found for agent null"}`},
 		{"unparseable registration is absent", "POST", "/v1/opscore/agent/broken/state", stateBody("broken", "idle"), 404,
 			`{"detail":"Agent not found: broken"}`},
 		{"workflow for python-registered agent", "POST", "/v1/opscore/agent/loadtest-agent-12345/workflow",
@@ -118,21 +120,42 @@ func TestWritesKeysInPythonFormat(t *testing.T) {
 	}
 }
 
-// TestRegisterReplacesUnreadableState: a state value that is not JSON
-// (written by something else) reads as absent, so registration must write
-// the initial state over it; otherwise GET state answers 404 right after a
-// 200 from notify. A readable state is kept (see TestContract).
+// TestRegisterReplacesUnreadableState: a state value that is not a JSON
+// object (written by something else) reads as absent, so registration must
+// write the initial state over it; otherwise GET state answers 404 right
+// after a 200 from notify. A readable state is kept (see TestContract).
 func TestRegisterReplacesUnreadableState(t *testing.T) {
+	for _, bad := range []string{`{not json`, `"x"`, `[1]`, `null`, ``} {
+		t.Run(bad, func(t *testing.T) {
+			store, raw, _ := newRedisStore(t, time.Second)
+			if err := raw.Set(context.Background(), "agent:lt-1:latest_state", bad, 0).Err(); err != nil {
+				t.Fatalf("SET: %v", err)
+			}
+			svc, _ := newTestService(t, store)
+			h := svc.Handler()
+			mustStatus(t, "register", call(t, h, "POST", pNotify, registerBody("lt-1"), false), 200)
+			r := call(t, h, "GET", pState, "", true)
+			mustStatus(t, "state right after register", r, 200)
+			if want := `"state":"UNKNOWN"`; !strings.Contains(r.body, want) {
+				t.Fatalf("state right after register: got %s, want it to contain %s", r.body, want)
+			}
+		})
+	}
+}
+
+// TestStateUpdateNeedsARegistrationObject: a registration value that is
+// valid JSON but not an object is as absent to the state update as it is
+// to every read.
+func TestStateUpdateNeedsARegistrationObject(t *testing.T) {
 	store, raw, _ := newRedisStore(t, time.Second)
-	if err := raw.Set(context.Background(), "agent:lt-1:latest_state", "{not json", 0).Err(); err != nil {
+	ctx := context.Background()
+	if err := raw.Set(ctx, "agent:lt-1:registration", `"x"`, 0).Err(); err != nil {
 		t.Fatalf("SET: %v", err)
 	}
 	svc, _ := newTestService(t, store)
-	h := svc.Handler()
-	mustStatus(t, "register", call(t, h, "POST", pNotify, registerBody("lt-1"), false), 200)
-	r := call(t, h, "GET", pState, "", true)
-	mustStatus(t, "state right after register", r, 200)
-	if want := `"state":"UNKNOWN"`; !strings.Contains(r.body, want) {
-		t.Fatalf("state right after register: got %s, want it to contain %s", r.body, want)
+	r := call(t, svc.Handler(), "POST", pState, stateBody("lt-1", "idle"), true)
+	mustStatus(t, "state update", r, 404)
+	if n, err := raw.Exists(ctx, "agent:lt-1:latest_state").Result(); err != nil || n != 0 {
+		t.Fatalf("EXISTS latest_state: got %d, %v; want 0 (nothing written)", n, err)
 	}
 }

@@ -21,13 +21,20 @@ func keyState(id string) string        { return "agent:" + id + ":latest_state" 
 func keySession(id string) string      { return "session:" + id }
 func keyWorkflow(id string) string     { return "workflow_def:" + id }
 
+// luaIsObject is a Lua function true for a value that holds a JSON object,
+// the only values getJSON can read into a record (the original treats
+// anything else as absent).
+const luaIsObject = `
+local function isObject(v)
+  return v and string.match(v, '^%s*{') ~= nil and pcall(cjson.decode, v)
+end
+`
+
 // setStateScript writes the latest state only if the registration exists
-// and holds JSON (the original treats unparseable registrations as absent),
-// in one atomic step, so a state can never outlive a DEREGISTER.
-var setStateScript = redis.NewScript(`
-local reg = redis.call('GET', KEYS[1])
-if not reg then return 0 end
-if not pcall(cjson.decode, reg) then return 0 end
+// and holds a JSON object, in one atomic step, so a state can never outlive
+// a DEREGISTER.
+var setStateScript = redis.NewScript(luaIsObject + `
+if not isObject(redis.call('GET', KEYS[1])) then return 0 end
 redis.call('SET', KEYS[2], ARGV[1])
 return 1`)
 
@@ -35,10 +42,9 @@ return 1`)
 // readable state (the original treats unparseable JSON as absent), the
 // initial state, in one atomic step: a repeated registration keeps a
 // reported state, and a GET state after it never finds nothing.
-var registerScript = redis.NewScript(`
+var registerScript = redis.NewScript(luaIsObject + `
 redis.call('SET', KEYS[1], ARGV[1])
-local st = redis.call('GET', KEYS[2])
-if st and pcall(cjson.decode, st) then return 0 end
+if isObject(redis.call('GET', KEYS[2])) then return 0 end
 redis.call('SET', KEYS[2], ARGV[2])
 return 1`)
 
@@ -161,8 +167,8 @@ func (s *RedisStore) SetState(ctx context.Context, st AgentState) error {
 	return nil
 }
 
-// getJSON reads key into v; a missing key or unparseable JSON is notFound,
-// as in the original.
+// getJSON reads key into v; a missing key or a value that is not a JSON
+// object is notFound, as in the original.
 func (s *RedisStore) getJSON(ctx context.Context, op, key string, v any, notFound error) error {
 	var b []byte
 	err := s.do(ctx, op, func(ctx context.Context) error {
@@ -176,8 +182,8 @@ func (s *RedisStore) getJSON(ctx context.Context, op, key string, v any, notFoun
 	if err != nil {
 		return err
 	}
-	if json.Unmarshal(b, v) != nil {
-		return notFound
+	if jsonKind(b) != '{' || json.Unmarshal(b, v) != nil {
+		return notFound // null would decode into an empty record
 	}
 	return nil
 }
