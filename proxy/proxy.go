@@ -16,11 +16,12 @@ import (
 // client names in Connection, are removed before the sidecar adds its own.
 func (s *Sidecar) newReverseProxy(transport http.RoundTripper) *httputil.ReverseProxy {
 	return &httputil.ReverseProxy{
-		Rewrite:      rewrite,
-		Transport:    transport,
-		BufferPool:   bufferPool{},
-		ErrorHandler: s.proxyError,
-		ErrorLog:     log.New(slogWriter{s.deps.Logger}, "", 0),
+		Rewrite:        rewrite,
+		Transport:      transport,
+		ModifyResponse: bufferSmallResponse,
+		BufferPool:     bufferPool{},
+		ErrorHandler:   s.proxyError,
+		ErrorLog:       log.New(slogWriter{s.deps.Logger}, "", 0),
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -135,11 +136,32 @@ func TestClassifyErrorKeepsAttemptError(t *testing.T) {
 	}
 }
 
-// TestTruncatedUpstreamBodyIsNotLoggedAsForwarded: when the upstream dies
-// mid-body after the headers went out, the client sees a broken response
-// (nothing else is possible) and the sidecar logs upstream_error.
-func TestTruncatedUpstreamBodyIsNotLoggedAsForwarded(t *testing.T) {
+// TestShortBodyCutMidwayIs502: an upstream that dies in the middle of a
+// short body (Ops-Core's JSON answers) gets the client a 502 problem, not
+// a connection closed with no answer: the sidecar reads such a body in
+// full before sending anything.
+func TestShortBodyCutMidwayIs502(t *testing.T) {
 	up := proxytest.New(t, proxytest.Truncate())
+	env := startSidecar(t, testConfig(up.URL), LoadOptions{})
+	resp, body := do(t, newRequest(t, "GET", env.url+"/v1/opscore/agent/a1/state", nil))
+	if resp.StatusCode != http.StatusBadGateway {
+		t.Fatalf("status: got %d %q, want 502", resp.StatusCode, body)
+	}
+	p := decodeProblem(t, resp, body)
+	if p.Type != ProblemTypeBase+"upstream_error" || p.RequestID != resp.Header.Get(HeaderRequestID) || !strings.Contains(p.Detail, "(closed)") {
+		t.Errorf("problem: got %+v, want upstream_error with the request id and the cause (closed)", p)
+	}
+	line := accessLine(t, env)
+	if line["outcome"] != "upstream_error" || line["reason"] != "body_aborted" || line["status"] != float64(502) {
+		t.Errorf("access log status/outcome/reason: got %v/%v/%v, want 502/upstream_error/body_aborted (body %s)", line["status"], line["outcome"], line["reason"], body)
+	}
+}
+
+// TestLargeBodyCutMidwayIsNotLoggedAsForwarded: when the upstream dies in
+// the middle of a body too large to hold, the response is already on its
+// way; the client sees it cut short and the sidecar logs upstream_error.
+func TestLargeBodyCutMidwayIsNotLoggedAsForwarded(t *testing.T) {
+	up := proxytest.New(t, proxytest.TruncateLarge())
 	env := startSidecar(t, testConfig(up.URL), LoadOptions{})
 	resp, err := http.Get(env.url + "/v1/opscore/agent/a1/state")
 	if err == nil {
@@ -149,18 +171,53 @@ func TestTruncatedUpstreamBodyIsNotLoggedAsForwarded(t *testing.T) {
 	if err == nil {
 		t.Fatal("reading a truncated response: got no error, want one")
 	}
-	var line map[string]any
-	for range 1000 { // the access-log line is written after the handler returns
+	line := accessLine(t, env)
+	if line["outcome"] != "upstream_error" || line["reason"] != "body_aborted" {
+		t.Errorf("access log outcome/reason: got %v/%v, want upstream_error/body_aborted", line["outcome"], line["reason"])
+	}
+}
+
+// accessLine waits for the one access-log line of the test's request; it
+// is written as the handler returns, which may be after the client saw
+// the connection end.
+func accessLine(t *testing.T, env *testEnv) map[string]any {
+	t.Helper()
+	for range 1000 {
 		if lines := env.access.lines(t); len(lines) == 1 {
-			line = lines[0]
-			break
+			return lines[0]
 		}
 		time.Sleep(time.Millisecond)
 	}
-	if line == nil {
-		t.Fatal("no access-log line")
+	t.Fatal("no access-log line")
+	return nil
+}
+
+// TestBodilessResponsesWithContentLengthPassThrough: a HEAD answer or a
+// 304 declares a Content-Length but has no body; the sidecar must not
+// wait for one (it answered 502 when it did).
+func TestBodilessResponsesWithContentLengthPassThrough(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "9")
+		if r.URL.Path == "/not-modified" {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		_, _ = io.WriteString(w, "123456789")
+	}))
+	defer up.Close()
+	env := startSidecar(t, testConfig(up.URL), LoadOptions{})
+	tests := []struct {
+		method, path string
+		status       int
+	}{
+		{"HEAD", "/x", http.StatusOK},
+		{"GET", "/not-modified", http.StatusNotModified},
+		{"GET", "/x", http.StatusOK},
 	}
-	if line["outcome"] != "upstream_error" || line["reason"] != "body_aborted" {
-		t.Errorf("access log outcome/reason: got %v/%v, want upstream_error/body_aborted", line["outcome"], line["reason"])
+	for _, tt := range tests {
+		resp, body := do(t, newRequest(t, tt.method, env.url+tt.path, nil))
+		if resp.StatusCode != tt.status {
+			t.Errorf("%s %s: got %d %q, want %d", tt.method, tt.path, resp.StatusCode, body, tt.status)
+		}
 	}
 }
