@@ -19,7 +19,8 @@ const StatusClientClosed = 499
 //     filled by the admission layer)
 //  5. admission: token buckets, then the concurrency gate with its priority
 //     queue (admissionLayer, layer_admission.go; filled by the admission layer)
-//  6. proxy: httputil.ReverseProxy (Rewrite, ErrorHandler: proxy.go), whose
+//  6. proxy: httputil.ReverseProxy (Rewrite, ErrorHandler: proxy.go;
+//     ModifyResponse reads a short body in full: response_buffer.go), whose
 //     Transport is, outermost first:
 //     a. retry: per-route retries with budget (retryLayer, layer_retry.go;
 //     filled by the retry layer)
