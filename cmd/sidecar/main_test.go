@@ -16,6 +16,8 @@ func TestCheckConfig(t *testing.T) {
 	bad := filepath.Join(dir, "bad.yaml")
 	os.WriteFile(good, []byte("upstream:\n  url: http://127.0.0.1:8000\n"), 0o644)
 	os.WriteFile(bad, []byte("lisen: x\nroutes:\n  notify:\n    retry:\n      attempts: 0\n"), 0o644)
+	undecodable := filepath.Join(dir, "undecodable.yaml")
+	os.WriteFile(undecodable, []byte("lisen: x\nserver:\n  read_header_timeout: soon\nupstream:\n  url: ftp://x\n"), 0o644)
 	tests := []struct {
 		name     string
 		args     []string
@@ -28,6 +30,8 @@ func TestCheckConfig(t *testing.T) {
 		{"compose file", []string{"--check-config", "--config", "../../configs/compose/sidecar.yaml"}, 0, []string{"configuration OK"}},
 		{"required webhook secret missing", []string{"--check-config", "--config", "../../configs/compose/sidecar.yaml"}, 1, []string{"OPSCORE_WEBHOOK_SECRET is empty or unset"}},
 		{"every error of a bad file", []string{"--check-config", "--config", bad}, 1, []string{"lisen: unknown key", "routes.notify.retry.attempts: must be between 1 and 10, got 0"}},
+		{"undecodable value among other errors", []string{"--check-config", "--config", undecodable}, 1, []string{
+			"\n  lisen: unknown key\n", "\n  server.read_header_timeout: time: invalid duration, got \"soon\"\n", "\n  upstream.url: must be an http or https URL"}},
 		{"bad flag value", []string{"--check-config", "--upstream-url", "ftp://x"}, 1, []string{"upstream.url: must be an http or https URL"}},
 		{"missing file", []string{"--check-config", "--config", filepath.Join(dir, "none.yaml")}, 1, []string{"none.yaml"}},
 		{"unknown flag", []string{"--nope"}, 2, []string{"flag provided but not defined"}},
