@@ -81,16 +81,6 @@ func StartCoreProcess(opts CoreOptions) (*Proc, error) {
 // become ready.
 func StartCore(tb testing.TB, opts CoreOptions) *Proc {
 	tb.Helper()
-	if opts.Bin == "" {
-		opts.Bin = Bins(tb).Core
-	}
-	if opts.Dir == "" {
-		opts.Dir = tb.TempDir()
-	}
-	p, err := StartCoreProcess(opts)
-	if err != nil {
-		tb.Fatalf("harness: start core: %v", err)
-	}
-	tb.Cleanup(func() { p.Close() })
-	return p
+	return forTest(tb, "core", &opts.Bin, func(b Binaries) string { return b.Core }, &opts.Dir,
+		func() (*Proc, error) { return StartCoreProcess(opts) })
 }

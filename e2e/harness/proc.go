@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"sync"
 	"syscall"
+	"testing"
 	"time"
 )
 
@@ -212,4 +213,23 @@ func defaultDir(dir *string, prefix string) error {
 	}
 	*dir = d
 	return nil
+}
+
+// forTest fills a test's defaults (the binary from Bins, the directory
+// from tb.TempDir), starts the process with start, stops it in tb.Cleanup
+// and fails tb when it does not start.
+func forTest(tb testing.TB, what string, bin *string, fromBins func(Binaries) string, dir *string, start func() (*Proc, error)) *Proc {
+	tb.Helper()
+	if *bin == "" {
+		*bin = fromBins(Bins(tb))
+	}
+	if *dir == "" {
+		*dir = tb.TempDir()
+	}
+	p, err := start()
+	if err != nil {
+		tb.Fatalf("harness: start %s: %v", what, err)
+	}
+	tb.Cleanup(func() { p.Close() })
+	return p
 }

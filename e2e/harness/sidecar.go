@@ -83,16 +83,6 @@ func StartSidecarProcess(opts SidecarOptions) (*Proc, error) {
 // does not become ready.
 func StartSidecar(tb testing.TB, opts SidecarOptions) *Proc {
 	tb.Helper()
-	if opts.Bin == "" {
-		opts.Bin = Bins(tb).Sidecar
-	}
-	if opts.Dir == "" {
-		opts.Dir = tb.TempDir()
-	}
-	p, err := StartSidecarProcess(opts)
-	if err != nil {
-		tb.Fatalf("harness: start sidecar: %v", err)
-	}
-	tb.Cleanup(func() { p.Close() })
-	return p
+	return forTest(tb, "sidecar", &opts.Bin, func(b Binaries) string { return b.Sidecar }, &opts.Dir,
+		func() (*Proc, error) { return StartSidecarProcess(opts) })
 }
