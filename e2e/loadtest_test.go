@@ -87,12 +87,14 @@ func TestRegistrationSurvivesResetsAndCoreRestart(t *testing.T) {
 // TestKeepAliveRaceRemoteDisconnected pins the seed's RemoteDisconnected on
 // POST state: the core closes keep-alive connections idle for 1 s while
 // users think 1 s ± 10 ms (the 5 s uvicorn timeout and 5-10 s think time,
-// scaled down), so requests race the close straight at the core; the
+// scaled down), so requests race the close straight at the core (the race
+// window is narrow: 60 users, so that a run without a single race is
+// unlikely); the
 // sidecar drops its upstream connections after 500 ms and retries, so its
 // clients see nothing.
 func TestKeepAliveRaceRemoteDisconnected(t *testing.T) {
 	st := startLoadStack(t, time.Second, 500*time.Millisecond)
-	s := shortScenario1(t, 30, 8*time.Second, 990*time.Millisecond, 1010*time.Millisecond)
+	s := shortScenario1(t, 60, 8*time.Second, 990*time.Millisecond, 1010*time.Millisecond)
 
 	direct, err := loadgen.Run(context.Background(), loadgen.Config{Scenario: s, Target: st.core.URL, UniqueIDs: true})
 	if err != nil {
