@@ -131,6 +131,7 @@ func (r *Redis) startLocked() error {
 	)
 	cmd.Stdout = nil
 	cmd.Stderr = nil
+	cmd.SysProcAttr = childAttr() // as the core and sidecar: own group, dies with us
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("harness: exec redis-server: %w", err)
 	}
