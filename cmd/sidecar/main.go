@@ -92,6 +92,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	otel.SetTextMapPropagator(propagation.TraceContext{})
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	// The first signal starts the drain; once it has, the signals get their
+	// default action back, so a second SIGTERM or Ctrl-C ends the process at
+	// once for an operator who will not wait for slow requests.
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
 	reg := prometheus.NewRegistry()
 	if *embedded {
 		// The core keeps its own registry, as it would in its own process:
