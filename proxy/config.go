@@ -91,7 +91,7 @@ type ServerConfig struct {
 // propagator is always on; spans are exported only when OTLPEndpoint is
 // set. Changing it needs a restart.
 type TracingConfig struct {
-	// OTLPEndpoint is the OTLP/HTTP collector URL (e.g. "http://127.0.0.1:4318"); empty means no export. Default "".
+	// OTLPEndpoint is the OTLP/HTTP collector URL: a base URL ("http://127.0.0.1:4318", /v1/traces is added) or the full traces URL; empty means no export. Default "".
 	OTLPEndpoint string `mapstructure:"otlp_endpoint" json:"otlp_endpoint" yaml:"otlp_endpoint"`
 	// SampleRatio is the share (0..1) of new traces sampled; an incoming
 	// traceparent's sampled flag is followed. Default 1.0.

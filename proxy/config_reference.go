@@ -32,7 +32,7 @@ var keyComments = map[string]string{
 	"server.drain_delay":                      "on SIGTERM, /readyz is 503 this long before the listener closes",
 	"server.drain_timeout":                    "time in-flight requests get to finish during a drain",
 	"tracing":                                 "OpenTelemetry; the W3C traceparent is always continued and forwarded",
-	"tracing.otlp_endpoint":                   "OTLP/HTTP collector URL, e.g. http://127.0.0.1:4318; empty = no export",
+	"tracing.otlp_endpoint":                   "OTLP/HTTP collector, e.g. http://127.0.0.1:4318 (/v1/traces added when no path); empty = no export",
 	"tracing.sample_ratio":                    "share of new traces sampled (0..1); a caller's sampled flag is followed",
 	"tracing.service_name":                    "service.name of the spans",
 	"log":                                     "JSON logs on standard output",

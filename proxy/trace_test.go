@@ -108,3 +108,17 @@ func TestNewTracingExportsOnlyWhenConfigured(t *testing.T) {
 		cancel()
 	}
 }
+
+func TestTracesURL(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"http://127.0.0.1:4318", "http://127.0.0.1:4318/v1/traces"},
+		{"http://127.0.0.1:4318/", "http://127.0.0.1:4318/v1/traces"},
+		{"http://jaeger:4318/v1/traces", "http://jaeger:4318/v1/traces"},
+		{"https://collector.example/otlp/v1/traces", "https://collector.example/otlp/v1/traces"},
+	}
+	for _, tt := range tests {
+		if got := tracesURL(tt.in); got != tt.want {
+			t.Errorf("tracesURL(%q): got %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"fmt"
+	"net/url"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
@@ -38,7 +39,7 @@ func NewTracing(ctx context.Context, cfg TracingConfig, extra ...sdktrace.Tracer
 		sdktrace.WithResource(res),
 	}
 	if cfg.OTLPEndpoint != "" {
-		exp, err := otlptracehttp.New(ctx, otlptracehttp.WithEndpointURL(cfg.OTLPEndpoint))
+		exp, err := otlptracehttp.New(ctx, otlptracehttp.WithEndpointURL(tracesURL(cfg.OTLPEndpoint)))
 		if err != nil {
 			return nil, fmt.Errorf("tracing.otlp_endpoint: %w", err)
 		}
@@ -50,6 +51,19 @@ func NewTracing(ctx context.Context, cfg TracingConfig, extra ...sdktrace.Tracer
 		Propagator: propagation.TraceContext{},
 		tracer:     tp.Tracer("opscore-sidecar/proxy"),
 	}, nil
+}
+
+// tracesURL returns the URL spans are posted to. A collector base URL
+// without a path (http://127.0.0.1:4318) gets the OTLP traces path, as
+// OTEL_EXPORTER_OTLP_ENDPOINT does; the exporter would otherwise post to
+// "/", which collectors answer with 404. A URL with a path is used as given.
+func tracesURL(endpoint string) string {
+	u, err := url.Parse(endpoint)
+	if err != nil || (u.Path != "" && u.Path != "/") {
+		return endpoint
+	}
+	u.Path = "/v1/traces"
+	return u.String()
 }
 
 // Shutdown flushes and stops the exporter.
