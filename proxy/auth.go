@@ -45,7 +45,7 @@ func (s *Sidecar) authenticate(w http.ResponseWriter, r *http.Request) bool {
 		s.deps.Metrics.WebhookAuthFailures.WithLabelValues(string(v.Reason)).Inc()
 	}
 	if !v.Allowed {
-		s.authFailed(w, r, v.Reason, "")
+		s.authFailed(w, r, v.Reason, webhookChallenge)
 		return false
 	}
 	return true
@@ -78,8 +78,12 @@ var authDetails = map[policy.AuthReason]string{
 	policy.AuthReasonInvalidKey:   "Invalid authentication credentials",
 }
 
-// authFailed answers 401 for reason; the API-key check also sends
-// WWW-Authenticate, as RFC 9110 asks of a 401.
+// webhookChallenge is the WWW-Authenticate value of a webhook 401: the
+// AgentKit scheme has no registered name, so it names its headers.
+const webhookChallenge = `AgentKit-HMAC-SHA256 headers="X-AgentKit-Timestamp X-AgentKit-Signature"`
+
+// authFailed answers 401 for reason with the WWW-Authenticate challenge
+// RFC 9110 asks of every 401.
 func (s *Sidecar) authFailed(w http.ResponseWriter, r *http.Request, reason policy.AuthReason, challenge string) {
 	if reason == policy.AuthReasonInvalidKey {
 		s.deps.Metrics.WebhookAuthFailures.WithLabelValues(string(reason)).Inc()

@@ -46,6 +46,9 @@ func TestWebhookSignatureAtTheEdge(t *testing.T) {
 				if p["type"] != ProblemTypeBase+"auth_failed" || p["reason"] != tt.reason {
 					t.Errorf("type, reason: got %v, %v, want auth_failed, %s", p["type"], p["reason"], tt.reason)
 				}
+				if got := rec.Header().Get("WWW-Authenticate"); !strings.HasPrefix(got, "AgentKit-HMAC-SHA256 ") {
+					t.Errorf("WWW-Authenticate: got %q, want the AgentKit-HMAC-SHA256 challenge", got)
+				}
 				if d, _ := p["detail"].(string); strings.Contains(d, secret) || (ts != "" && strings.Contains(d, ts)) {
 					t.Errorf("detail %q echoes the secret or the request's timestamp", d)
 				}
