@@ -73,7 +73,6 @@ const (
 	AuthBadTimestamp     = "bad_timestamp"
 	AuthStaleTimestamp   = "stale_timestamp"
 	AuthReplay           = "replay"
-	AuthNoSecret         = "no_secret"
 	AuthBadAPIKey        = "bad_api_key"
 	// AuthUnsigned counts unsigned webhooks let through in optional mode:
 	// not refused, but what required mode would refuse.
@@ -81,7 +80,7 @@ const (
 )
 
 // AuthFailureReasons lists every webhook authentication failure reason.
-var AuthFailureReasons = []string{AuthMissingSignature, AuthBadSignature, AuthBadTimestamp, AuthStaleTimestamp, AuthReplay, AuthNoSecret, AuthBadAPIKey, AuthUnsigned}
+var AuthFailureReasons = []string{AuthMissingSignature, AuthBadSignature, AuthBadTimestamp, AuthStaleTimestamp, AuthReplay, AuthBadAPIKey, AuthUnsigned}
 
 // Breaker states as the values of breaker_state and the from/to labels of
 // breaker_transitions_total.
