@@ -68,8 +68,7 @@ type WebhookVerifier struct {
 	mu        sync.RWMutex
 	mode      string
 	tolerance time.Duration
-	secret    Secret
-	macs      *sync.Pool
+	macs      *sync.Pool // HMAC-SHA256 hashes keyed with the secret
 	replay    *replayCache
 }
 
@@ -101,7 +100,7 @@ func (v *WebhookVerifier) Update(cfg WebhookAuthConfig, getenv func(string) stri
 	macs := &sync.Pool{New: func() any { return hmac.New(sha256.New, key) }}
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	v.mode, v.tolerance, v.secret, v.macs = cfg.Mode, cfg.Tolerance, secret, macs
+	v.mode, v.tolerance, v.macs = cfg.Mode, cfg.Tolerance, macs
 	if v.replay == nil || v.replay.size != max(1, cfg.ReplayCacheSize) {
 		v.replay = newReplayCache(cfg.ReplayCacheSize)
 	}
