@@ -1,9 +1,7 @@
 package loadgen
 
 import (
-	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -11,6 +9,8 @@ import (
 	"strconv"
 	"sync/atomic"
 	"time"
+
+	"opscore-sidecar/policy"
 )
 
 // Request names used in the statistics, as Locust names them.
@@ -118,13 +118,9 @@ func workflowBody(s *Scenario, id string) []byte {
 }
 
 // Sign returns AgentKit's webhook signature headers for body: the
-// timestamp in integer Unix seconds and the lowercase hex HMAC-SHA256 of
-// timestamp + "." + body under secret (spec 5.1).
+// timestamp in integer Unix seconds and the sidecar's own
+// policy.SignWebhook of it (spec 5.1).
 func Sign(secret string, body []byte, now time.Time) (timestamp, signature string) {
 	timestamp = strconv.FormatInt(now.Unix(), 10)
-	mac := hmac.New(sha256.New, []byte(secret))
-	mac.Write([]byte(timestamp))
-	mac.Write([]byte{'.'})
-	mac.Write(body)
-	return timestamp, hex.EncodeToString(mac.Sum(nil))
+	return timestamp, policy.SignWebhook([]byte(secret), timestamp, body)
 }
