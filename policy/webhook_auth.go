@@ -166,27 +166,32 @@ func (v *WebhookVerifier) Verify(timestamp, signature string, body []byte, now t
 	return AuthVerdict{Allowed: true}
 }
 
-// webhookMAC computes HMAC-SHA256(secret, timestamp || "." || body).
+// webhookMAC computes HMAC-SHA256(secret, timestamp || "." || body) with
+// a hash from macs, which are keyed with the secret.
 func webhookMAC(macs *sync.Pool, timestamp string, body []byte) [sha256.Size]byte {
 	mac := macs.Get().(hash.Hash)
 	mac.Reset()
+	sum := signedSum(mac, timestamp, body)
+	macs.Put(mac)
+	return sum
+}
+
+// signedSum writes what AgentKit signs, timestamp || "." || body, to the
+// keyed mac and returns the sum.
+func signedSum(mac hash.Hash, timestamp string, body []byte) [sha256.Size]byte {
 	mac.Write([]byte(timestamp))
 	mac.Write([]byte{'.'})
 	mac.Write(body)
 	var sum [sha256.Size]byte
 	mac.Sum(sum[:0])
-	macs.Put(mac)
 	return sum
 }
 
 // SignWebhook returns the lowercase hex signature AgentKit sends for
 // timestamp and body under secret; tests and the load generator use it.
 func SignWebhook(secret []byte, timestamp string, body []byte) string {
-	mac := hmac.New(sha256.New, secret)
-	mac.Write([]byte(timestamp))
-	mac.Write([]byte{'.'})
-	mac.Write(body)
-	return hex.EncodeToString(mac.Sum(nil))
+	sum := signedSum(hmac.New(sha256.New, secret), timestamp, body)
+	return hex.EncodeToString(sum[:])
 }
 
 // parseWebhookTimestamp accepts Unix seconds as 1 to 12 ASCII digits (what
