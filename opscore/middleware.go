@@ -9,44 +9,43 @@ import (
 	"time"
 )
 
-// middleware wraps the router with, from the outside in: panic recovery
-// (500 {"detail":"Internal Server Error"}, as the original's error
-// middleware), the X-Process-Time header, request metrics and one JSON log
-// line per request.
-func (s *Service) middleware(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now()
-		e, _ := s.match(r.URL.Path)
-		route := routeName(e, r.Method)
-		rw := &responseWriter{ResponseWriter: w, start: start}
-		defer func() {
-			if p := recover(); p != nil {
-				if p == http.ErrAbortHandler {
-					panic(p)
-				}
-				s.log.LogAttrs(r.Context(), slog.LevelError, "panic serving request",
-					slog.Any("panic", p), slog.String("stack", string(debug.Stack())))
-				if !rw.wroteHeader {
-					writeRaw(rw, http.StatusInternalServerError, []byte(`{"detail":"Internal Server Error"}`))
-				}
+// serveHTTP is the whole API. It matches the path once, for both the route
+// label and the dispatch, and wraps the dispatch with, from the outside in:
+// panic recovery (500 {"detail":"Internal Server Error"}, as the original's
+// error middleware), the X-Process-Time header, request metrics and one JSON
+// log line per request.
+func (s *Service) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	e, id := s.match(r.URL.Path)
+	route := routeName(e, r.Method)
+	rw := &responseWriter{ResponseWriter: w, start: start}
+	defer func() {
+		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler {
+				panic(p)
 			}
+			s.log.LogAttrs(r.Context(), slog.LevelError, "panic serving request",
+				slog.Any("panic", p), slog.String("stack", string(debug.Stack())))
 			if !rw.wroteHeader {
-				rw.status = http.StatusOK
+				writeRaw(rw, http.StatusInternalServerError, []byte(`{"detail":"Internal Server Error"}`))
 			}
-			d := time.Since(start)
-			s.metrics.observeRequest(route, rw.status, d)
-			s.log.LogAttrs(r.Context(), slog.LevelInfo, "request",
-				slog.String("method", r.Method),
-				slog.String("path", r.URL.Path),
-				slog.String("route", route),
-				slog.Int("status", rw.status),
-				slog.Float64("duration_ms", float64(d.Microseconds())/1000),
-				slog.Int("bytes", rw.bytes),
-				slog.String("client", r.RemoteAddr),
-			)
-		}()
-		next.ServeHTTP(rw, r)
-	})
+		}
+		if !rw.wroteHeader {
+			rw.status = http.StatusOK
+		}
+		d := time.Since(start)
+		s.metrics.observeRequest(route, rw.status, d)
+		s.log.LogAttrs(r.Context(), slog.LevelInfo, "request",
+			slog.String("method", r.Method),
+			slog.String("path", r.URL.Path),
+			slog.String("route", route),
+			slog.Int("status", rw.status),
+			slog.Float64("duration_ms", float64(d.Microseconds())/1000),
+			slog.Int("bytes", rw.bytes),
+			slog.String("client", r.RemoteAddr),
+		)
+	}()
+	s.route(rw, r, e, id)
 }
 
 // responseWriter records the status and size and adds X-Process-Time just

@@ -87,11 +87,11 @@ func routeName(e *endpoint, method string) string {
 	return e.name
 }
 
-// route dispatches a request: 404 and 405 with FastAPI's bodies, HEAD
-// answered by the GET handler (as Starlette does; net/http drops the body),
-// and the 307 redirect for extra trailing slashes.
-func (s *Service) route(w http.ResponseWriter, r *http.Request) {
-	e, id := s.match(r.URL.Path)
+// route dispatches a request to e, the endpoint match found for its path
+// (nil for none), with id the path parameter: 404 and 405 with FastAPI's
+// bodies, HEAD answered by the GET handler (as Starlette does; net/http
+// drops the body), and the 307 redirect for extra trailing slashes.
+func (s *Service) route(w http.ResponseWriter, r *http.Request, e *endpoint, id string) {
 	if e == nil {
 		if p := r.URL.Path; len(p) > 1 && strings.HasSuffix(p, "/") {
 			if e2, _ := s.match(strings.TrimRight(p, "/")); e2 != nil {

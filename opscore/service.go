@@ -46,7 +46,6 @@ type Service struct {
 	gatherer  prometheus.Gatherer
 	preloaded map[string]WorkflowDefinition
 	now       func() time.Time
-	handler   http.Handler
 	endpoints map[string]*endpoint
 	// metricsHTTP serves gatherer; nil when there is none.
 	metricsHTTP http.Handler
@@ -107,13 +106,12 @@ func New(opts Options) (*Service, error) {
 		}
 	}
 	s.buildEndpoints()
-	s.handler = s.middleware(http.HandlerFunc(s.route))
 	return s, nil
 }
 
 // Handler returns the whole API: /health, /readyz, /metrics (see
 // Options.Registerer) and the /v1/opscore routes.
-func (s *Service) Handler() http.Handler { return s.handler }
+func (s *Service) Handler() http.Handler { return http.HandlerFunc(s.serveHTTP) }
 
 // Close closes the store (for Redis, its connection pool). Call it after
 // the HTTP server has shut down.
