@@ -30,7 +30,7 @@ func (stubUpstream) RoundTrip(req *http.Request) (*http.Response, error) {
 func BenchmarkRetryBreakerSuccessPath(b *testing.B) {
 	cfg := Defaults()
 	rc := cfg.Routes[RouteNotify]
-	rt := &RouteRuntime{Name: RouteNotify, Class: rc.Class, Config: rc}
+	rt := &RouteRuntime{Class: rc.Class}
 	var err error
 	if rt.Retry, err = buildRetry(RouteNotify, rc, nil, Deps{}); err != nil {
 		b.Fatal(err)

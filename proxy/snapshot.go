@@ -36,33 +36,28 @@ type Snapshot struct {
 	Loaded time.Time
 }
 
-// RouteRuntime is one route's configuration and policy objects. Policy
-// layers add their per-route state in the fields marked below, built in
-// their own build functions so that each layer owns its own file.
+// RouteRuntime is one route's limits and policy objects. Each policy
+// layer builds its own part in its build function (buildAuth,
+// buildAdmission, buildRetry, buildBreaker), in its own file.
 type RouteRuntime struct {
-	// Name is the route name.
-	Name string
 	// Class is the route's priority class.
 	Class policy.Class
 	// BodyLimit is the largest accepted body in bytes; 0 means no limit.
 	BodyLimit int64
-	// Config is the route's configuration.
-	Config RouteConfig
 
-	// Auth, Admission: added by the admission layer (layer_auth.go,
-	// layer_admission.go: webhook HMAC and API key, route and per-key buckets).
-	Auth      AuthRuntime
+	// Auth is the webhook HMAC and API-key check (layer_auth.go).
+	Auth AuthRuntime
+	// Admission is the route's and the per-key buckets (layer_admission.go).
 	Admission AdmissionRuntime
-
-	// Retry, Breaker: added by the retry layer (layer_retry.go,
-	// layer_breaker.go: retry policy and budget, circuit breaker).
-	Retry   RetryRuntime
+	// Retry is the retry policy and budget (layer_retry.go).
+	Retry RetryRuntime
+	// Breaker is the circuit breaker (layer_breaker.go).
 	Breaker BreakerRuntime
 }
 
 // GlobalRuntime is the sidecar-wide policy state of a snapshot.
 type GlobalRuntime struct {
-	// Admission: added by the admission layer (global bucket, concurrency gate).
+	// Admission is the global bucket and the concurrency gate (layer_admission.go).
 	Admission GlobalAdmissionRuntime
 }
 
@@ -130,7 +125,7 @@ func buildSnapshot(cfg *Config, prev *Snapshot, deps Deps) (*Snapshot, error) {
 
 	for _, name := range RouteNames {
 		rc := cfg.Routes[name]
-		rt := &RouteRuntime{Name: name, Class: rc.Class, BodyLimit: rc.BodyLimit, Config: rc, Auth: auth[name]}
+		rt := &RouteRuntime{Class: rc.Class, BodyLimit: rc.BodyLimit, Auth: auth[name]}
 		var old *RouteRuntime
 		if prev != nil {
 			old = prev.Runtime[name]
