@@ -106,11 +106,7 @@ func buildSnapshot(cfg *Config, prev *Snapshot, deps Deps) (*Snapshot, error) {
 	// place, so a reload rejected here must not have reached them.
 	auth := make(map[string]AuthRuntime, len(RouteNames))
 	for _, name := range RouteNames {
-		var old *RouteRuntime
-		if prev != nil {
-			old = prev.Runtime[name]
-		}
-		if auth[name], err = buildAuth(name, cfg.Routes[name], old, deps); err != nil {
+		if auth[name], err = buildAuth(name, cfg.Routes[name], prev.route(name), deps); err != nil {
 			return nil, fmt.Errorf("routes.%s: %w", name, err)
 		}
 	}
@@ -126,10 +122,7 @@ func buildSnapshot(cfg *Config, prev *Snapshot, deps Deps) (*Snapshot, error) {
 	for _, name := range RouteNames {
 		rc := cfg.Routes[name]
 		rt := &RouteRuntime{Class: rc.Class, BodyLimit: rc.BodyLimit, Auth: auth[name]}
-		var old *RouteRuntime
-		if prev != nil {
-			old = prev.Runtime[name]
-		}
+		old := prev.route(name)
 		if rt.Admission, err = buildAdmission(name, rc, old, deps); err != nil {
 			return nil, fmt.Errorf("routes.%s: %w", name, err)
 		}
@@ -142,6 +135,15 @@ func buildSnapshot(cfg *Config, prev *Snapshot, deps Deps) (*Snapshot, error) {
 		s.Runtime[name] = rt
 	}
 	return s, nil
+}
+
+// route returns the runtime of the named route, or nil when s is nil (no
+// previous snapshot at start-up).
+func (s *Snapshot) route(name string) *RouteRuntime {
+	if s == nil {
+		return nil
+	}
+	return s.Runtime[name]
 }
 
 // retire releases what s holds that next no longer uses: the old
