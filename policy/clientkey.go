@@ -42,8 +42,12 @@ func ParseKeySource(s string) (KeySource, error) {
 	case strings.HasPrefix(s, "header:") && len(s) > len("header:"):
 		return KeySource{Kind: KeyHeader, Header: canonicalHeader(s[len("header:"):])}, nil
 	}
-	return KeySource{}, fmt.Errorf(`policy: rate limit key must be "", "agent_id", "client_ip" or "header:<Name>", got %q`, s)
+	return KeySource{}, fmt.Errorf("policy: rate limit key must be %s, got %q", keySourceForms, s)
 }
+
+// keySourceForms lists the rate_limit.key values ParseKeySource accepts,
+// for error messages.
+const keySourceForms = `"", "agent_id", "client_ip" or "header:<Name>"`
 
 // canonicalHeader is textproto's canonical form for ASCII names, kept
 // here so policy need not import net/http.

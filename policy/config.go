@@ -2,7 +2,6 @@ package policy
 
 import (
 	"fmt"
-	"strings"
 	"time"
 )
 
@@ -253,11 +252,8 @@ func (c RouteRateLimitConfig) Validate(prefix string) []error {
 	if c.PerKeyBurst < 0 {
 		p.add(prefix+".per_key_burst", "must be >= 0, got %d", c.PerKeyBurst)
 	}
-	switch {
-	case c.Key == "", c.Key == "agent_id", c.Key == "client_ip":
-	case strings.HasPrefix(c.Key, "header:") && len(c.Key) > len("header:"):
-	default:
-		p.add(prefix+".key", `must be "", "agent_id", "client_ip" or "header:<Name>", got %q`, c.Key)
+	if _, err := ParseKeySource(c.Key); err != nil {
+		p.add(prefix+".key", "must be %s, got %q", keySourceForms, c.Key)
 	}
 	if c.PerKeyRPS > 0 && c.Key == "" {
 		p.add(prefix+".key", "must be set when per_key_rps > 0")
