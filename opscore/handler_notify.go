@@ -83,9 +83,8 @@ func (s *Service) register(w http.ResponseWriter, r *http.Request, info AgentInf
 		writeDetail(w, http.StatusBadRequest, "Missing agentId in agent_details for REGISTER event.")
 		return
 	}
-	if !validAgentID(id) {
+	if !checkAgentID(w, id) {
 		s.metrics.registrationFailed(regFailBadRequest)
-		writeDetail(w, http.StatusBadRequest, invalidAgentIDDetail(id))
 		return
 	}
 	now := formatTimestamp(s.now())
@@ -110,8 +109,7 @@ func (s *Service) deregister(w http.ResponseWriter, r *http.Request, id string) 
 		writeDetail(w, http.StatusBadRequest, "Missing agentId in agent_details for DEREGISTER event.")
 		return
 	}
-	if !validAgentID(id) {
-		writeDetail(w, http.StatusBadRequest, invalidAgentIDDetail(id))
+	if !checkAgentID(w, id) {
 		return
 	}
 	existed, err := s.store.Deregister(r.Context(), id)

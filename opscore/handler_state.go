@@ -43,8 +43,7 @@ func (s *Service) handleStateUpdate(w http.ResponseWriter, r *http.Request, agen
 		writeDetail(w, http.StatusBadRequest, "Agent ID in path does not match agent ID in payload")
 		return
 	}
-	if !validAgentID(agentID) {
-		writeDetail(w, http.StatusBadRequest, invalidAgentIDDetail(agentID))
+	if !checkAgentID(w, agentID) {
 		return
 	}
 	st := AgentState{
@@ -69,8 +68,7 @@ func (s *Service) handleStateGet(w http.ResponseWriter, r *http.Request, agentID
 	if !s.authorize(w, r) {
 		return
 	}
-	if !validAgentID(agentID) {
-		writeDetail(w, http.StatusBadRequest, invalidAgentIDDetail(agentID))
+	if !checkAgentID(w, agentID) {
 		return
 	}
 	st, err := s.store.GetState(r.Context(), agentID)

@@ -29,8 +29,7 @@ func (s *Service) handleWorkflow(w http.ResponseWriter, r *http.Request, agentID
 		writeDetail(w, http.StatusBadRequest, "Missing workflowDefinitionId or workflowDefinition")
 		return
 	}
-	if !validAgentID(agentID) {
-		writeDetail(w, http.StatusBadRequest, invalidAgentIDDetail(agentID))
+	if !checkAgentID(w, agentID) {
 		return
 	}
 	ctx := r.Context()
