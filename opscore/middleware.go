@@ -27,7 +27,7 @@ func (s *Service) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			s.log.LogAttrs(r.Context(), slog.LevelError, "panic serving request",
 				slog.Any("panic", p), slog.String("stack", string(debug.Stack())))
 			if !rw.wroteHeader {
-				writeRaw(rw, http.StatusInternalServerError, []byte(`{"detail":"Internal Server Error"}`))
+				writeRaw(rw, http.StatusInternalServerError, internalErrorBody)
 			}
 		}
 		if !rw.wroteHeader {

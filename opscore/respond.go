@@ -7,11 +7,15 @@ import (
 	"strconv"
 )
 
+// internalErrorBody is the body of every 500, as the original's error
+// middleware writes it.
+var internalErrorBody = []byte(`{"detail":"Internal Server Error"}`)
+
 // writeJSON writes v as compact JSON with the given status.
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	b, err := marshalCompact(v)
 	if err != nil {
-		status, b = http.StatusInternalServerError, []byte(`{"detail":"Internal Server Error"}`)
+		status, b = http.StatusInternalServerError, internalErrorBody
 	}
 	writeRaw(w, status, b)
 }
@@ -59,5 +63,5 @@ func (s *Service) writeStoreError(w http.ResponseWriter, r *http.Request, what s
 		return
 	}
 	s.log.LogAttrs(r.Context(), slog.LevelError, "internal error", slog.String("error", err.Error()))
-	writeRaw(w, http.StatusInternalServerError, []byte(`{"detail":"Internal Server Error"}`))
+	writeRaw(w, http.StatusInternalServerError, internalErrorBody)
 }
