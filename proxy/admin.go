@@ -10,8 +10,8 @@ import (
 )
 
 // AdminServer is the admin listener's handler: /healthz, /readyz,
-// /metrics, /debug/pprof/ and /admin/config. Other layers add their own
-// endpoints with Handle (e.g. /admin/breakers).
+// /metrics, /debug/pprof/, /admin/config and /admin/breakers
+// (admin_breakers.go). RunOptions.SetupAdmin may add more with Handle.
 type AdminServer struct {
 	mux     *http.ServeMux
 	sidecar *Sidecar
@@ -31,7 +31,7 @@ func NewAdminServer(s *Sidecar, gatherer prometheus.Gatherer, ready func() bool)
 	a.mux.HandleFunc("GET /readyz", a.readyz)
 	a.mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{EnableOpenMetrics: true}))
 	a.mux.HandleFunc("GET /admin/config", a.config)
-	a.mux.HandleFunc("GET /admin/breakers", a.breakers) // admin_breakers.go
+	a.mux.HandleFunc("GET /admin/breakers", a.breakers)
 	a.mux.HandleFunc("/debug/pprof/", pprof.Index)
 	a.mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	a.mux.HandleFunc("/debug/pprof/profile", pprof.Profile)

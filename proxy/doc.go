@@ -6,10 +6,11 @@
 // (tracing.go, observe.go), problem+json responses (problem.go), the admin
 // server, hot reload and graceful drain.
 //
-// The policy layers plug into seams that are identities in this package's
-// frame: auth and admission (layer_auth.go, layer_admission.go) and retry
-// and breaker (layer_retry.go, layer_breaker.go). Each layer reads the
-// request's *RequestInfo (InfoFrom), which carries the route, its
-// *RouteRuntime and the snapshot, and records its decision with the
-// RequestInfo setters or WriteProblem.
+// The policy layers are auth and admission (layer_auth.go, auth.go,
+// layer_admission.go, admission.go), middlewares in front of the proxy,
+// and retry and breaker (layer_retry.go, retry_transport.go,
+// layer_breaker.go, breaker_transport.go), RoundTrippers under it. Each
+// layer reads the request's *RequestInfo (InfoFrom), which carries the
+// route, its *RouteRuntime and the snapshot, and records its decision with
+// the RequestInfo setters or WriteProblem.
 package proxy

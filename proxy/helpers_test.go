@@ -68,8 +68,9 @@ type testEnv struct {
 }
 
 // testConfig returns defaults pointed at upstream, on loopback ports, with
-// no drain delay, and with retries and breakers off: the frame's tests
-// count single attempts (the retry and breaker layers have their own tests).
+// no drain delay, and with retries and breakers off, so that a test of
+// the rest of the chain counts single attempts (the retry and breaker
+// layers have their own tests).
 func testConfig(upstream string) *Config {
 	c := Defaults()
 	c.Upstream.URL = upstream

@@ -9,7 +9,7 @@ import (
 	"opscore-sidecar/policy"
 )
 
-// This file is the admission seam of the chain (DESIGN.md step 5): the
+// This file is the admission layer of the chain (DESIGN.md step 5): the
 // token buckets (global, route, per key) and the concurrency gate with
 // its priority queue. The decision and the refusals are in admission.go.
 // The policy objects are stateful: a reload updates them in place (limits

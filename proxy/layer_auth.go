@@ -7,7 +7,7 @@ import (
 	"opscore-sidecar/policy"
 )
 
-// This file is the auth seam of the chain (DESIGN.md step 4): the AgentKit
+// This file is the auth layer of the chain (DESIGN.md step 4): the AgentKit
 // webhook HMAC check and the optional bearer API-key check, per route.
 // The checks themselves are in auth.go.
 

@@ -7,7 +7,7 @@ import (
 	"opscore-sidecar/policy"
 )
 
-// This file is the breaker seam (DESIGN.md step 7), inside the retry loop
+// This file is the breaker layer (DESIGN.md step 7), inside the retry loop
 // and the attempt layer, around each attempt: breakerTransport
 // (breaker_transport.go) asks the route's gobreaker v2 two-step breaker
 // before each attempt and reports the attempt's result after it. When the

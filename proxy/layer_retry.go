@@ -6,11 +6,11 @@ import (
 	"opscore-sidecar/policy"
 )
 
-// This file is the retry seam under the ReverseProxy (DESIGN.md step 6).
+// This file is the retry layer under the ReverseProxy (DESIGN.md step 6).
 // The RoundTripper itself is retryTransport (retry_transport.go): it
 // buffers the body, retries per the route's policy and budget, and calls
 // next once per attempt. next is the attempt layer (spans, attempt
-// metrics, classification: see attempt.go) over the breaker seam over the
+// metrics, classification: see attempt.go) over the breaker layer over the
 // tuned transport.
 //
 // Beware the transport's own hidden replay (see transport.go): a request

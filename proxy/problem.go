@@ -97,8 +97,9 @@ func (e *ProblemError) Error() string {
 // Unwrap returns the underlying error.
 func (e *ProblemError) Unwrap() error { return e.Err }
 
-// Common problems written by the frame.
-
+// problemTooLarge is the 413 of a body over the route's body_limit, whether
+// declared (route layer), met while verifying a signature (auth layer) or
+// met while streaming it upstream (retry layer, ErrorHandler).
 func problemTooLarge(limit int64) Problem {
 	return Problem{Status: http.StatusRequestEntityTooLarge, Outcome: OutcomeTooLarge, Title: "Request body too large",
 		Detail: fmt.Sprintf("request body exceeds this route's limit of %d bytes", limit)}
