@@ -18,7 +18,8 @@ func (s *Sidecar) authenticate(w http.ResponseWriter, r *http.Request) bool {
 	auth := info.Runtime.Auth
 	if auth.APIKey != nil {
 		if v := auth.APIKey.Check(r.Header.Get("Authorization")); !v.Allowed {
-			s.authFailed(w, r, v.Reason, "Bearer")
+			s.deps.Metrics.WebhookAuthFailures.WithLabelValues(string(v.Reason)).Inc()
+			authFailed(w, r, v.Reason, "Bearer")
 			return false
 		}
 	}
@@ -45,7 +46,7 @@ func (s *Sidecar) authenticate(w http.ResponseWriter, r *http.Request) bool {
 		s.deps.Metrics.WebhookAuthFailures.WithLabelValues(string(v.Reason)).Inc()
 	}
 	if !v.Allowed {
-		s.authFailed(w, r, v.Reason, webhookChallenge)
+		authFailed(w, r, v.Reason, webhookChallenge)
 		return false
 	}
 	return true
@@ -84,14 +85,8 @@ const webhookChallenge = `AgentKit-HMAC-SHA256 headers="X-AgentKit-Timestamp X-A
 
 // authFailed answers 401 for reason with the WWW-Authenticate challenge
 // RFC 9110 asks of every 401.
-func (s *Sidecar) authFailed(w http.ResponseWriter, r *http.Request, reason policy.AuthReason, challenge string) {
-	if reason == policy.AuthReasonInvalidKey {
-		s.deps.Metrics.WebhookAuthFailures.WithLabelValues(string(reason)).Inc()
-	}
-	p := Problem{Status: http.StatusUnauthorized, Outcome: OutcomeAuthFailed, Reason: string(reason),
-		Title: "Authentication failed", Detail: authDetails[reason]}
-	if challenge != "" {
-		p.Header = http.Header{"Www-Authenticate": {challenge}}
-	}
-	WriteProblem(w, r, p)
+func authFailed(w http.ResponseWriter, r *http.Request, reason policy.AuthReason, challenge string) {
+	WriteProblem(w, r, Problem{Status: http.StatusUnauthorized, Outcome: OutcomeAuthFailed, Reason: string(reason),
+		Title: "Authentication failed", Detail: authDetails[reason],
+		Header: http.Header{"Www-Authenticate": {challenge}}})
 }
