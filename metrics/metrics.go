@@ -186,20 +186,6 @@ func (m *Metrics) precreate(version string) {
 	m.BuildInfo.WithLabelValues(version, runtime.Version()).Set(1)
 }
 
-// BreakerStateValue is the breaker_state gauge value of a state name:
-// 0 closed, 1 half-open, 2 open (and -1 for an unknown name).
-func BreakerStateValue(state string) float64 {
-	switch state {
-	case BreakerClosed:
-		return 0
-	case BreakerHalfOpen:
-		return 1
-	case BreakerOpen:
-		return 2
-	}
-	return -1
-}
-
 // ObserveDuration observes d on o, attaching traceID as a trace_id
 // exemplar when it is not empty and o supports exemplars.
 func ObserveDuration(o prometheus.Observer, d time.Duration, traceID string) {

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"opscore-sidecar/metrics"
 )
 
 // transitions records a breaker's state changes.
@@ -340,4 +342,28 @@ func TestReplacedBreakerStopsReporting(t *testing.T) {
 			t.Errorf("replaced breaker reported %v, want nothing", got)
 		}
 	})
+}
+
+// TestBreakerStateIsTheGaugeAndLabels pins what the proxy exports as it
+// is: the state's number is the breaker_state gauge value (0 closed,
+// 1 half-open, 2 open) and its name the from/to label value that package
+// metrics pre-creates.
+func TestBreakerStateIsTheGaugeAndLabels(t *testing.T) {
+	tests := []struct {
+		state BreakerState
+		gauge int
+		label string
+	}{
+		{BreakerClosed, 0, metrics.BreakerClosed},
+		{BreakerHalfOpen, 1, metrics.BreakerHalfOpen},
+		{BreakerOpen, 2, metrics.BreakerOpen},
+	}
+	for _, tt := range tests {
+		if int(tt.state) != tt.gauge || tt.state.String() != tt.label {
+			t.Errorf("state %d %q: want gauge value %d, label %q", int(tt.state), tt.state, tt.gauge, tt.label)
+		}
+	}
+	if got := BreakerState(7).String(); got != "unknown" {
+		t.Errorf("state 7: got label %q, want unknown", got)
+	}
 }
