@@ -21,10 +21,7 @@ func (s *Service) match(path string) (*endpoint, string) {
 	case "/readyz":
 		return s.endpoints[routeReadyz], ""
 	case "/metrics":
-		if s.gatherer != nil {
-			return s.endpoints[routeMetrics], ""
-		}
-		return nil, ""
+		return s.endpoints[routeMetrics], "" // nil without a gatherer
 	case "/v1/opscore/internal/agent/notify":
 		return s.endpoints[routeNotify], ""
 	}
@@ -48,7 +45,8 @@ func (s *Service) match(path string) (*endpoint, string) {
 }
 
 // buildEndpoints creates the route table. GET and POST of .../state share
-// one path; the route label is chosen per method in routeName.
+// one path; the route label is chosen per method in routeName. /metrics is
+// in the table only when there is a gatherer to serve.
 func (s *Service) buildEndpoints() {
 	type h = func(w http.ResponseWriter, r *http.Request, id string)
 	mk := func(name string, m map[string]h) *endpoint {
@@ -65,14 +63,16 @@ func (s *Service) buildEndpoints() {
 		return &endpoint{name: name, methods: m, allow: strings.Join(allow, ", ")}
 	}
 	s.endpoints = map[string]*endpoint{
-		routeHealth:  mk(routeHealth, map[string]h{http.MethodGet: s.handleHealth}),
-		routeReadyz:  mk(routeReadyz, map[string]h{http.MethodGet: s.handleReadyz}),
-		routeMetrics: mk(routeMetrics, map[string]h{http.MethodGet: s.handleMetrics}),
-		routeNotify:  mk(routeNotify, map[string]h{http.MethodPost: s.handleNotify}),
+		routeHealth: mk(routeHealth, map[string]h{http.MethodGet: s.handleHealth}),
+		routeReadyz: mk(routeReadyz, map[string]h{http.MethodGet: s.handleReadyz}),
+		routeNotify: mk(routeNotify, map[string]h{http.MethodPost: s.handleNotify}),
 		routeStateGet: mk(routeStateGet, map[string]h{
 			http.MethodGet: s.handleStateGet, http.MethodPost: s.handleStateUpdate}),
 		routeWorkflow:   mk(routeWorkflow, map[string]h{http.MethodPost: s.handleWorkflow}),
 		routeSessionGet: mk(routeSessionGet, map[string]h{http.MethodGet: s.handleSessionGet}),
+	}
+	if s.metricsHTTP != nil {
+		s.endpoints[routeMetrics] = mk(routeMetrics, map[string]h{http.MethodGet: s.handleMetrics})
 	}
 }
 

@@ -43,11 +43,11 @@ type Service struct {
 	apiKey    []byte
 	log       *slog.Logger
 	metrics   *Metrics
-	gatherer  prometheus.Gatherer
 	preloaded map[string]WorkflowDefinition
 	now       func() time.Time
 	endpoints map[string]*endpoint
-	// metricsHTTP serves gatherer; nil when there is none.
+	// metricsHTTP serves the registerer when it is also a Gatherer; nil
+	// otherwise, and then there is no /metrics route.
 	metricsHTTP http.Handler
 }
 
@@ -79,12 +79,10 @@ func New(opts Options) (*Service, error) {
 
 	reg := opts.Registerer
 	if reg == nil {
-		r := prometheus.NewRegistry()
-		reg = r
+		reg = prometheus.NewRegistry()
 	}
 	s.metrics = NewMetrics(reg)
 	if g, ok := reg.(prometheus.Gatherer); ok {
-		s.gatherer = g
 		s.metricsHTTP = promhttp.HandlerFor(g, promhttp.HandlerOpts{EnableOpenMetrics: true})
 	}
 	if rs, ok := s.store.(*RedisStore); ok {
