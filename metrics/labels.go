@@ -1,9 +1,11 @@
 package metrics
 
-// The bounded label values the sidecar uses. Code that drives a collector
-// uses these constants so that the values stay a closed set; New
-// pre-creates a child for each so dashboards see every series from the
-// first scrape. Add a value here when a new one is needed.
+// The bounded label values the sidecar uses; New pre-creates a child for
+// each so dashboards see every series from the first scrape. Add a value
+// here when a new one is needed. Values the proxy computes itself (attempt
+// results, reloads) are constants here; the reasons come from package
+// policy's typed constants, and the proxy's tests keep those in step with
+// the lists below.
 
 // Routes are the sidecar's fixed route names (label route).
 var Routes = []string{"notify", "state_update", "state_get", "workflow", "default"}
@@ -47,43 +49,21 @@ var AttemptResults = []string{ResultOK, ResultHTTP5xx, ResultRefused, ResultRese
 // plus http_429 for an upstream 429 with Retry-After.
 var RetryReasons = []string{ResultRefused, ResultReset, ResultClosed, ResultTimeout, ResultHTTP5xx, "http_429"}
 
-// Admission rejection reasons (label reason of admission_rejections_total).
-const (
-	ReasonGlobalRate   = "global_rate"
-	ReasonRouteRate    = "route_rate"
-	ReasonKeyRate      = "key_rate"
-	ReasonShed         = "shed"
-	ReasonQueueFull    = "queue_full"
-	ReasonQueueTimeout = "queue_timeout"
-	ReasonCanceled     = "canceled"
-	ReasonDraining     = "draining"
-)
-
-// AdmissionReasons lists every admission rejection reason.
-var AdmissionReasons = []string{ReasonGlobalRate, ReasonRouteRate, ReasonKeyRate, ReasonShed, ReasonQueueFull, ReasonQueueTimeout, ReasonCanceled, ReasonDraining}
+// AdmissionReasons lists every admission rejection reason (label reason
+// of admission_rejections_total; policy.AdmissionReason).
+var AdmissionReasons = []string{"global_rate", "route_rate", "key_rate", "shed", "queue_full", "queue_timeout", "canceled", "draining"}
 
 // Modes are the policy modes (label mode).
 var Modes = []string{"enforce", "shadow"}
 
-// Webhook authentication failure reasons (label reason of
-// webhook_auth_failures_total).
-const (
-	AuthMissingSignature = "missing_signature"
-	AuthBadSignature     = "bad_signature"
-	AuthBadTimestamp     = "bad_timestamp"
-	AuthStaleTimestamp   = "stale_timestamp"
-	AuthReplay           = "replay"
-	AuthBadAPIKey        = "bad_api_key"
-	// AuthUnsigned counts unsigned webhooks let through in optional mode:
-	// not refused, but what required mode would refuse.
-	AuthUnsigned = "unsigned"
-)
+// AuthFailureReasons lists every webhook and API-key authentication
+// failure reason (label reason of webhook_auth_failures_total;
+// policy.AuthReason). unsigned counts unsigned webhooks let through in
+// optional mode: not refused, but what required mode would refuse.
+var AuthFailureReasons = []string{"missing_signature", "bad_signature", "bad_timestamp", "stale_timestamp", "replay", "bad_api_key", "unsigned"}
 
-// AuthFailureReasons lists every webhook authentication failure reason.
-var AuthFailureReasons = []string{AuthMissingSignature, AuthBadSignature, AuthBadTimestamp, AuthStaleTimestamp, AuthReplay, AuthBadAPIKey, AuthUnsigned}
-
-// Breaker states as the values of breaker_state and the from/to labels of
-// breaker_transitions_total.
+// Breaker state names (policy.BreakerState's String), the from/to labels
+// of breaker_transitions_total; breaker_state exports the state's number.
 const (
 	BreakerClosed   = "closed"
 	BreakerHalfOpen = "half_open"
