@@ -63,6 +63,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	load := proxy.LoadOptions{Path: *configPath, Overrides: overrides}
 	cfg, err := proxy.Load(load)
+	if err == nil && *checkConfig {
+		err = proxy.Check(cfg)
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, "sidecar: invalid configuration:")
 		for _, e := range proxy.SplitErrors(err) {
@@ -71,13 +74,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	if *checkConfig {
-		if err := proxy.Check(cfg); err != nil {
-			fmt.Fprintln(stderr, "sidecar: invalid configuration:")
-			for _, e := range proxy.SplitErrors(err) {
-				fmt.Fprintln(stderr, "  "+e.Error())
-			}
-			return 1
-		}
 		fmt.Fprintln(stdout, "sidecar: configuration OK")
 		return 0
 	}
