@@ -15,9 +15,11 @@ var LatencyBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
 
 // Metrics holds every collector of the sidecar. The proxy drives the
 // request, attempt, in-flight and reload collectors; the admission layer
-// drives AdmissionRejections, QueueDepth, ConcurrencyLimit, RateLimitKeys
-// and WebhookAuthFailures; the retry layer drives Retries,
-// RetryBudgetExhausted, BreakerState and BreakerTransitions.
+// drives AdmissionRejections, QueueDepth, ConcurrencyLimit,
+// AdmissionInflight and RateLimitKeys; the auth layer drives
+// WebhookAuthFailures; the retry layer drives Retries and
+// RetryBudgetExhausted; the breaker layer drives BreakerState and
+// BreakerTransitions.
 type Metrics struct {
 	// Requests counts finished requests by route, class, code and outcome.
 	Requests *prometheus.CounterVec
