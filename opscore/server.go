@@ -33,19 +33,20 @@ func NewHTTPServer(c Config, h http.Handler) *http.Server {
 }
 
 // CheckHealth GETs url and returns nil when it answers 200. It backs
-// "opscore healthcheck", Docker's HEALTHCHECK in an image without a shell.
+// "opscore healthcheck" and "sidecar healthcheck", Docker's HEALTHCHECK in
+// an image without a shell, so its errors name neither program.
 func CheckHealth(ctx context.Context, url string) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return fmt.Errorf("opscore: healthcheck: %w", err)
+		return fmt.Errorf("healthcheck: %w", err)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return fmt.Errorf("opscore: healthcheck: %w", err)
+		return fmt.Errorf("healthcheck: %w", err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("opscore: healthcheck: %s answered %d, want 200", url, resp.StatusCode)
+		return fmt.Errorf("healthcheck: %s answered %d, want 200", url, resp.StatusCode)
 	}
 	return nil
 }

@@ -1,16 +1,18 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"time"
+
+	"opscore-sidecar/opscore"
 )
 
 // healthcheck implements "sidecar healthcheck [--url URL]" for Docker's
 // exec-form HEALTHCHECK (distroless images have no curl): exit 0 when the
-// URL answers 200, 1 otherwise.
+// URL answers 200, 1 otherwise. The probe is the core's (opscore.CheckHealth).
 func healthcheck(args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("healthcheck", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -19,16 +21,10 @@ func healthcheck(args []string, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	client := &http.Client{Timeout: *timeout}
-	resp, err := client.Get(*target)
-	if err != nil {
-		fmt.Fprintln(stderr, "healthcheck:", err)
-		return 1
-	}
-	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		fmt.Fprintf(stderr, "healthcheck: %s answered %d\n", *target, resp.StatusCode)
+	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	defer cancel()
+	if err := opscore.CheckHealth(ctx, *target); err != nil {
+		fmt.Fprintln(stderr, err)
 		return 1
 	}
 	return 0
