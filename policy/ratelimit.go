@@ -91,15 +91,9 @@ var ErrUnknownRoute = errors.New("policy: unknown route")
 
 // NewRateLimiter builds the buckets of global and of each named route.
 func NewRateLimiter(global RateLimitConfig, routes map[string]RouteRateLimitConfig) (*RateLimiter, error) {
-	if err := validateRates(global, routes); err != nil {
-		return nil, err
-	}
 	l := &RateLimiter{routes: make(map[string]*RouteRateLimiter, len(routes))}
-	l.setGlobal(time.Time{}, global)
-	for name, rc := range routes {
-		r := &RouteRateLimiter{}
-		r.update(time.Time{}, rc)
-		l.routes[name] = r
+	if err := l.Update(time.Time{}, global, routes); err != nil {
+		return nil, err
 	}
 	return l, nil
 }
@@ -121,18 +115,22 @@ func (l *RateLimiter) Update(now time.Time, global RateLimitConfig, routes map[s
 	}
 	l.setGlobal(now, global)
 	for name, rc := range routes {
-		l.mu.RLock()
-		r := l.routes[name]
-		l.mu.RUnlock()
-		if r == nil {
-			r = &RouteRateLimiter{}
-			l.mu.Lock()
-			l.routes[name] = r
-			l.mu.Unlock()
-		}
-		r.update(now, rc)
+		l.routeOrNew(name).update(now, rc)
 	}
 	return nil
+}
+
+// routeOrNew returns the limiter of route name, adding an empty one (every
+// level off) when the route is new.
+func (l *RateLimiter) routeOrNew(name string) *RouteRateLimiter {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	r := l.routes[name]
+	if r == nil {
+		r = &RouteRateLimiter{}
+		l.routes[name] = r
+	}
+	return r
 }
 
 func (l *RateLimiter) setGlobal(now time.Time, c RateLimitConfig) {
@@ -160,11 +158,10 @@ func resizeBucket(b *TokenBucket, now time.Time, rps float64, burst int) *TokenB
 // own, for callers that keep route state apart from the RateLimiter (the
 // proxy keeps it in each route's runtime); name is the route's config key.
 func NewRouteRateLimiter(name string, c RouteRateLimitConfig) (*RouteRateLimiter, error) {
-	if err := errors.Join(c.Validate(fmt.Sprintf("routes.%s.rate_limit", name))...); err != nil {
+	r := &RouteRateLimiter{}
+	if err := r.Update(time.Time{}, name, c); err != nil {
 		return nil, err
 	}
-	r := &RouteRateLimiter{}
-	r.update(time.Time{}, c)
 	return r, nil
 }
 
