@@ -79,7 +79,7 @@ func (a *attemptTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	status := 0
 	if err != nil {
 		result = ClassifyError(req.Context(), err)
-		err = &AttemptError{Result: result, Sent: conns > 0 && !neverSent(err, result), Err: err}
+		err = &AttemptError{Result: result, Err: err}
 		span.RecordError(err)
 		span.SetStatus(codes.Error, result)
 	} else {

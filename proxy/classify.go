@@ -14,16 +14,13 @@ import (
 
 var errNoSnapshot = errors.New("proxy: request has no config snapshot")
 
-// AttemptError is the error of one failed upstream attempt, classified.
-// The retry layer uses Result and Sent to decide whether a retry is safe
-// (STYLE.md 9: a request that was never sent may always be retried).
+// AttemptError is the error of one failed upstream attempt with the result
+// label the attempt layer counted it under, so that the layers above (the
+// retry layer's problem, the ErrorHandler) name the same result.
 type AttemptError struct {
 	// Result is the attempt result label: refused, reset, timeout, closed,
 	// canceled or error (see package metrics).
 	Result string
-	// Sent is false when the request certainly never reached the upstream
-	// (no connection was obtained, or the connection was refused).
-	Sent bool
 	// Err is the transport's error.
 	Err error
 }
@@ -57,16 +54,6 @@ func ClassifyError(ctx context.Context, err error) string {
 		return metrics.ResultClosed
 	}
 	return metrics.ResultError
-}
-
-// neverSent reports whether err shows the request could not have reached
-// the upstream: a refused or failed dial.
-func neverSent(err error, result string) bool {
-	if result == metrics.ResultRefused {
-		return true
-	}
-	var oe *net.OpError
-	return errors.As(err, &oe) && oe.Op == "dial"
 }
 
 // isServerClosed matches the transport's unexported errors for an upstream

@@ -129,8 +129,10 @@ func TestHiddenTransportReplayIsCounted(t *testing.T) {
 	}
 }
 
+// TestClassifyErrorKeepsAttemptError: the result the attempt layer counted
+// wins over what the wrapped error alone would say (io.EOF: closed).
 func TestClassifyErrorKeepsAttemptError(t *testing.T) {
-	err := &AttemptError{Result: "reset", Sent: true}
+	err := &AttemptError{Result: "reset", Err: io.EOF}
 	if got := ClassifyError(t.Context(), err); got != "reset" {
 		t.Errorf("ClassifyError(AttemptError{reset}) = %q, want reset", got)
 	}
