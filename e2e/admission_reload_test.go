@@ -116,7 +116,7 @@ func TestReloadKeepsBucketsAndQueuedRequests(t *testing.T) {
 			t.Fatalf("state read %d under a shadow bucket: got %d, want the upstream's 202", i, resp.StatusCode)
 		}
 	}
-	if got := resMetric(t, sidecar, "opscore_sidecar_admission_rejections_total", `route="state_get"`, `reason="route_rate"`, `mode="shadow"`); got != 1 {
+	if got := sidecarMetric(t, sidecar, "opscore_sidecar_admission_rejections_total", `route="state_get"`, `reason="route_rate"`, `mode="shadow"`); got != 1 {
 		t.Errorf("shadow rejections of state_get: got %v, want 1", got)
 	}
 	admEventually(t, "access log line listing the shadow refusal", func() bool {
@@ -140,7 +140,7 @@ func TestReloadKeepsBucketsAndQueuedRequests(t *testing.T) {
 	}
 	<-arrived
 	admEventually(t, "two bulk requests queued", func() bool {
-		return resMetric(t, sidecar, "opscore_sidecar_queue_depth", `class="bulk"`) == 2
+		return sidecarMetric(t, sidecar, "opscore_sidecar_queue_depth", `class="bulk"`) == 2
 	})
 
 	// The bucket of 3 is empty now: a fourth update is refused.
@@ -155,7 +155,7 @@ func TestReloadKeepsBucketsAndQueuedRequests(t *testing.T) {
 
 	// Reload: the editor's way, a new file renamed over the old one. The
 	// start-up load already counts as one success.
-	loads := resMetric(t, sidecar, "opscore_sidecar_config_reloads_total", `result="success"`)
+	loads := sidecarMetric(t, sidecar, "opscore_sidecar_config_reloads_total", `result="success"`)
 	tmp := cfgPath + ".tmp"
 	if err := os.WriteFile(tmp, []byte(admReloadAfter), 0o644); err != nil {
 		t.Fatal(err)
@@ -164,9 +164,9 @@ func TestReloadKeepsBucketsAndQueuedRequests(t *testing.T) {
 		t.Fatal(err)
 	}
 	admEventually(t, "config_reloads_total{result=success}", func() bool {
-		return resMetric(t, sidecar, "opscore_sidecar_config_reloads_total", `result="success"`) == loads+1
+		return sidecarMetric(t, sidecar, "opscore_sidecar_config_reloads_total", `result="success"`) == loads+1
 	})
-	if got := resMetric(t, sidecar, "opscore_sidecar_concurrency_limit", `class="bulk"`); got != 3 {
+	if got := sidecarMetric(t, sidecar, "opscore_sidecar_concurrency_limit", `class="bulk"`); got != 3 {
 		t.Errorf("concurrency_limit{bulk} after reload: got %v, want 3", got)
 	}
 
@@ -178,7 +178,7 @@ func TestReloadKeepsBucketsAndQueuedRequests(t *testing.T) {
 			t.Fatalf("queued update %d: not forwarded within %s of the reload", i, admReloadWait)
 		}
 	}
-	if got := resMetric(t, sidecar, "opscore_sidecar_queue_depth", `class="bulk"`); got != 0 {
+	if got := sidecarMetric(t, sidecar, "opscore_sidecar_queue_depth", `class="bulk"`); got != 0 {
 		t.Errorf("queue_depth{bulk} after reload: got %v, want 0", got)
 	}
 
@@ -201,7 +201,7 @@ func TestReloadKeepsBucketsAndQueuedRequests(t *testing.T) {
 			t.Errorf("held or queued update: got %d, want 202 (no request dropped by the reload)", code)
 		}
 	}
-	if got := resMetric(t, sidecar, "opscore_sidecar_admission_rejections_total", `route="state_update"`, `mode="enforce"`); got != 2 {
+	if got := sidecarMetric(t, sidecar, "opscore_sidecar_admission_rejections_total", `route="state_update"`, `mode="enforce"`); got != 2 {
 		t.Errorf("enforced rejections of state_update: got %v, want 2 (the two 429s)", got)
 	}
 }

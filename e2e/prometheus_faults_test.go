@@ -1,13 +1,11 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"net/http"
 	"os"
 	"strconv"
-	"strings"
 	"time"
 )
 
@@ -105,8 +103,8 @@ func (s *promStack) driveFaults(prom *promServer) {
 	promWaitFor(t, ctx, "the state_update breaker to close after the core restarted", func() bool {
 		probe++
 		s.stateUpdate("back-"+strconv.Itoa(probe), 0) // 404 from the core: an unknown agent
-		return s.adminValue("opscore_sidecar_breaker_state", `route="state_update"`) == 0 &&
-			s.adminValue("opscore_sidecar_breaker_transitions_total", `route="state_update"`, `to="closed"`) > 0
+		return sidecarMetric(t, s.sidecar, "opscore_sidecar_breaker_state", `route="state_update"`) == 0 &&
+			sidecarMetric(t, s.sidecar, "opscore_sidecar_breaker_transitions_total", `route="state_update"`, `to="closed"`) > 0
 	})
 	expect("registration after the restart", s.register("back", promWebhookSecret, nil), http.StatusOK)
 
@@ -115,52 +113,22 @@ func (s *promStack) driveFaults(prom *promServer) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	before := s.adminValue("opscore_sidecar_config_reloads_total", `result="success"`)
+	before := sidecarMetric(t, s.sidecar, "opscore_sidecar_config_reloads_total", `result="success"`)
 	if err := os.WriteFile(s.cfgPath, []byte("admission:\n  concurrency: {limit: -1}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	promWaitFor(t, ctx, "the sidecar to count a failed reload", func() bool {
-		return s.adminValue("opscore_sidecar_config_reloads_total", `result="failure"`) > 0
+		return sidecarMetric(t, s.sidecar, "opscore_sidecar_config_reloads_total", `result="failure"`) > 0
 	})
 	if err := os.WriteFile(s.cfgPath, good, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	promWaitFor(t, ctx, "the sidecar to reload the good config", func() bool {
-		return s.adminValue("opscore_sidecar_config_reloads_total", `result="success"`) > before
+		return sidecarMetric(t, s.sidecar, "opscore_sidecar_config_reloads_total", `result="success"`) > before
 	})
 
 	// Last, so no later request replaces its exemplar before a scrape: a
 	// request on the default route that continues the caller's trace.
 	tp := http.Header{"Traceparent": {"00-" + promTraceID + "-00f067aa0ba902b7-01"}}
 	expect("health through the default route", s.do(http.MethodGet, "/health", nil, tp), http.StatusOK)
-}
-
-// adminValue sums the sidecar's /metrics (text exposition) samples of
-// metric whose labels include every label="value" in labels; it returns 0
-// when there is none.
-func (s *promStack) adminValue(metric string, labels ...string) float64 {
-	resp, err := promClient.Get(s.sidecar.AdminURL + "/metrics")
-	if err != nil {
-		return 0
-	}
-	defer resp.Body.Close()
-	sum := 0.0
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 0, 64*1024), 1<<20)
-	for sc.Scan() {
-		series, value, ok := strings.Cut(sc.Text(), " ")
-		name, labelSet, _ := strings.Cut(series, "{")
-		if !ok || name != metric {
-			continue
-		}
-		match := true
-		for _, l := range labels {
-			match = match && strings.Contains(","+labelSet, ","+l)
-		}
-		if match {
-			f, _ := strconv.ParseFloat(strings.Fields(value)[0], 64)
-			sum += f
-		}
-	}
-	return sum
 }

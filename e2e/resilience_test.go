@@ -70,33 +70,31 @@ func resSend(c *http.Client, method, url string, body []byte) resReply {
 	}
 }
 
-// resMetric sums the samples of a metric on the sidecar's admin /metrics
-// whose labels contain every one of the given label pairs (`route="notify"`).
-func resMetric(t *testing.T, sidecar *harness.Proc, name string, labels ...string) float64 {
+// sidecarMetric sums the samples of metric on the sidecar's admin
+// /metrics whose labels include every one of the given label pairs
+// (`route="notify"`); it returns 0 when there is none.
+func sidecarMetric(t *testing.T, sidecar *harness.Proc, metric string, labels ...string) float64 {
 	t.Helper()
-	resp, err := http.Get(sidecar.AdminURL + "/metrics")
+	resp, err := (&http.Client{Timeout: 5 * time.Second}).Get(sidecar.AdminURL + "/metrics")
 	if err != nil {
 		t.Fatalf("scrape sidecar: %v", err)
 	}
 	defer resp.Body.Close()
 	var sum float64
 	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, name+"{") && !strings.HasPrefix(line, name+" ") {
+		series, value, ok := strings.Cut(sc.Text(), " ")
+		name, labelSet, _ := strings.Cut(series, "{")
+		if !ok || name != metric {
 			continue
 		}
-		ok := true
+		match := true
 		for _, l := range labels {
-			ok = ok && strings.Contains(line, l)
+			match = match && strings.Contains(","+labelSet, ","+l)
 		}
-		fields := strings.Fields(line)
-		if !ok || len(fields) < 2 {
-			continue
-		}
-		v, err := strconv.ParseFloat(fields[1], 64)
-		if err == nil {
+		value, _, _ = strings.Cut(value, " ")
+		if v, err := strconv.ParseFloat(value, 64); match && err == nil {
 			sum += v
 		}
 	}
@@ -160,7 +158,7 @@ func TestRequestsSurviveConnectionResets(t *testing.T) {
 	}
 	wg.Wait()
 	t.Logf("%d requests through the sidecar, %d needed more than one attempt (%v); sidecar retries by reason: reset %v, closed %v",
-		requests, retried, retriedBy, resMetric(t, sc, "opscore_sidecar_retries_total", `reason="reset"`), resMetric(t, sc, "opscore_sidecar_retries_total", `reason="closed"`))
+		requests, retried, retriedBy, sidecarMetric(t, sc, "opscore_sidecar_retries_total", `reason="reset"`), sidecarMetric(t, sc, "opscore_sidecar_retries_total", `reason="closed"`))
 	for _, f := range failures {
 		t.Errorf("request failed: %s", f)
 	}
@@ -247,7 +245,7 @@ func runCoreRestart(t *testing.T, configYAML string, rate int, down, after time.
 	for i, c := range run.codes {
 		t.Logf("registrations sent %s: %v", restartPhases[i], c)
 	}
-	t.Logf("breaker transitions closed->open: %.0f", resMetric(t, sc, "opscore_sidecar_breaker_transitions_total", `route="notify"`, `to="open"`))
+	t.Logf("breaker transitions closed->open: %.0f", sidecarMetric(t, sc, "opscore_sidecar_breaker_transitions_total", `route="notify"`, `to="open"`))
 	if r := resSend(client, "POST", sc.URL+"/v1/opscore/internal/agent/notify", resRegistration("res-restart-after")); r.status != 200 {
 		t.Errorf("registration after recovery: status %d err %v, want 200", r.status, r.err)
 	}
@@ -319,7 +317,7 @@ func TestOpenBreakerSparesTheCore(t *testing.T) {
 	const rate, total = 1000, 6 * time.Second
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 128}}
 	attempts := func() float64 {
-		return resMetric(t, sc, "opscore_sidecar_upstream_attempts_total", `route="notify"`)
+		return sidecarMetric(t, sc, "opscore_sidecar_upstream_attempts_total", `route="notify"`)
 	}
 	before := attempts()
 	var sent, transportErrs atomic.Int64
