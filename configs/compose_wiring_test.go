@@ -139,8 +139,9 @@ func TestComposePortsAndURLsAgree(t *testing.T) {
 	if tr, err := url.Parse(cfg.Tracing.OTLPEndpoint); err != nil || !slices.Contains(c.Services[tr.Hostname()].containerPorts(), tr.Port()) {
 		t.Errorf("sidecar tracing endpoint: got %q, want a URL naming a compose service and one of its ports", cfg.Tracing.OTLPEndpoint)
 	} else if tr.Path != otlpTracesPath {
-		// The OTLP/HTTP exporter posts to the URL as it is: a bare host:port
-		// would post to "/", which a collector answers with 404.
+		// The compose file names the full traces URL. (The sidecar adds
+		// /v1/traces only to a URL without a path; any other path is
+		// posted to as given, and a collector answers it with 404.)
 		t.Errorf("sidecar tracing endpoint: got path %q in %q, want %s", tr.Path, cfg.Tracing.OTLPEndpoint, otlpTracesPath)
 	}
 
