@@ -41,7 +41,9 @@ func startEmbeddedCore(upstreamURL string, reg prometheus.Registerer, logger *sl
 		svc.Close()
 		return nil, fmt.Errorf("embedded core: listen on %s: %w", u.Host, err)
 	}
-	srv := &http.Server{Handler: svc.Handler(), ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 5 * time.Second}
+	// The core's own server limits; the idle timeout is uvicorn's 5s, which
+	// the sidecar's upstream pool (idle_conn_timeout 4s) is tuned for.
+	srv := opscore.NewHTTPServer(opscore.Config{Listen: u.Host, IdleTimeout: 5 * time.Second}, svc.Handler())
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			logger.Error("embedded core stopped", "error", err)
