@@ -3,7 +3,6 @@ package policy
 import (
 	"errors"
 	"fmt"
-	"strconv"
 	"sync"
 	"time"
 )
@@ -53,16 +52,6 @@ type RateDecision struct {
 // Shadow reports whether a shadow-mode bucket would have refused the
 // request that was nevertheless allowed.
 func (d RateDecision) Shadow() bool { return d.Reason != ReasonNone && d.Mode == ModeShadow }
-
-// PolicyField returns the RateLimit-Policy field value, `"default";q=<burst>;w=<seconds>`.
-func (s RateState) PolicyField() string {
-	return `"default";q=` + strconv.Itoa(s.Quota) + ";w=" + strconv.Itoa(s.Window)
-}
-
-// Field returns the RateLimit field value, `"default";r=<remaining>;t=<seconds>`.
-func (s RateState) Field() string {
-	return `"default";r=` + strconv.Itoa(s.Remaining) + ";t=" + strconv.Itoa(s.Reset)
-}
 
 // RateLimiter holds the sidecar's token buckets: one global bucket and, per
 // route, a route bucket and a bounded table of per-key buckets. Every level

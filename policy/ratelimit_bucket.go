@@ -2,6 +2,7 @@ package policy
 
 import (
 	"math"
+	"strconv"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -42,6 +43,14 @@ func (b *TokenBucket) SetRate(now time.Time, rps float64, burst int) {
 	}
 }
 
+// refill sets the rate and size and makes the bucket full, as a new one
+// is, without allocating: with its last update at the zero time, the next
+// read sees centuries of refill, capped at the size.
+func (b *TokenBucket) refill(rps float64, burst int) {
+	b.lim.SetLimitAt(time.Time{}, rate.Limit(rps))
+	b.lim.SetBurstAt(time.Time{}, EffectiveBurst(rps, burst))
+}
+
 // Tokens returns the tokens available at now, without taking any.
 func (b *TokenBucket) Tokens(now time.Time) float64 { return b.lim.TokensAt(now) }
 
@@ -54,19 +63,20 @@ func (b *TokenBucket) RPS() float64 { return float64(b.lim.Limit()) }
 // Burst returns the bucket size.
 func (b *TokenBucket) Burst() int { return b.lim.Burst() }
 
-// state describes the bucket at now as the RateLimit header fields see it,
-// given the tokens it holds.
+// state describes the bucket holding tokens as the RateLimit header
+// fields see it.
 func (b *TokenBucket) state(tokens float64) RateState {
 	rps, burst := b.RPS(), b.Burst()
-	s := RateState{Quota: burst, Window: ceilSeconds(float64(burst) / rps)}
+	s := RateState{
+		Quota:  burst,
+		Window: max(1, ceilSeconds(float64(burst)/rps)),
+		Reset:  ceilSeconds((float64(burst) - tokens) / rps),
+	}
 	if tokens >= 1 {
 		s.Remaining = int(math.Floor(tokens))
-	}
-	s.Reset = ceilSeconds((float64(burst) - tokens) / rps)
-	if tokens < 1 {
+	} else {
 		s.RetryAfter = max(1, ceilSeconds((1-tokens)/rps))
 	}
-	s.Window = max(1, s.Window)
 	return s
 }
 
@@ -100,10 +110,12 @@ type RateState struct {
 	RetryAfter int
 }
 
-// refill sets the rate and size and makes the bucket full, as a new one
-// is, without allocating: with its last update at the zero time, the next
-// read sees centuries of refill, capped at the size.
-func (b *TokenBucket) refill(rps float64, burst int) {
-	b.lim.SetLimitAt(time.Time{}, rate.Limit(rps))
-	b.lim.SetBurstAt(time.Time{}, EffectiveBurst(rps, burst))
+// PolicyField returns the RateLimit-Policy field value, `"default";q=<burst>;w=<seconds>`.
+func (s RateState) PolicyField() string {
+	return `"default";q=` + strconv.Itoa(s.Quota) + ";w=" + strconv.Itoa(s.Window)
+}
+
+// Field returns the RateLimit field value, `"default";r=<remaining>;t=<seconds>`.
+func (s RateState) Field() string {
+	return `"default";r=` + strconv.Itoa(s.Remaining) + ";t=" + strconv.Itoa(s.Reset)
 }
