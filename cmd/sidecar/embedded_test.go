@@ -35,7 +35,7 @@ func TestEmbeddedCoreIsAWorkingStack(t *testing.T) {
 	go func() {
 		done <- run([]string{"--embedded-core", "--listen", proxyAddr, "--admin-listen", adminAddr, "--upstream-url", "http://" + coreAddr}, &out, &out)
 	}()
-	waitOK(t, "http://"+adminAddr+"/readyz", done)
+	waitStatus(t, "http://"+adminAddr+"/readyz", http.StatusOK, done)
 
 	notify := `{"event_type":"REGISTER","agent_details":{"agentId":"a1","agentName":"demo","version":"1.0","capabilities":[],"contactEndpoint":"http://127.0.0.1:9","metadata":{}}}`
 	resp, err := http.Post("http://"+proxyAddr+"/v1/opscore/internal/agent/notify", "application/json", strings.NewReader(notify))
@@ -106,25 +106,26 @@ func getBody(t *testing.T, url string) string {
 	return string(b)
 }
 
-// waitOK polls url until it answers 200, failing if run exits first.
-func waitOK(t *testing.T, url string, done <-chan int) {
+// waitStatus polls url until it answers want, failing after 20s or, when
+// done is not nil, as soon as run returns on it.
+func waitStatus(t *testing.T, url string, want int, done <-chan int) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
 		select {
 		case code := <-done:
-			t.Fatalf("sidecar exited with %d before becoming ready", code)
+			t.Fatalf("sidecar exited with %d before %s answered %d", code, url, want)
 		default:
 		}
 		if resp, err := http.Get(url); err == nil {
 			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
+			if resp.StatusCode == want {
 				return
 			}
 		}
-		time.Sleep(10 * time.Millisecond) // polling interval while the process starts
+		time.Sleep(10 * time.Millisecond) // polling interval
 	}
-	t.Fatalf("%s not ready within 20s", url)
+	t.Fatalf("%s did not answer %d within 20s", url, want)
 }
 
 type syncWriter struct {
