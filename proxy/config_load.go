@@ -221,27 +221,36 @@ func flatten(cfg *Config) map[string]any {
 
 var durationType = reflect.TypeFor[time.Duration]()
 
-func flattenValue(prefix string, v reflect.Value, out map[string]any) {
-	join := func(k string) string {
-		if prefix == "" {
-			return k
-		}
-		return prefix + "." + k
+// configKey is the YAML key of a config struct field: the name in its
+// mapstructure tag ("" or "-" for a field that is not a key).
+func configKey(f reflect.StructField) string {
+	name, _, _ := strings.Cut(f.Tag.Get("mapstructure"), ",")
+	return name
+}
+
+// joinKey appends k to the dotted key prefix.
+func joinKey(prefix, k string) string {
+	if prefix == "" {
+		return k
 	}
+	return prefix + "." + k
+}
+
+func flattenValue(prefix string, v reflect.Value, out map[string]any) {
 	switch {
 	case v.Type() == durationType:
 		out[prefix] = v.Interface()
 	case v.Kind() == reflect.Struct:
 		for i := 0; i < v.NumField(); i++ {
-			tag := strings.Split(v.Type().Field(i).Tag.Get("mapstructure"), ",")[0]
+			tag := configKey(v.Type().Field(i))
 			if tag == "" || tag == "-" {
 				continue
 			}
-			flattenValue(join(tag), v.Field(i), out)
+			flattenValue(joinKey(prefix, tag), v.Field(i), out)
 		}
 	case v.Kind() == reflect.Map:
 		for _, k := range v.MapKeys() {
-			flattenValue(join(k.String()), v.MapIndex(k), out)
+			flattenValue(joinKey(prefix, k.String()), v.MapIndex(k), out)
 		}
 	case v.Kind() == reflect.Slice && v.IsNil():
 		out[prefix] = reflect.MakeSlice(v.Type(), 0, 0).Interface()

@@ -4,7 +4,6 @@ import (
 	"maps"
 	"net/url"
 	"reflect"
-	"strings"
 	"time"
 )
 
@@ -42,7 +41,7 @@ func toTree(v reflect.Value) any {
 	case v.Kind() == reflect.Struct:
 		m := map[string]any{}
 		for i := 0; i < v.NumField(); i++ {
-			tag := strings.Split(v.Type().Field(i).Tag.Get("mapstructure"), ",")[0]
+			tag := configKey(v.Type().Field(i))
 			if tag != "" && tag != "-" {
 				m[tag] = toTree(v.Field(i))
 			}

@@ -140,24 +140,18 @@ func writeYAML(b *strings.Builder, prefix string, depth int, v reflect.Value) {
 			fmt.Fprintf(b, "%s%s: %s%s\n", indent, name, value, c)
 		}
 	}
-	join := func(k string) string {
-		if prefix == "" {
-			return k
-		}
-		return prefix + "." + k
-	}
 	if v.Kind() == reflect.Map {
 		for _, name := range RouteNames {
-			key := join(name)
+			key := joinKey(prefix, name)
 			line(key, name, "")
 			writeYAML(b, key, depth+1, v.MapIndex(reflect.ValueOf(name)))
 		}
 		return
 	}
 	for i := 0; i < v.NumField(); i++ {
-		name := strings.Split(v.Type().Field(i).Tag.Get("mapstructure"), ",")[0]
+		name := configKey(v.Type().Field(i))
 		f := v.Field(i)
-		key := join(name)
+		key := joinKey(prefix, name)
 		switch {
 		case f.Type() == durationType:
 			line(key, name, time.Duration(f.Int()).String())
