@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -307,8 +308,14 @@ func TestGateNeverExceedsLimits(t *testing.T) {
 }
 
 func TestGateRejectsInvalidConfig(t *testing.T) {
-	if _, err := NewConcurrencyGate(gateConfig(-1, 1, 5, 0, "x")); err == nil {
+	_, err := NewConcurrencyGate(gateConfig(-1, 1, 5, 0, "x"))
+	if err == nil {
 		t.Fatal("got nil error, want invalid limit, share, timeout and mode reported")
+	}
+	for _, key := range []string{"limit", "critical_reserved", "queue_timeout", "mode"} {
+		if !strings.Contains(err.Error(), "admission.concurrency."+key+":") {
+			t.Errorf("error %q: want it to name admission.concurrency.%s", err, key)
+		}
 	}
 }
 
