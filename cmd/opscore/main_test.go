@@ -109,19 +109,7 @@ func TestRunRejectsBadConfig(t *testing.T) {
 // listener must close (new connections refused), the in-flight request
 // must still get its 200, and run must return nil.
 func TestShutdownFinishesInFlightRequest(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	ready := make(chan string, 1)
-	errc := make(chan error, 1)
-	go func() {
-		errc <- run(ctx, []string{"--listen", "127.0.0.1:0"}, func(string) string { return "" }, io.Discard, ready)
-	}()
-	var addr string
-	select {
-	case addr = <-ready:
-	case err := <-errc:
-		t.Fatalf("run: %v", err)
-	}
+	base, stop := startRun(t, nil)
 
 	// Expect: 100-continue makes the server say when the handler starts
 	// reading the body, so the request is known to be in flight.
@@ -129,7 +117,7 @@ func TestShutdownFinishesInFlightRequest(t *testing.T) {
 	inHandler := make(chan struct{})
 	reqCtx := httptrace.WithClientTrace(context.Background(),
 		&httptrace.ClientTrace{Got100Continue: func() { close(inHandler) }})
-	req, err := http.NewRequestWithContext(reqCtx, http.MethodPost, "http://"+addr+"/v1/opscore/internal/agent/notify", pr)
+	req, err := http.NewRequestWithContext(reqCtx, http.MethodPost, base+"/v1/opscore/internal/agent/notify", pr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,8 +146,9 @@ func TestShutdownFinishesInFlightRequest(t *testing.T) {
 		t.Fatalf("request ended before its body was sent: %+v", r)
 	}
 
-	cancel() // what SIGTERM does through signal.NotifyContext
-	waitRefused(t, addr, 5*time.Second)
+	stopped := make(chan error, 1)
+	go func() { stopped <- stop() }() // what SIGTERM does through signal.NotifyContext
+	waitRefused(t, strings.TrimPrefix(base, "http://"), 5*time.Second)
 
 	body := `{"event_type":"REGISTER","agent_details":{"agentId":"a1","agentName":"n","version":"1","contactEndpoint":"http://a"}}`
 	if _, err := io.WriteString(pw, body); err != nil {
@@ -170,7 +159,7 @@ func TestShutdownFinishesInFlightRequest(t *testing.T) {
 	if r.err != nil || r.status != 200 || !strings.Contains(r.body, "registered successfully") {
 		t.Fatalf("in-flight request: got %d %q %v, want 200 and the success body", r.status, r.body, r.err)
 	}
-	if err := <-errc; err != nil {
+	if err := <-stopped; err != nil {
 		t.Fatalf("run after shutdown: got %v, want nil", err)
 	}
 }
