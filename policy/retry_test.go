@@ -20,8 +20,9 @@ func respAfter(status int, d time.Duration) AttemptOutcome {
 	return AttemptOutcome{Kind: AttemptResponse, Status: status, RetryAfter: d, HasRetryAfter: true}
 }
 
-// TestRetryDecisionRows is the retry table of issue 5, row by row, for an
-// idempotent route (notify, state) and for the workflow route.
+// TestRetryDecisionRows is the retry table of docs/resilience.md ("What
+// is retried"), row by row, for an idempotent route (notify, state) and
+// for the workflow route.
 func TestRetryDecisionRows(t *testing.T) {
 	kind := func(k AttemptKind) AttemptOutcome { return AttemptOutcome{Kind: k} }
 	tests := []struct {
