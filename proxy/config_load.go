@@ -111,10 +111,7 @@ func decode(v *viper.Viper, keyErrs []error, overrides map[string]any) (cfg *Con
 			errs = append(errs, e)
 		}
 	}
-	if err := errors.Join(errs...); err != nil {
-		return cfg, err
-	}
-	return cfg, nil
+	return cfg, errors.Join(errs...)
 }
 
 // sameBranch reports whether one dotted key is the other or lies under it.
