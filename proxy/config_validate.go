@@ -126,7 +126,7 @@ func (c *Config) validateRoutes() []error {
 			if rc.Match != (MatchConfig{}) {
 				add(p+".match", "must be empty: the default route matches every request the other routes do not")
 			}
-		} else if slices.Contains(RouteNames, name) {
+		} else {
 			if err := validMethod(rc.Match.Method); err != nil {
 				add(p+".match.method", "%v", err)
 			}
