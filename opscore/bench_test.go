@@ -4,6 +4,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -67,7 +68,8 @@ func benchmarkCore(b *testing.B, withGet bool) {
 		lat     []time.Duration
 		failure atomic.Value
 	)
-	b.SetParallelism((benchClients + testingProcs() - 1) / testingProcs()) // RunParallel starts parallelism × GOMAXPROCS goroutines
+	procs := runtime.GOMAXPROCS(0)
+	b.SetParallelism((benchClients + procs - 1) / procs) // RunParallel starts parallelism × GOMAXPROCS goroutines
 	b.ResetTimer()
 	start := time.Now()
 	b.RunParallel(func(pb *testing.PB) {

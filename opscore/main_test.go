@@ -3,7 +3,6 @@ package opscore
 import (
 	"context"
 	"os"
-	"runtime"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
@@ -19,6 +18,3 @@ func TestMain(m *testing.M) {
 	redis.SetLogger(discardRedisLog{})
 	os.Exit(m.Run())
 }
-
-// testingProcs is GOMAXPROCS, for sizing RunParallel to a client count.
-func testingProcs() int { return runtime.GOMAXPROCS(0) }
