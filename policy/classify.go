@@ -97,27 +97,69 @@ func (e *DialError) Error() string {
 // Unwrap returns the underlying dial error.
 func (e *DialError) Unwrap() error { return e.Err }
 
+// The result labels of opscore_sidecar_upstream_attempts_total that
+// ClassifyFailure gives a failed attempt; package metrics pre-creates them
+// (and ok and http_5xx, the labels of an answer).
+const (
+	ResultRefused  = "refused"
+	ResultReset    = "reset"
+	ResultTimeout  = "timeout"
+	ResultClosed   = "closed"
+	ResultCanceled = "canceled"
+	ResultError    = "error"
+)
+
 // ClassifyAttempt classifies one attempt: err is what the round trip
-// returned, status the response's status when err is nil, and clientErr
-// the client's context error (non-nil once the client has gone away, which
-// wins over everything else because the transport error it causes is not
-// the upstream's fault).
+// returned and clientErr the client's context error (non-nil once the
+// client has gone away, which wins over everything else because the
+// transport error it causes is not the upstream's fault). status, the
+// response's status when err is nil, does not change the kind.
 func ClassifyAttempt(err error, status int, clientErr error) AttemptKind {
-	switch {
-	case clientErr != nil:
-		return AttemptCancelled
-	case err == nil:
+	if err == nil && clientErr == nil {
 		return AttemptResponse
-	case notReached(err):
-		return AttemptNotReached
-	case timedOut(err):
-		return AttemptTimeout
-	case closedEarly(err):
-		return AttemptClosed
 	}
-	return AttemptReset
+	kind, _ := ClassifyFailure(err, clientErr)
+	return kind
 }
 
+// ClassifyFailure classifies an attempt that failed with err (or whose
+// client went away: clientErr non-nil). It is the one classification of
+// transport errors: kind is what the retry policy and the breaker decide
+// on, result the attempt's metric label (ResultRefused ...), so the two
+// never disagree. The pairs are:
+//
+//   - AttemptCancelled: canceled (clientErr, or err is context.Canceled).
+//   - AttemptNotReached (dial error, *DialError, unresolved name): refused,
+//     or how the dial failed (timeout, reset, closed), else error.
+//   - AttemptTimeout: timeout.
+//   - AttemptReset: reset (ECONNRESET, EPIPE, ECONNABORTED), or error for
+//     anything unknown (the upstream may have acted on the request).
+//   - AttemptClosed: closed.
+func ClassifyFailure(err, clientErr error) (kind AttemptKind, result string) {
+	if clientErr != nil || errors.Is(err, context.Canceled) {
+		return AttemptCancelled, ResultCanceled
+	}
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		kind, result = AttemptNotReached, ResultRefused
+	case timedOut(err):
+		kind, result = AttemptTimeout, ResultTimeout
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE), errors.Is(err, syscall.ECONNABORTED):
+		kind, result = AttemptReset, ResultReset
+	case closedEarly(err):
+		kind, result = AttemptClosed, ResultClosed
+	default:
+		kind, result = AttemptReset, ResultError
+	}
+	if notReached(err) {
+		kind = AttemptNotReached
+	}
+	return kind, result
+}
+
+// notReached reports a request that never reached the upstream: the dial
+// failed (the proxy's dialer wraps its errors in *DialError; net.Dialer
+// returns a *net.OpError with Op "dial", name errors included).
 func notReached(err error) bool {
 	var de *DialError
 	if errors.As(err, &de) {
@@ -128,15 +170,14 @@ func notReached(err error) bool {
 		return true
 	}
 	var opErr *net.OpError
-	if errors.As(err, &opErr) && opErr.Op == "dial" {
-		return true
-	}
-	return errors.Is(err, syscall.ECONNREFUSED)
+	return errors.As(err, &opErr) && opErr.Op == "dial"
 }
 
+// timedOut reports an expired deadline: the per-try timeout and the retry
+// deadline (whose causes wrap context.DeadlineExceeded) or a net.Error
+// timeout.
 func timedOut(err error) bool {
-	if errors.Is(err, ErrPerTryTimeout) || errors.Is(err, ErrRetryDeadline) ||
-		errors.Is(err, context.DeadlineExceeded) {
+	if errors.Is(err, context.DeadlineExceeded) {
 		return true
 	}
 	var ne net.Error
@@ -144,14 +185,16 @@ func timedOut(err error) bool {
 }
 
 // closedEarly reports a connection the upstream closed before answering.
-// net/http does not export "server closed idle connection", so it is
-// matched by text, as every reverse proxy that detects it does.
+// net/http does not export "server closed idle connection" nor its
+// "transport connection broken" wrapper, so they are matched by text, as
+// every reverse proxy that detects them does.
 func closedEarly(err error) bool {
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 		return true
 	}
 	msg := err.Error()
 	return strings.Contains(msg, "server closed idle connection") ||
+		strings.Contains(msg, "transport connection broken") ||
 		strings.Contains(msg, "closed connection without response")
 }
 

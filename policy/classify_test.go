@@ -10,44 +10,76 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
+
+	"opscore-sidecar/metrics"
 )
 
 func TestClassifyAttempt(t *testing.T) {
 	refused := &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNRESET)}
 	reset := &net.OpError{Op: "read", Net: "tcp", Err: os.NewSyscallError("read", syscall.ECONNRESET)}
+	readTimeout := &net.OpError{Op: "read", Net: "tcp", Err: os.ErrDeadlineExceeded}
 	tests := []struct {
-		name      string
-		err       error
-		status    int
-		clientErr error
-		want      AttemptKind
+		name       string
+		err        error
+		status     int
+		clientErr  error
+		want       AttemptKind
+		wantResult string // ClassifyFailure's label; "" for an answer
 	}{
-		{"response 200", nil, 200, nil, AttemptResponse},
-		{"response 503", nil, 503, nil, AttemptResponse},
-		{"dial op error", &url.Error{Op: "Post", URL: "http://x", Err: refused}, 0, nil, AttemptNotReached},
-		{"DialError wrapper", fmt.Errorf("attempt: %w", &DialError{Err: errors.New("boom")}), 0, nil, AttemptNotReached},
-		{"bare ECONNREFUSED", fmt.Errorf("x: %w", syscall.ECONNREFUSED), 0, nil, AttemptNotReached},
-		{"dns error", &net.DNSError{Err: "no such host", Name: "core"}, 0, nil, AttemptNotReached},
-		{"dial timeout is not reached", &net.OpError{Op: "dial", Err: context.DeadlineExceeded}, 0, nil, AttemptNotReached},
-		{"per-try timeout", fmt.Errorf("rt: %w", ErrPerTryTimeout), 0, nil, AttemptTimeout},
-		{"overall deadline", fmt.Errorf("rt: %w", ErrRetryDeadline), 0, nil, AttemptTimeout},
-		{"context deadline", context.DeadlineExceeded, 0, nil, AttemptTimeout},
-		{"read reset", reset, 0, nil, AttemptReset},
-		{"EOF before response", &url.Error{Op: "Get", URL: "http://x", Err: io.EOF}, 0, nil, AttemptClosed},
-		{"server closed idle", errors.New("http: server closed idle connection"), 0, nil, AttemptClosed},
-		{"unknown error", errors.New("malformed HTTP response"), 0, nil, AttemptReset},
-		{"client gone wins over reset", reset, 0, context.Canceled, AttemptCancelled},
-		{"client gone wins over response", nil, 502, context.Canceled, AttemptCancelled},
+		{"response 200", nil, 200, nil, AttemptResponse, ""},
+		{"response 503", nil, 503, nil, AttemptResponse, ""},
+		{"dial op error", &url.Error{Op: "Post", URL: "http://x", Err: refused}, 0, nil, AttemptNotReached, ResultReset},
+		{"dial refused", &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}, 0, nil, AttemptNotReached, ResultRefused},
+		{"DialError wrapper", fmt.Errorf("attempt: %w", &DialError{Err: errors.New("boom")}), 0, nil, AttemptNotReached, ResultError},
+		{"bare ECONNREFUSED", fmt.Errorf("x: %w", syscall.ECONNREFUSED), 0, nil, AttemptNotReached, ResultRefused},
+		{"dns error", &net.DNSError{Err: "no such host", Name: "core"}, 0, nil, AttemptNotReached, ResultError},
+		{"dns timeout", &net.DNSError{Err: "i/o timeout", Name: "core", IsTimeout: true}, 0, nil, AttemptNotReached, ResultTimeout},
+		{"dial timeout is not reached", &net.OpError{Op: "dial", Err: context.DeadlineExceeded}, 0, nil, AttemptNotReached, ResultTimeout},
+		{"per-try timeout", fmt.Errorf("rt: %w", ErrPerTryTimeout), 0, nil, AttemptTimeout, ResultTimeout},
+		{"overall deadline", fmt.Errorf("rt: %w", ErrRetryDeadline), 0, nil, AttemptTimeout, ResultTimeout},
+		{"context deadline", context.DeadlineExceeded, 0, nil, AttemptTimeout, ResultTimeout},
+		{"net.Error timeout", readTimeout, 0, nil, AttemptTimeout, ResultTimeout},
+		{"read reset", reset, 0, nil, AttemptReset, ResultReset},
+		{"broken pipe", &net.OpError{Op: "write", Net: "tcp", Err: os.NewSyscallError("write", syscall.EPIPE)}, 0, nil, AttemptReset, ResultReset},
+		{"connection aborted", fmt.Errorf("x: %w", syscall.ECONNABORTED), 0, nil, AttemptReset, ResultReset},
+		{"broken connection reset", fmt.Errorf("net/http: HTTP/1.x transport connection broken: %w", reset), 0, nil, AttemptReset, ResultReset},
+		{"EOF before response", &url.Error{Op: "Get", URL: "http://x", Err: io.EOF}, 0, nil, AttemptClosed, ResultClosed},
+		{"unexpected EOF", fmt.Errorf("x: %w", io.ErrUnexpectedEOF), 0, nil, AttemptClosed, ResultClosed},
+		{"server closed idle", errors.New("http: server closed idle connection"), 0, nil, AttemptClosed, ResultClosed},
+		{"broken connection", fmt.Errorf("net/http: HTTP/1.x transport connection broken: %w", errors.New("http: readLoopPeekFailLocked")), 0, nil, AttemptClosed, ResultClosed},
+		{"closed without response", errors.New("remote end closed connection without response"), 0, nil, AttemptClosed, ResultClosed},
+		{"unknown error", errors.New("malformed HTTP response"), 0, nil, AttemptReset, ResultError},
+		{"canceled error", fmt.Errorf("x: %w", context.Canceled), 0, nil, AttemptCancelled, ResultCanceled},
+		{"client gone wins over reset", reset, 0, context.Canceled, AttemptCancelled, ResultCanceled},
+		{"client gone wins over refused", syscall.ECONNREFUSED, 0, context.Canceled, AttemptCancelled, ResultCanceled},
+		{"client gone wins over response", nil, 502, context.Canceled, AttemptCancelled, ResultCanceled},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := ClassifyAttempt(tt.err, tt.status, tt.clientErr); got != tt.want {
 				t.Errorf("ClassifyAttempt(%v) = %s, want %s", tt.err, got, tt.want)
 			}
+			if tt.err == nil && tt.clientErr == nil {
+				return
+			}
+			if kind, result := ClassifyFailure(tt.err, tt.clientErr); kind != tt.want || result != tt.wantResult {
+				t.Errorf("ClassifyFailure(%v) = %s, %s; want %s, %s", tt.err, kind, result, tt.want, tt.wantResult)
+			}
 		})
+	}
+}
+
+// TestFailureResultsArePrecreatedLabels keeps ClassifyFailure's result
+// labels in the set package metrics pre-creates.
+func TestFailureResultsArePrecreatedLabels(t *testing.T) {
+	for _, r := range []string{ResultRefused, ResultReset, ResultTimeout, ResultClosed, ResultCanceled, ResultError} {
+		if !slices.Contains(metrics.AttemptResults, r) {
+			t.Errorf("%q is not in metrics.AttemptResults %v", r, metrics.AttemptResults)
+		}
 	}
 }
 
@@ -55,20 +87,21 @@ func TestClassifyAttempt(t *testing.T) {
 // so a change in the standard library's wording shows up here.
 func TestClassifyRealTransportErrors(t *testing.T) {
 	tests := []struct {
-		name  string
-		serve func(c net.Conn) // nil: the port is closed
-		want  AttemptKind
+		name       string
+		serve      func(c net.Conn) // nil: the port is closed
+		want       AttemptKind
+		wantResult string
 	}{
-		{"refused", nil, AttemptNotReached},
+		{"refused", nil, AttemptNotReached, ResultRefused},
 		{"closed before response", func(c net.Conn) {
 			readRequest(c)
 			c.Close()
-		}, AttemptClosed},
+		}, AttemptClosed, ResultClosed},
 		{"reset before response", func(c net.Conn) {
 			readRequest(c)
 			c.(*net.TCPConn).SetLinger(0)
 			c.Close()
-		}, AttemptReset},
+		}, AttemptReset, ResultReset},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -96,8 +129,8 @@ func TestClassifyRealTransportErrors(t *testing.T) {
 				resp.Body.Close()
 				t.Fatalf("got a response %d, want an error", resp.StatusCode)
 			}
-			if got := ClassifyAttempt(err, 0, nil); got != tt.want {
-				t.Errorf("ClassifyAttempt(%q) = %s, want %s", err, got, tt.want)
+			if kind, result := ClassifyFailure(err, nil); kind != tt.want || result != tt.wantResult {
+				t.Errorf("ClassifyFailure(%q) = %s, %s; want %s, %s", err, kind, result, tt.want, tt.wantResult)
 			}
 		})
 	}

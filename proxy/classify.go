@@ -4,12 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net"
-	"strings"
-	"syscall"
 
-	"opscore-sidecar/metrics"
+	"opscore-sidecar/policy"
 )
 
 var errNoSnapshot = errors.New("proxy: request has no config snapshot")
@@ -32,33 +28,16 @@ func (e *AttemptError) Error() string {
 // Unwrap returns the transport's error.
 func (e *AttemptError) Unwrap() error { return e.Err }
 
-// ClassifyError maps a transport error to an attempt result. ctx is the
-// attempt's context: when it is canceled (not timed out) the client went
-// away, which is not the upstream's fault.
+// ClassifyError returns the attempt result label of a transport error: the
+// one the attempt layer counted when err carries an *AttemptError, else
+// policy.ClassifyFailure's. ctx is the attempt's context: when it ended
+// for any reason but the sidecar's own timeouts, the client went away,
+// which is not the upstream's fault.
 func ClassifyError(ctx context.Context, err error) string {
 	var ae *AttemptError
 	if errors.As(err, &ae) {
 		return ae.Result
 	}
-	var ne net.Error
-	switch {
-	case errors.Is(err, context.Canceled) || (ctx.Err() != nil && errors.Is(context.Cause(ctx), context.Canceled)):
-		return metrics.ResultCanceled
-	case errors.Is(err, syscall.ECONNREFUSED):
-		return metrics.ResultRefused
-	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
-		return metrics.ResultTimeout
-	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE), errors.Is(err, syscall.ECONNABORTED):
-		return metrics.ResultReset
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), isServerClosed(err):
-		return metrics.ResultClosed
-	}
-	return metrics.ResultError
-}
-
-// isServerClosed matches the transport's unexported errors for an upstream
-// that closed the connection before sending a response.
-func isServerClosed(err error) bool {
-	s := err.Error()
-	return strings.Contains(s, "server closed idle connection") || strings.Contains(s, "transport connection broken")
+	_, result := policy.ClassifyFailure(err, clientGone(ctx))
+	return result
 }
