@@ -38,7 +38,7 @@ func switchRig(t *testing.T, status int32) (rig *retryRig, up *switchUpstream, s
 
 func breakerTransitions(t *testing.T, rig *retryRig, from, to policy.BreakerState) float64 {
 	t.Helper()
-	return rig.counter(t, rig.metrics.BreakerTransitions.WithLabelValues(RouteNotify, from.String(), to.String()))
+	return counter(t, rig.metrics.BreakerTransitions.WithLabelValues(RouteNotify, from.String(), to.String()))
 }
 
 // TestBreakerTripsHalfOpensAndCloses drives the notify route's breaker
@@ -84,7 +84,7 @@ func TestBreakerTripsHalfOpensAndCloses(t *testing.T) {
 		if got := up.calls.Load(); got != 5 {
 			t.Errorf("upstream calls while open %d, want none (still 5)", got-5)
 		}
-		if got := rig.counter(t, rig.metrics.BreakerState.WithLabelValues(RouteNotify)); got != float64(policy.BreakerOpen) {
+		if got := counter(t, rig.metrics.BreakerState.WithLabelValues(RouteNotify)); got != float64(policy.BreakerOpen) {
 			t.Errorf("breaker_state gauge %v, want %d", got, policy.BreakerOpen)
 		}
 
@@ -108,7 +108,7 @@ func TestBreakerTripsHalfOpensAndCloses(t *testing.T) {
 				t.Errorf("transitions %s->%s = %v, want 1", tr[0], tr[1], got)
 			}
 		}
-		if got := rig.counter(t, rig.metrics.BreakerState.WithLabelValues(RouteNotify)); got != float64(policy.BreakerClosed) {
+		if got := counter(t, rig.metrics.BreakerState.WithLabelValues(RouteNotify)); got != float64(policy.BreakerClosed) {
 			t.Errorf("breaker_state gauge %v, want %d", got, policy.BreakerClosed)
 		}
 	})

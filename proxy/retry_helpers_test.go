@@ -11,9 +11,6 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
-
 	"opscore-sidecar/metrics"
 )
 
@@ -36,7 +33,7 @@ func newRetryRig(t *testing.T, upstreamURL string, mutate func(*Config)) *retryR
 	return &retryRig{s: s, metrics: m}
 }
 
-// route returns the route config of name for mutation.
+// route applies mutate to the config of route name.
 func route(cfg *Config, name string, mutate func(*RouteConfig)) {
 	rc := cfg.Routes[name]
 	mutate(&rc)
@@ -57,11 +54,6 @@ func (r *retryRig) do(t *testing.T, ctx context.Context, method, path, body stri
 	rec := httptest.NewRecorder()
 	r.s.Handler().ServeHTTP(rec, req)
 	return rec
-}
-
-func (r *retryRig) counter(t *testing.T, c prometheus.Collector) float64 {
-	t.Helper()
-	return testutil.ToFloat64(c)
 }
 
 // Paths of the routes.

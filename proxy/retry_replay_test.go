@@ -48,7 +48,7 @@ func TestRetryAttemptsCountTransportReplays(t *testing.T) {
 				t.Errorf("upstream read %d requests, want %d", got, tt.wantUpstream)
 			}
 			name := map[string]string{pathState: RouteStateGet, pathNotify: RouteNotify, pathWorkflow: RouteWorkflow}[tt.path]
-			if got := rig.counter(t, rig.metrics.Retries.WithLabelValues(name, "closed")); got != tt.wantRetries {
+			if got := counter(t, rig.metrics.Retries.WithLabelValues(name, "closed")); got != tt.wantRetries {
 				t.Errorf("retries_total{reason=closed} = %v, want %v", got, tt.wantRetries)
 			}
 		})

@@ -116,7 +116,7 @@ func TestRetryAfterFromUpstreamIsPassedOn(t *testing.T) {
 	if got := rec.Header().Get("Retry-After"); got != "60" {
 		t.Errorf("Retry-After %q, want the upstream's 60", got)
 	}
-	if got := rig.counter(t, rig.metrics.Retries.WithLabelValues(RouteNotify, "http_5xx")); got != 0 {
+	if got := counter(t, rig.metrics.Retries.WithLabelValues(RouteNotify, "http_5xx")); got != 0 {
 		t.Errorf("retries_total = %v, want 0 (the wait does not fit the deadline)", got)
 	}
 }
@@ -246,10 +246,10 @@ func TestRetryBudgetCapsRetriesAgainstAlwaysFailingUpstream(t *testing.T) {
 	if retries < limit {
 		t.Errorf("upstream saw %d retries, want the budget (%d) used", retries, limit)
 	}
-	if got := rig.counter(t, rig.metrics.Retries.WithLabelValues(RouteNotify, "http_5xx")); int(got) != retries {
+	if got := counter(t, rig.metrics.Retries.WithLabelValues(RouteNotify, "http_5xx")); int(got) != retries {
 		t.Errorf("retries_total = %v, want %d", got, retries)
 	}
-	if got := rig.counter(t, rig.metrics.RetryBudgetExhausted.WithLabelValues(RouteNotify)); got == 0 {
+	if got := counter(t, rig.metrics.RetryBudgetExhausted.WithLabelValues(RouteNotify)); got == 0 {
 		t.Error("retry_budget_exhausted_total = 0, want > 0")
 	}
 }
@@ -269,7 +269,7 @@ func TestRetryStopsWhenTheClientGoesAway(t *testing.T) {
 	if got := len(up.Requests()); got != 1 {
 		t.Errorf("upstream saw %d requests, want 1 (no retry after the client left)", got)
 	}
-	if got := rig.counter(t, rig.metrics.Retries.WithLabelValues(RouteNotify, "timeout")); got != 0 {
+	if got := counter(t, rig.metrics.Retries.WithLabelValues(RouteNotify, "timeout")); got != 0 {
 		t.Errorf("retries_total{reason=timeout} = %v, want 0", got)
 	}
 	if b := rig.s.Snapshot().Runtime[RouteNotify].Breaker.Breaker; b.Counts().Failures != 0 {
@@ -319,7 +319,7 @@ func TestStreamedBodyOverTheRouteLimitIs413NotAnUpstreamFailure(t *testing.T) {
 	if s := rig.s.Snapshot().Runtime[RouteNotify].Breaker.Breaker.State(); s != policy.BreakerClosed {
 		t.Errorf("breaker %s, want closed", s)
 	}
-	if got := rig.counter(t, rig.metrics.UpstreamAttempts.WithLabelValues(RouteNotify, "canceled")); got != 6 {
+	if got := counter(t, rig.metrics.UpstreamAttempts.WithLabelValues(RouteNotify, "canceled")); got != 6 {
 		t.Errorf("upstream_attempts_total{result=canceled} = %v, want 6 (the client's doing)", got)
 	}
 }

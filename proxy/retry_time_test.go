@@ -114,7 +114,7 @@ func TestReloadKeepsAnUnchangedBreaker(t *testing.T) {
 		if nb == old || nb.State().String() != "closed" {
 			t.Errorf("reload of a breaker key: same=%v state %s, want a new closed breaker", nb == old, nb.State())
 		}
-		if got := rig.counter(t, rig.metrics.BreakerState.WithLabelValues(RouteNotify)); got != 0 {
+		if got := counter(t, rig.metrics.BreakerState.WithLabelValues(RouteNotify)); got != 0 {
 			t.Errorf("breaker_state gauge %v after the new breaker, want 0", got)
 		}
 	})
