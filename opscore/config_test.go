@@ -1,6 +1,7 @@
 package opscore
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -25,7 +26,7 @@ func TestLoadConfig(t *testing.T) {
 			check: func(c Config) string { return want(c.StorageType, "memory") }},
 		{name: "redis by env", env: map[string]string{"OPSCORE_STORAGE_TYPE": "Redis", "REDIS_HOST": "r", "REDIS_PORT": "6380"},
 			check: func(c Config) string {
-				return want(c.StorageType+" "+c.Redis.Host+" "+itoa(c.Redis.Port), "redis r 6380")
+				return want(c.StorageType+" "+c.Redis.Host+" "+strconv.Itoa(c.Redis.Port), "redis r 6380")
 			}},
 		{name: "REDIS_URL alone selects redis", env: map[string]string{"REDIS_URL": "redis://x:1/0"},
 			check: func(c Config) string { return want(c.StorageType, "redis") }},
@@ -71,5 +72,3 @@ func want(got, w string) string {
 	}
 	return ""
 }
-
-func itoa(n int) string { return codeString(n) }
