@@ -3,6 +3,7 @@ package policy
 import (
 	"fmt"
 	"net/netip"
+	"net/textproto"
 	"strings"
 )
 
@@ -40,7 +41,7 @@ func ParseKeySource(s string) (KeySource, error) {
 	case s == "client_ip":
 		return KeySource{Kind: KeyClientIP}, nil
 	case strings.HasPrefix(s, "header:") && len(s) > len("header:"):
-		return KeySource{Kind: KeyHeader, Header: canonicalHeader(s[len("header:"):])}, nil
+		return KeySource{Kind: KeyHeader, Header: textproto.CanonicalMIMEHeaderKey(strings.TrimSpace(s[len("header:"):]))}, nil
 	}
 	return KeySource{}, fmt.Errorf("policy: rate limit key must be %s, got %q", keySourceForms, s)
 }
@@ -48,23 +49,6 @@ func ParseKeySource(s string) (KeySource, error) {
 // keySourceForms lists the rate_limit.key values ParseKeySource accepts,
 // for error messages.
 const keySourceForms = `"", "agent_id", "client_ip" or "header:<Name>"`
-
-// canonicalHeader is textproto's canonical form for ASCII names, kept
-// here so policy need not import net/http.
-func canonicalHeader(s string) string {
-	b := []byte(strings.TrimSpace(s))
-	upper := true
-	for i, c := range b {
-		switch {
-		case upper && 'a' <= c && c <= 'z':
-			b[i] = c - 'a' + 'A'
-		case !upper && 'A' <= c && c <= 'Z':
-			b[i] = c - 'A' + 'a'
-		}
-		upper = c == '-'
-	}
-	return string(b)
-}
 
 // TrustedProxies is the set of networks whose X-Forwarded-For is believed.
 type TrustedProxies struct {
