@@ -29,9 +29,9 @@ func tableKey(key string) string {
 // is evicted, so spraying random keys costs a fixed amount of memory and
 // only resets the buckets of keys nobody used lately. Keys longer than 64
 // bytes are stored as their SHA-256 digest, so long keys cannot inflate
-// that amount either. Rate and size changes
-// are applied to each bucket lazily, on its next use, so Update is O(1) and
-// keeps every bucket's tokens. A KeyTable is safe for concurrent use.
+// that amount either. Rate and size changes are applied to each bucket
+// lazily, on its next use, so Update is O(1) and keeps every bucket's
+// tokens. A KeyTable is safe for concurrent use.
 type KeyTable struct {
 	mu      sync.Mutex
 	entries map[string]*keyEntry
