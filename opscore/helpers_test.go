@@ -82,7 +82,7 @@ func newTestService(t testing.TB, store Store) (*Service, *prometheus.Registry) 
 	reg := prometheus.NewRegistry()
 	svc, err := New(Options{
 		Store: store, APIKey: testKey, Registerer: reg,
-		Logger: slog.New(slog.DiscardHandler), Now: func() time.Time { return fixedNow },
+		Logger: discardLogger(), Now: func() time.Time { return fixedNow },
 	})
 	if err != nil {
 		t.Fatalf("New: %v", err)
@@ -140,4 +140,5 @@ func mustStatus(t testing.TB, what string, r response, want int) {
 	}
 }
 
+// discardLogger is the logger of test services.
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
