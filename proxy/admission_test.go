@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -90,17 +91,7 @@ func newAdmissionRig(t *testing.T, hold bool, mutate func(*Config)) *admissionRi
 
 func (a *admissionRig) do(t *testing.T, method, path, body string, header ...string) *httptest.ResponseRecorder {
 	t.Helper()
-	var rd io.Reader
-	if body != "" {
-		rd = strings.NewReader(body)
-	}
-	req := httptest.NewRequest(method, path, rd)
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
-	}
-	rec := httptest.NewRecorder()
-	a.s.Handler().ServeHTTP(rec, req)
-	return rec
+	return serve(context.Background(), a.s, method, path, body, header...)
 }
 
 func (a *admissionRig) rejections(route, class, reason, mode string) float64 {

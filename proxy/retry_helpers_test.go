@@ -43,6 +43,12 @@ func route(cfg *Config, name string, mutate func(*RouteConfig)) {
 // do sends one request through the sidecar's chain and returns the recorded response.
 func (r *retryRig) do(t *testing.T, ctx context.Context, method, path, body string, header ...string) *httptest.ResponseRecorder {
 	t.Helper()
+	return serve(ctx, r.s, method, path, body, header...)
+}
+
+// serve sends one request through s's chain and returns the recorded
+// response; header holds name, value pairs.
+func serve(ctx context.Context, s *Sidecar, method, path, body string, header ...string) *httptest.ResponseRecorder {
 	var rd io.Reader
 	if body != "" {
 		rd = strings.NewReader(body)
@@ -52,7 +58,7 @@ func (r *retryRig) do(t *testing.T, ctx context.Context, method, path, body stri
 		req.Header.Set(header[i], header[i+1])
 	}
 	rec := httptest.NewRecorder()
-	r.s.Handler().ServeHTTP(rec, req)
+	s.Handler().ServeHTTP(rec, req)
 	return rec
 }
 
