@@ -164,16 +164,7 @@ func (r *Redis) startLocked() error {
 
 // ping sends an inline PING and expects +PONG.
 func ping(addr string) error {
-	c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(500 * time.Millisecond))
-	if _, err := c.Write([]byte("PING\r\n")); err != nil {
-		return err
-	}
-	line, err := bufio.NewReader(c).ReadString('\n')
+	line, err := inlineCommand(addr, "PING", 500*time.Millisecond)
 	if err != nil {
 		return err
 	}
@@ -181,6 +172,21 @@ func ping(addr string) error {
 		return fmt.Errorf("unexpected reply %q", line)
 	}
 	return nil
+}
+
+// inlineCommand sends one inline command on a new connection and returns
+// the first reply line; timeout bounds the dial and the exchange each.
+func inlineCommand(addr, cmd string, timeout time.Duration) (string, error) {
+	c, err := net.DialTimeout("tcp", addr, timeout)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(timeout))
+	if _, err := c.Write([]byte(cmd + "\r\n")); err != nil {
+		return "", err
+	}
+	return bufio.NewReader(c).ReadString('\n')
 }
 
 // PID returns the process id of the running server, or 0 when stopped.

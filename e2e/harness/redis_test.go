@@ -1,27 +1,11 @@
 package harness
 
 import (
-	"bufio"
 	"net"
 	"strconv"
 	"testing"
 	"time"
 )
-
-// roundTrip sends one inline command and returns the first reply line.
-func roundTrip(t *testing.T, addr, cmd string, timeout time.Duration) (string, error) {
-	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, timeout)
-	if err != nil {
-		return "", err
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(timeout))
-	if _, err := c.Write([]byte(cmd + "\r\n")); err != nil {
-		return "", err
-	}
-	return bufio.NewReader(c).ReadString('\n')
-}
 
 func TestFreePortIsBindable(t *testing.T) {
 	p, err := FreePort()
@@ -43,20 +27,20 @@ func TestRedisLifecycle(t *testing.T) {
 	if r.PID() == 0 {
 		t.Fatal("got PID 0 after start, want the child's pid")
 	}
-	if got, err := roundTrip(t, r.Addr, "SET k v", time.Second); err != nil || got != "+OK\r\n" {
+	if got, err := inlineCommand(r.Addr, "SET k v", time.Second); err != nil || got != "+OK\r\n" {
 		t.Fatalf("SET: got %q, %v; want +OK", got, err)
 	}
 
 	if err := r.Pause(); err != nil {
 		t.Fatalf("Pause: %v", err)
 	}
-	if _, err := roundTrip(t, r.Addr, "PING", 300*time.Millisecond); err == nil {
+	if _, err := inlineCommand(r.Addr, "PING", 300*time.Millisecond); err == nil {
 		t.Fatal("got a PING reply from a paused server, want a timeout")
 	}
 	if err := r.Resume(); err != nil {
 		t.Fatalf("Resume: %v", err)
 	}
-	if got, err := roundTrip(t, r.Addr, "PING", time.Second); err != nil || got != "+PONG\r\n" {
+	if got, err := inlineCommand(r.Addr, "PING", time.Second); err != nil || got != "+PONG\r\n" {
 		t.Fatalf("PING after Resume: got %q, %v; want +PONG", got, err)
 	}
 
@@ -66,13 +50,13 @@ func TestRedisLifecycle(t *testing.T) {
 	if r.PID() != 0 {
 		t.Fatalf("got PID %d after Kill, want 0", r.PID())
 	}
-	if _, err := roundTrip(t, r.Addr, "PING", 300*time.Millisecond); err == nil {
+	if _, err := inlineCommand(r.Addr, "PING", 300*time.Millisecond); err == nil {
 		t.Fatal("got a PING reply after Kill, want connection refused")
 	}
 	if err := r.Restart(); err != nil {
 		t.Fatalf("Restart: %v", err)
 	}
-	if got, err := roundTrip(t, r.Addr, "GET k", time.Second); err != nil || got != "$-1\r\n" {
+	if got, err := inlineCommand(r.Addr, "GET k", time.Second); err != nil || got != "$-1\r\n" {
 		t.Fatalf("GET after restart: got %q, %v; want nil bulk (no persistence)", got, err)
 	}
 	if err := r.Stop(); err != nil {
