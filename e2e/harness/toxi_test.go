@@ -11,12 +11,18 @@ import (
 	"time"
 )
 
-func TestToxiResetPeerResetsAndRemoveHeals(t *testing.T) {
+// toxiToOK starts a proxy in front of an upstream that answers "ok".
+func toxiToOK(t *testing.T) *Toxi {
+	t.Helper()
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "ok")
 	}))
-	defer up.Close()
-	tx := StartToxi(t, strings.TrimPrefix(up.URL, "http://"))
+	t.Cleanup(up.Close)
+	return StartToxi(t, strings.TrimPrefix(up.URL, "http://"))
+}
+
+func TestToxiResetPeerResetsAndRemoveHeals(t *testing.T) {
+	tx := toxiToOK(t)
 
 	get := func() (string, error) {
 		c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 5 * time.Second}
@@ -50,11 +56,7 @@ func TestToxiResetPeerResetsAndRemoveHeals(t *testing.T) {
 }
 
 func TestToxiLatencyDelaysResponses(t *testing.T) {
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.WriteString(w, "ok")
-	}))
-	defer up.Close()
-	tx := StartToxi(t, strings.TrimPrefix(up.URL, "http://"))
+	tx := toxiToOK(t)
 	if _, err := tx.Latency(300*time.Millisecond, 0); err != nil {
 		t.Fatal(err)
 	}
@@ -71,11 +73,7 @@ func TestToxiLatencyDelaysResponses(t *testing.T) {
 }
 
 func TestToxiTimeoutDropsTheConnectionWithoutResponse(t *testing.T) {
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.WriteString(w, "ok")
-	}))
-	defer up.Close()
-	tx := StartToxi(t, strings.TrimPrefix(up.URL, "http://"))
+	tx := toxiToOK(t)
 	if _, err := tx.Timeout(100*time.Millisecond, 1); err != nil {
 		t.Fatal(err)
 	}
