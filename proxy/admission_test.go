@@ -185,7 +185,7 @@ func TestPerAgentBucketsAreIsolated(t *testing.T) {
 		t.Fatalf("a1 first: got %d, want 200", rec.Code)
 	}
 	rec := a.do(t, "POST", "/v1/opscore/agent/a1/state", `{}`)
-	if p := problemOf(t, rec, http.StatusTooManyRequests); p["title"] == "" {
+	if title, _ := problemOf(t, rec, http.StatusTooManyRequests)["title"].(string); title == "" {
 		t.Error("missing title")
 	}
 	if rec := a.do(t, "POST", "/v1/opscore/agent/a2/state", `{}`); rec.Code != http.StatusOK {
