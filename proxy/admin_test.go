@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -76,19 +77,9 @@ func TestAdminConfigIsRedactedJSON(t *testing.T) {
 func TestAdminHandleAddsEndpoint(t *testing.T) {
 	a := NewAdminServer(nil, nil, nil)
 	a.Handle("GET /admin/extra", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "extra") }))
-	rec := &recorder{header: http.Header{}}
+	rec := httptest.NewRecorder()
 	a.ServeHTTP(rec, newRequest(t, "GET", "http://admin/admin/extra", nil))
-	if rec.body.String() != "extra" {
-		t.Errorf("GET /admin/extra: got %q, want extra", rec.body.String())
+	if rec.Body.String() != "extra" {
+		t.Errorf("GET /admin/extra: got %q, want extra", rec.Body.String())
 	}
 }
-
-type recorder struct {
-	header http.Header
-	status int
-	body   strings.Builder
-}
-
-func (r *recorder) Header() http.Header         { return r.header }
-func (r *recorder) WriteHeader(c int)           { r.status = c }
-func (r *recorder) Write(p []byte) (int, error) { return r.body.Write(p) }

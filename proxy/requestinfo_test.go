@@ -64,7 +64,7 @@ func TestWriteProblemRecordsOutcomeAndRequestID(t *testing.T) {
 }
 
 func TestResponseRecorderKeepsFlushAndStatus(t *testing.T) {
-	informational := &responseRecorder{ResponseWriter: &recorder{header: http.Header{}}}
+	informational := &responseRecorder{ResponseWriter: httptest.NewRecorder()}
 	informational.WriteHeader(http.StatusEarlyHints)
 	if informational.status != 0 {
 		t.Errorf("after a 103: recorded status %d, want none (1xx is not the final status)", informational.status)
