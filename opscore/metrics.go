@@ -118,15 +118,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 
 // observeRequest records one answered request.
 func (m *Metrics) observeRequest(route string, code int, d time.Duration) {
-	if m == nil {
-		return
-	}
 	m.requests.WithLabelValues(route, codeString(code)).Inc()
 	m.requestDuration.WithLabelValues(route).Observe(d.Seconds())
 }
 
 // observeRedis records one Redis operation; failed is true for errors that
-// count in opscore_redis_errors_total.
+// count in opscore_redis_errors_total. m may be nil: a RedisStore used
+// outside a Service records nothing.
 func (m *Metrics) observeRedis(op string, d time.Duration, failed bool) {
 	if m == nil {
 		return
@@ -137,16 +135,12 @@ func (m *Metrics) observeRedis(op string, d time.Duration, failed bool) {
 	}
 }
 
-func (m *Metrics) registered() {
-	if m != nil {
-		m.agentsRegistered.Inc()
-	}
-}
+// registered counts one successful REGISTER.
+func (m *Metrics) registered() { m.agentsRegistered.Inc() }
 
+// registrationFailed counts one refused REGISTER with its reason.
 func (m *Metrics) registrationFailed(reason string) {
-	if m != nil {
-		m.registrationFails.WithLabelValues(reason).Inc()
-	}
+	m.registrationFails.WithLabelValues(reason).Inc()
 }
 
 // codeString avoids an allocation for the common codes.
