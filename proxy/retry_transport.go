@@ -98,7 +98,7 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			if d.Stop == policy.RetryStopBudget {
 				t.metrics.RetryBudgetExhausted.WithLabelValues(route).Inc()
 			}
-			return t.finish(ctx, resp, err, cancel, wire, reached)
+			return t.finish(ctx, resp, err, cancel, wire, outcome.Kind, reached)
 		}
 		t.metrics.Retries.WithLabelValues(route, string(d.Reason)).Inc()
 		discard(resp, cancel)
@@ -140,12 +140,13 @@ func (t *retryTransport) attempt(ctx context.Context, req *http.Request, body *r
 
 // finish returns the last attempt's result to the ReverseProxy with the
 // attempt count: on the response's header, or on the problem the
-// ErrorHandler will write (503 with Retry-After when the last attempt never
-// reached the upstream, 504 upstream_timeout, 502 upstream_error). reached
-// says an attempt may have reached the upstream: the 503 then does not
-// claim the request was not processed. A client that went away gets its
-// error back as it is (logged as 499).
-func (t *retryTransport) finish(ctx context.Context, resp *http.Response, err error, cancel context.CancelCauseFunc, attempts int, reached bool) (*http.Response, error) {
+// ErrorHandler will write (503 with Retry-After when the last attempt, of
+// kind last, never reached the upstream, 504 upstream_timeout, 502
+// upstream_error). reached says an attempt may have reached the upstream:
+// the 503 then does not claim the request was not processed. A client that
+// went away gets its error back as it is (logged as 499).
+func (t *retryTransport) finish(ctx context.Context, resp *http.Response, err error, cancel context.CancelCauseFunc,
+	attempts int, last policy.AttemptKind, reached bool) (*http.Response, error) {
 	if err == nil {
 		resp.Header.Set(HeaderAttempts, strconv.Itoa(attempts))
 		resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: cancel}
@@ -158,7 +159,7 @@ func (t *retryTransport) finish(ctx context.Context, resp *http.Response, err er
 	result := ClassifyError(ctx, err)
 	var p Problem
 	switch {
-	case policy.ClassifyAttempt(err, 0, nil) == policy.AttemptNotReached:
+	case last == policy.AttemptNotReached:
 		// Not one attempt reached the upstream (it is down or restarting):
 		// the request was certainly not processed, so the client may send
 		// it again, and 503 with Retry-After says exactly that.
