@@ -62,10 +62,10 @@ type AuthVerdict struct {
 // '.', and the raw body bytes. The comparison is constant-time; the
 // timestamp must be within the tolerance of now, either way; a signature
 // accepted once is refused as replayed while its timestamp is in the
-// window (the replay cache is bounded, oldest forgotten first). Safe for
-// concurrent use.
+// window (the replay cache is bounded, oldest forgotten first). A verifier
+// does not change once built (a reload makes the next one with With), so
+// it is safe for concurrent use.
 type WebhookVerifier struct {
-	mu        sync.RWMutex
 	mode      string
 	tolerance time.Duration
 	macs      *sync.Pool // HMAC-SHA256 hashes keyed with the secret
@@ -76,68 +76,49 @@ type WebhookVerifier struct {
 // the mode is not off) from cfg.SecretFile or the variable cfg.SecretEnv
 // through getenv (os.Getenv when nil).
 func NewWebhookVerifier(cfg WebhookAuthConfig, getenv func(string) string) (*WebhookVerifier, error) {
-	v := &WebhookVerifier{}
-	if err := v.Update(cfg, getenv); err != nil {
-		return nil, err
-	}
-	return v, nil
+	return newWebhookVerifier(cfg, getenv, nil)
 }
 
-// Update applies cfg in place, re-reading the secret. The replay cache is
-// kept unless its size changed.
-func (v *WebhookVerifier) Update(cfg WebhookAuthConfig, getenv func(string) string) error {
+// With returns a new verifier configured by cfg, re-reading the secret,
+// that shares v's replay cache (unless its size changed), leaving v
+// unchanged: a config reload builds the next snapshot's verifier this way,
+// so a delivery accepted before the reload is still a replay after it.
+func (v *WebhookVerifier) With(cfg WebhookAuthConfig, getenv func(string) string) (*WebhookVerifier, error) {
+	return newWebhookVerifier(cfg, getenv, v.replay)
+}
+
+// newWebhookVerifier builds a verifier from cfg around replay, or around a
+// new replay cache when replay is nil or of another size.
+func newWebhookVerifier(cfg WebhookAuthConfig, getenv func(string) string, replay *replayCache) (*WebhookVerifier, error) {
 	if err := errors.Join(cfg.Validate("webhook_auth")...); err != nil {
-		return err
+		return nil, err
 	}
 	var secret Secret
 	if cfg.Mode != AuthOff {
 		var err error
 		if secret, err = LoadSecret(cfg.SecretFile, cfg.SecretEnv, getenv); err != nil {
-			return fmt.Errorf("webhook_auth: %w", err)
+			return nil, fmt.Errorf("webhook_auth: %w", err)
 		}
 	}
+	if replay == nil || replay.size != max(1, cfg.ReplayCacheSize) {
+		replay = newReplayCache(cfg.ReplayCacheSize)
+	}
 	key := secret.b
-	macs := &sync.Pool{New: func() any { return hmac.New(sha256.New, key) }}
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	v.mode, v.tolerance, v.macs = cfg.Mode, cfg.Tolerance, macs
-	if v.replay == nil || v.replay.size != max(1, cfg.ReplayCacheSize) {
-		v.replay = newReplayCache(cfg.ReplayCacheSize)
-	}
-	return nil
-}
-
-// With returns a new verifier configured by cfg that shares v's replay
-// cache (unless its size changed), leaving v unchanged: a config reload
-// builds the next snapshot's verifier this way, so a delivery accepted
-// before the reload is still a replay after it.
-func (v *WebhookVerifier) With(cfg WebhookAuthConfig, getenv func(string) string) (*WebhookVerifier, error) {
-	v.mu.RLock()
-	replay := v.replay
-	v.mu.RUnlock()
-	next := &WebhookVerifier{replay: replay}
-	if err := next.Update(cfg, getenv); err != nil {
-		return nil, err
-	}
-	return next, nil
+	return &WebhookVerifier{
+		mode: cfg.Mode, tolerance: cfg.Tolerance, replay: replay,
+		macs: &sync.Pool{New: func() any { return hmac.New(sha256.New, key) }},
+	}, nil
 }
 
 // Mode returns the verifier's mode: off, optional or required.
-func (v *WebhookVerifier) Mode() string {
-	v.mu.RLock()
-	defer v.mu.RUnlock()
-	return v.mode
-}
+func (v *WebhookVerifier) Mode() string { return v.mode }
 
 // Verify checks one request's headers and raw body at now.
 func (v *WebhookVerifier) Verify(timestamp, signature string, body []byte, now time.Time) AuthVerdict {
-	v.mu.RLock()
-	mode, tolerance, macs, replay := v.mode, v.tolerance, v.macs, v.replay
-	v.mu.RUnlock()
 	switch {
-	case mode == AuthOff:
+	case v.mode == AuthOff:
 		return AuthVerdict{Allowed: true}
-	case timestamp == "" && signature == "" && mode == AuthOptional:
+	case timestamp == "" && signature == "" && v.mode == AuthOptional:
 		return AuthVerdict{Allowed: true, Reason: AuthReasonUnsigned}
 	case timestamp == "" || signature == "":
 		return AuthVerdict{Reason: AuthReasonMissing}
@@ -153,14 +134,14 @@ func (v *WebhookVerifier) Verify(timestamp, signature string, body []byte, now t
 	if _, err := hex.Decode(got[:], []byte(signature)); err != nil {
 		return AuthVerdict{Reason: AuthReasonBadSignature}
 	}
-	if d := now.Sub(ts); d > tolerance || d < -tolerance {
+	if d := now.Sub(ts); d > v.tolerance || d < -v.tolerance {
 		return AuthVerdict{Reason: AuthReasonExpired}
 	}
-	want := webhookMAC(macs, timestamp, body)
+	want := webhookMAC(v.macs, timestamp, body)
 	if !hmac.Equal(got[:], want[:]) {
 		return AuthVerdict{Reason: AuthReasonBadSignature}
 	}
-	if replay.seen(got, ts.Add(tolerance).Unix(), now) {
+	if v.replay.seen(got, ts.Add(v.tolerance).Unix(), now) {
 		return AuthVerdict{Reason: AuthReasonReplayed}
 	}
 	return AuthVerdict{Allowed: true}

@@ -208,10 +208,10 @@ func TestWebhookVerifierNeedsSecret(t *testing.T) {
 	}
 }
 
-// TestWebhookUpdateKeepsReplayCache re-applies the config in place, as a
+// TestWebhookReloadKeepsReplayCache re-applies the same config, as a
 // reload does (re-reading the secret): a delivery accepted before stays a
 // replay after.
-func TestWebhookUpdateKeepsReplayCache(t *testing.T) {
+func TestWebhookReloadKeepsReplayCache(t *testing.T) {
 	v := mustVerifier(t, AuthRequired, time.Minute, 10)
 	now := time.Unix(1745287627, 0)
 	body := agentKitBody(t, "agent-1")
@@ -221,10 +221,11 @@ func TestWebhookUpdateKeepsReplayCache(t *testing.T) {
 	}
 	cfg := DefaultWebhookAuth()
 	cfg.Mode, cfg.Tolerance, cfg.ReplayCacheSize = AuthRequired, time.Minute, 10
-	if err := v.Update(cfg, func(string) string { return specSecret }); err != nil {
+	next, err := v.With(cfg, func(string) string { return specSecret })
+	if err != nil {
 		t.Fatal(err)
 	}
-	if got := v.Verify(specTimestamp, sig, body, now); got.Reason != AuthReasonReplayed {
+	if got := next.Verify(specTimestamp, sig, body, now); got.Reason != AuthReasonReplayed {
 		t.Errorf("after reload: got %+v, want replayed", got)
 	}
 }
