@@ -57,18 +57,13 @@ func BenchmarkProxyPath(b *testing.B) {
 	}
 	defer srv.Drain()
 
-	// The frame alone: tracing, metrics and access log on, but one attempt,
-	// no breaker and no concurrency gate, to split the frame's cost from
-	// the policy layers'.
-	frameCfg := Defaults()
-	frameCfg.Upstream.URL = up.URL
-	for n, rc := range frameCfg.Routes {
-		rc.Retry.Attempts, rc.Breaker.Enabled = 1, false
-		frameCfg.Routes[n] = rc
-	}
+	// The frame alone: tracing, metrics and access log on, but one attempt
+	// (testConfig), no breaker and no concurrency gate, to split the
+	// frame's cost from the policy layers'.
+	frameCfg := testConfig(up.URL)
 	frameCfg.Admission.Concurrency.Limit, frameCfg.Admission.Concurrency.QueueSize = 0, 0
 	frame, err := Start(context.Background(), RunOptions{
-		Config: withListen(frameCfg), Registry: prometheus.NewRegistry(), Tracing: tr,
+		Config: frameCfg, Registry: prometheus.NewRegistry(), Tracing: tr,
 		AccessLog: slog.New(slog.NewJSONHandler(io.Discard, nil)),
 	})
 	if err != nil {
