@@ -11,7 +11,8 @@ package metrics
 var Routes = []string{"notify", "state_update", "state_get", "workflow", "default"}
 
 // RouteClass maps each fixed route to its default priority class; it is
-// used only to pre-create children of the requests counter.
+// used only to pre-create children of the requests and admission
+// rejections counters.
 var RouteClass = map[string]string{
 	"notify": "critical", "state_update": "bulk", "state_get": "bulk",
 	"workflow": "critical", "default": "bulk",
