@@ -57,8 +57,10 @@ func (p *Proc) PID() int {
 	return p.cmd.Process.Pid
 }
 
-// start launches the process and waits for its readiness URL.
-func (p *Proc) start() error {
+// Start launches the process and waits for its readiness URL. It also
+// starts a stopped or killed process again, on the same port, without
+// killing anything first (Restart does).
+func (p *Proc) Start() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.cmd != nil {
@@ -173,11 +175,8 @@ func (p *Proc) Restart() error {
 	if err := p.Kill(); err != nil {
 		return err
 	}
-	return p.start()
+	return p.Start()
 }
-
-// Start starts a stopped or killed process again without killing it first.
-func (p *Proc) Start() error { return p.start() }
 
 // Close stops the process and closes its log file.
 func (p *Proc) Close() error {
@@ -194,7 +193,7 @@ func (p *Proc) Close() error {
 // launch starts p and waits until it is ready; on failure it closes p's
 // log file and returns the start error.
 func launch(p *Proc) (*Proc, error) {
-	if err := p.start(); err != nil {
+	if err := p.Start(); err != nil {
 		p.Close()
 		return nil, err
 	}

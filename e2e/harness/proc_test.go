@@ -42,7 +42,7 @@ func helperProc(t *testing.T) *Proc {
 		bin:     os.Args[0], env: []string{helperEnv + "=" + addr},
 		readyURL: "http://" + addr + "/health",
 	}
-	if err := p.start(); err != nil {
+	if err := p.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { p.Close() })
