@@ -220,7 +220,7 @@ func startPromStack(t *testing.T) *promStack {
 		client: &http.Client{Timeout: 15 * time.Second}}
 }
 
-// waitFor polls cond every 200 ms until it holds or ctx ends.
+// promWaitFor polls cond every 200 ms until it holds or ctx ends.
 func promWaitFor(t *testing.T, ctx context.Context, what string, cond func() bool) {
 	t.Helper()
 	for !cond() {
@@ -274,12 +274,11 @@ func (s *promStack) stateUpdate(id string, pad int) int {
 		http.Header{"Authorization": {"Bearer " + promAPIKey}, "Content-Type": {"application/json"}})
 }
 
-// parallel runs f(i) for i in [0, n) concurrently and waits.
+// promParallel runs f(i) for i in [0, n) concurrently and waits.
 func promParallel(n int, f func(i int)) {
 	var wg sync.WaitGroup
 	for i := range n {
-		wg.Add(1)
-		go func() { defer wg.Done(); f(i) }()
+		wg.Go(func() { f(i) })
 	}
 	wg.Wait()
 }
