@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -81,13 +82,7 @@ func TestReloadKeepsBucketsAndQueuedRequests(t *testing.T) {
 		}
 		w.WriteHeader(http.StatusAccepted)
 	}))
-	var releaseOnce bool
-	openUpstream := func() {
-		if !releaseOnce {
-			releaseOnce = true
-			close(release)
-		}
-	}
+	openUpstream := sync.OnceFunc(func() { close(release) })
 	t.Cleanup(func() { openUpstream(); upstream.Close() })
 
 	dir := t.TempDir()
