@@ -131,7 +131,7 @@ func admCPUTime(t *testing.T, pid int) time.Duration {
 	return time.Duration(utime+stime) * 10 * time.Millisecond
 }
 
-// TestRegistrationSurvivesStateFlood pins the user story: a flood
+// TestRegistrationSurvivesStateFlood pins admission's user story: a flood
 // of state updates at 10x the configured limit never crowds out agent
 // registration, and never pushes Ops-Core past its concurrency limit.
 func TestRegistrationSurvivesStateFlood(t *testing.T) {

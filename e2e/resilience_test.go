@@ -17,11 +17,11 @@ import (
 	"opscore-sidecar/e2e/harness"
 )
 
-// This file is the end-to-end proof of issue 5 (retries and circuit
-// breaking) with the real binaries: connection resets between the sidecar
-// and the core are hidden from clients, a restart of the core gives clients
-// a success or a clean 503 with Retry-After (never a reset), and an open
-// breaker keeps a failing core quiet under load.
+// Retries and circuit breaking end to end, with the real binaries:
+// connection resets between the sidecar and the core are hidden from
+// clients, a restart of the core gives clients a success or a clean 503
+// with Retry-After (never a reset), and an open breaker keeps a failing
+// core quiet under load.
 
 const resAPIKey = "resilience-api-key"
 
