@@ -18,6 +18,7 @@ type Step struct {
 	status  int
 	header  http.Header
 	body    string
+	length  int // the Content-Length a truncated answer declares
 	wait    <-chan struct{}
 	delay   time.Duration
 	arrived chan<- struct{}
@@ -55,13 +56,13 @@ func Close() Step { return Step{kind: kindClose} }
 
 // Truncate answers 200 with a Content-Length of 1000 but sends only 10
 // bytes of body, then closes the connection: a short response cut mid-body.
-func Truncate() Step { return Step{kind: kindTruncate, status: 1000, body: "0123456789"} }
+func Truncate() Step { return Step{kind: kindTruncate, length: 1000, body: "0123456789"} }
 
 // TruncateLarge answers 200 with a Content-Length of 1 MiB but sends only
 // 128 KiB of body, then closes the connection: a large response cut
 // mid-body, after the proxy has begun passing it on.
 func TruncateLarge() Step {
-	return Step{kind: kindTruncate, status: 1 << 20, body: strings.Repeat("x", 128<<10)}
+	return Step{kind: kindTruncate, length: 1 << 20, body: strings.Repeat("x", 128<<10)}
 }
 
 // Hang reads the request and never answers; the connection stays open
@@ -191,8 +192,7 @@ func (u *Upstream) serve(c net.Conn) {
 			<-u.done
 			return
 		case kindTruncate:
-			// status holds the declared Content-Length, body what is sent.
-			_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: "+strconv.Itoa(step.status)+"\r\nContent-Type: text/plain\r\n\r\n"+step.body)
+			_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: "+strconv.Itoa(step.length)+"\r\nContent-Type: text/plain\r\n\r\n"+step.body)
 			return
 		}
 		if err := writeResponse(c, step); err != nil {
