@@ -28,10 +28,10 @@ func bufferSmallResponse(resp *http.Response) error {
 		// Classify before closing: closing the body ends the attempt's
 		// context (retry layer), which would look like a cancellation.
 		ctx := resp.Request.Context()
-		clientGone := ctx.Err() != nil
+		ended := ctx.Err() != nil
 		result := ClassifyError(ctx, err)
 		resp.Body.Close()
-		if clientGone {
+		if ended {
 			return err // the ErrorHandler logs client_closed
 		}
 		return &ProblemError{Err: err, Problem: Problem{
