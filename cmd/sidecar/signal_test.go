@@ -32,11 +32,11 @@ func TestSecondSignalEndsTheDrain(t *testing.T) {
 		arrived <- struct{}{}
 		<-release
 	})}
-	upAddr := freeAddr(t)
-	ln, err := net.Listen("tcp", upAddr)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
+	upAddr := ln.Addr().String()
 	go up.Serve(ln)
 	defer up.Close()
 	defer close(release)
