@@ -27,9 +27,8 @@ func parseNotify(b requestBody) (notifyRequest, []fieldError) {
 	}
 	loc := []any{"body"}
 	req.EventType = v.str(top, b.json, loc, "event_type")
-	raw, present := top["agent_details"]
-	if !present {
-		v.add("missing", at(loc, "agent_details"), "Field required", b.json, nil)
+	raw, ok := v.required(top, b.json, loc, "agent_details")
+	if !ok {
 		return req, v.errs
 	}
 	loc = at(loc, "agent_details")

@@ -13,9 +13,8 @@ const maxURLLength = 2083
 // way pydantic stores it: lower-case scheme and host, default port dropped,
 // "/" as the path when there is none.
 func (v *validator) httpURL(obj map[string]json.RawMessage, parent json.RawMessage, loc []any, key string) string {
-	raw, present := obj[key]
-	if !present {
-		v.add("missing", at(loc, key), "Field required", parent, nil)
+	raw, ok := v.required(obj, parent, loc, key)
+	if !ok {
 		return ""
 	}
 	loc = at(loc, key)

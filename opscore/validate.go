@@ -79,11 +79,21 @@ func (v *validator) model(raw json.RawMessage, loc []any, class string) (map[str
 	return m, ok
 }
 
-// str reads a required string member.
-func (v *validator) str(obj map[string]json.RawMessage, parent json.RawMessage, loc []any, key string) string {
+// required returns the member key of obj; when it is absent it adds the
+// "missing" error, whose input is the whole object (parent), and returns
+// false.
+func (v *validator) required(obj map[string]json.RawMessage, parent json.RawMessage, loc []any, key string) (json.RawMessage, bool) {
 	raw, present := obj[key]
 	if !present {
 		v.add("missing", at(loc, key), "Field required", parent, nil)
+	}
+	return raw, present
+}
+
+// str reads a required string member.
+func (v *validator) str(obj map[string]json.RawMessage, parent json.RawMessage, loc []any, key string) string {
+	raw, ok := v.required(obj, parent, loc, key)
+	if !ok {
 		return ""
 	}
 	return v.strValue(raw, at(loc, key))

@@ -59,9 +59,8 @@ func (v *validator) workflowDefinition(raw json.RawMessage, loc []any) (*Workflo
 	if r, ok := m["version"]; ok {
 		def.Version = v.strValue(r, at(loc, "version"))
 	}
-	tasksRaw, ok := m["tasks"]
+	tasksRaw, ok := v.required(m, raw, loc, "tasks")
 	if !ok {
-		v.add("missing", at(loc, "tasks"), "Field required", raw, nil)
 		return def, false
 	}
 	tloc := at(loc, "tasks")
