@@ -16,18 +16,18 @@ const StatusClientClosed = 499
 //  3. route: method + path → named route and its runtime from the current
 //     snapshot; body over the route's limit → 413 (routeLayer, routing.go)
 //  4. auth: webhook HMAC / API key, per route (authLayer, layer_auth.go;
-//     filled by the admission layer)
+//     the checks: auth.go)
 //  5. admission: token buckets, then the concurrency gate with its priority
-//     queue (admissionLayer, layer_admission.go; filled by the admission layer)
+//     queue (admissionLayer, layer_admission.go; the decision: admission.go)
 //  6. proxy: httputil.ReverseProxy (Rewrite, ErrorHandler: proxy.go;
 //     ModifyResponse reads a short body in full: response_buffer.go), whose
 //     Transport is, outermost first:
-//     a. retry: per-route retries with budget (retryLayer, layer_retry.go;
-//     filled by the retry layer)
-//     b. attempt: one client span per attempt, attempt metrics, error
-//     classification (attemptTransport, attempt.go)
+//     a. retry: per-route retries with budget (retryTransport,
+//     retry_transport.go)
+//     b. attempt: one client span per attempt, attempt metrics, a failure
+//     classified by policy.ClassifyFailure (attemptTransport, attempt.go)
 //     c. breaker: per-route circuit breaker around each attempt
-//     (breakerLayer, layer_breaker.go; filled by the retry layer)
+//     (breakerTransport, breaker_transport.go)
 //     d. upstream: the snapshot's tuned http.Transport (transport.go)
 //
 // Retry sits outside the breaker so that every attempt is counted by the
