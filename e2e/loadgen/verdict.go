@@ -46,9 +46,10 @@ func kindSplit(r *Result, k Kind, w faultWindow) split {
 	return s
 }
 
-// kindCounts counts failures by kind, most frequent first.
-func kindCounts(r *Result) []Kind {
-	n := map[Kind]uint64{}
+// kindCounts counts failures by kind and lists the kinds, most frequent
+// first.
+func kindCounts(r *Result) (kinds []Kind, n map[Kind]uint64) {
+	n = map[Kind]uint64{}
 	for _, f := range r.Failures {
 		n[f.Kind] += f.Occurrences
 	}
@@ -57,7 +58,7 @@ func kindCounts(r *Result) []Kind {
 		ks = append(ks, k)
 	}
 	sort.Slice(ks, func(i, j int) bool { return n[ks[i]] > n[ks[j]] || (n[ks[i]] == n[ks[j]] && ks[i] < ks[j]) })
-	return ks
+	return ks, n
 }
 
 // causeOf names the cause of one failure kind seen straight at the core.
@@ -179,7 +180,8 @@ func Verdict(direct, side *Result, access AccessSummary, deltas []string, o Debu
 func verdictWithWindow(direct, side *Result, access AccessSummary, deltas []string, o DebugOptions, p FaultPlan, w faultWindow) (lines []string, failed bool) {
 	lines = append(lines, fmt.Sprintf("Straight at the core (through toxiproxy)%s: %d requests, %d failures, %d failed registrations, %d transport errors, %d 5xx.",
 		interrupted(direct), direct.Total.Requests, direct.Total.Failures, direct.RegistrationFailures(), direct.TransportErrors(), direct.ServerErrors()))
-	for _, k := range kindCounts(direct) {
+	kinds, _ := kindCounts(direct)
+	for _, k := range kinds {
 		sp := kindSplit(direct, k, w)
 		lines = append(lines, fmt.Sprintf("  - %s x%d: %s.", k, sp.in()+sp.out(), causeOf(direct, k, sp, o, p)))
 	}
@@ -191,14 +193,9 @@ func verdictWithWindow(direct, side *Result, access AccessSummary, deltas []stri
 	}
 	lines = append(lines, fmt.Sprintf("Through the sidecar (same faults)%s: %d requests, %d failures, %d failed registrations, %d transport errors, %d 5xx.",
 		interrupted(side), side.Total.Requests, side.Total.Failures, side.RegistrationFailures(), side.TransportErrors(), side.ServerErrors()))
-	for _, k := range kindCounts(side) {
-		var n uint64
-		for _, f := range side.Failures {
-			if f.Kind == k {
-				n += f.Occurrences
-			}
-		}
-		lines = append(lines, fmt.Sprintf("  - %s x%d: %s.", k, n, sidecarCause(side, k, access, p)))
+	kinds, n := kindCounts(side)
+	for _, k := range kinds {
+		lines = append(lines, fmt.Sprintf("  - %s x%d: %s.", k, n[k], sidecarCause(side, k, access, p)))
 	}
 	lines = append(lines, fmt.Sprintf("  Sidecar access log: %d requests, %d needed more than one upstream attempt (max %d); outcomes %s; statuses %v.",
 		access.Lines, access.Retried, access.MaxAttempt, outcomes(access, ""), access.ByStatus))
