@@ -141,9 +141,8 @@ func (v *validator) strList(obj map[string]json.RawMessage, loc []any, key strin
 		return []string{}
 	}
 	loc = at(loc, key)
-	var items []json.RawMessage
-	if jsonKind(raw) != '[' || json.Unmarshal(raw, &items) != nil {
-		v.add("list_type", loc, "Input should be a valid list", raw, nil)
+	items, ok := v.list(raw, loc)
+	if !ok {
 		return []string{}
 	}
 	out := make([]string, 0, len(items))
@@ -151,6 +150,16 @@ func (v *validator) strList(obj map[string]json.RawMessage, loc []any, key strin
 		out = append(out, v.strValue(it, at(loc, i)))
 	}
 	return out
+}
+
+// list decodes the items of a list at loc, or adds the list_type error.
+func (v *validator) list(raw json.RawMessage, loc []any) ([]json.RawMessage, bool) {
+	var items []json.RawMessage
+	if jsonKind(raw) != '[' || json.Unmarshal(raw, &items) != nil {
+		v.add("list_type", loc, "Input should be a valid list", raw, nil)
+		return nil, false
+	}
+	return items, true
 }
 
 // compact returns raw without insignificant whitespace.

@@ -64,9 +64,8 @@ func (v *validator) workflowDefinition(raw json.RawMessage, loc []any) (*Workflo
 		return def, false
 	}
 	tloc := at(loc, "tasks")
-	var items []json.RawMessage
-	if jsonKind(tasksRaw) != '[' || json.Unmarshal(tasksRaw, &items) != nil {
-		v.add("list_type", tloc, "Input should be a valid list", tasksRaw, nil)
+	items, ok := v.list(tasksRaw, tloc)
+	if !ok {
 		return def, false
 	}
 	def.Tasks = make([]json.RawMessage, 0, len(items))
