@@ -9,8 +9,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"opscore-sidecar/policy"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -296,22 +294,6 @@ func TestOverridesWinOverEnvAndFile(t *testing.T) {
 func TestEnvNameOfKey(t *testing.T) {
 	if got, want := EnvName("routes.state_update.rate_limit.per_key_rps"), "SIDECAR_ROUTES_STATE_UPDATE_RATE_LIMIT_PER_KEY_RPS"; got != want {
 		t.Errorf("EnvName: got %q, want %q", got, want)
-	}
-}
-
-func TestSetDefaultsFillsWhatIsMissing(t *testing.T) {
-	c := &Config{Routes: map[string]RouteConfig{RouteNotify: Defaults().Routes[RouteNotify]}}
-	c.Admission = policy.DefaultAdmission()
-	c.Upstream.URL = "http://127.0.0.1:9"
-	c.SetDefaults()
-	if err := c.Validate(); err != nil {
-		t.Fatalf("Validate after SetDefaults: %v", err)
-	}
-	if c.Upstream.URL != "http://127.0.0.1:9" {
-		t.Errorf("upstream.url: got %q, want the value that was set", c.Upstream.URL)
-	}
-	if len(c.Routes) != len(RouteNames) {
-		t.Errorf("routes: got %d, want %d", len(c.Routes), len(RouteNames))
 	}
 }
 
