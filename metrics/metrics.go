@@ -69,8 +69,9 @@ const ns = "opscore_sidecar_"
 var Version = "dev"
 
 // New creates every collector, registers it on reg and pre-creates the
-// children of the known label values. It panics if a collector is already registered on reg, as
-// prometheus.MustRegister does: that is a programming error.
+// children of the known label values. It panics if a collector is already
+// registered on reg, as prometheus.MustRegister does: that is a
+// programming error.
 func New(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		Requests: prometheus.NewCounterVec(prometheus.CounterOpts{
