@@ -36,7 +36,6 @@ type RequestInfo struct {
 	// Immutable after the trace layer and the route layer ran.
 	RequestID string
 	TraceID   string
-	Start     time.Time
 	Method    string
 	Path      string
 
