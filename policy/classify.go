@@ -187,7 +187,9 @@ func timedOut(err error) bool {
 // closedEarly reports a connection the upstream closed before answering.
 // net/http does not export "server closed idle connection" nor its
 // "transport connection broken" wrapper, so they are matched by text, as
-// every reverse proxy that detects them does.
+// every reverse proxy that detects them does. "closed connection without
+// response" is other stacks' wording (Python's RemoteDisconnected);
+// net/http never says it.
 func closedEarly(err error) bool {
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 		return true
