@@ -19,6 +19,8 @@ func runMain(ctx context.Context, args ...string) (int, string, string) {
 	return code, out.String(), errb.String()
 }
 
+// closedPort returns the URL of a 127.0.0.1 port that was just bound and
+// released, so nothing listens on it.
 func closedPort(t *testing.T) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")

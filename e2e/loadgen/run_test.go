@@ -182,13 +182,7 @@ func TestConfigValidate(t *testing.T) {
 }
 
 func TestCheckTargetUnreachable(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	err = CheckTarget(context.Background(), "http://"+addr)
+	err := CheckTarget(context.Background(), closedPort(t))
 	if err == nil || !strings.Contains(err.Error(), "unreachable") || !strings.Contains(err.Error(), "refused") {
 		t.Fatalf("got %v, want an unreachable/refused error", err)
 	}
