@@ -2,6 +2,7 @@ package loadgen_test
 
 import (
 	"fmt"
+	"syscall"
 	"time"
 
 	"opscore-sidecar/e2e/loadgen"
@@ -19,7 +20,7 @@ func ExampleHistogram() {
 }
 
 func ExampleClassify() {
-	f := loadgen.Classify(loadgen.NameNotify, true, 0, fmt.Errorf("read: %w", errReset))
+	f := loadgen.Classify(loadgen.NameNotify, true, 0, fmt.Errorf("read: %w", syscall.ECONNRESET))
 	fmt.Println(f.Kind, f.Message)
 	f = loadgen.Classify(loadgen.NameState, false, 500, nil)
 	fmt.Println(f.Kind, f.Message)
