@@ -34,16 +34,23 @@ func startRun(t *testing.T, env map[string]string) (string, func() error) {
 	return "", nil
 }
 
-func TestRunServesWithoutConfigAndShutsDown(t *testing.T) {
-	base, stop := startRun(t, nil)
-	resp, err := http.Get(base + "/health")
+// mustGet GETs url and fails t unless the answer has status want.
+func mustGet(t *testing.T, url string, want int) {
+	t.Helper()
+	client := &http.Client{Timeout: 5 * time.Second}
+	resp, err := client.Get(url)
 	if err != nil {
-		t.Fatalf("GET /health: %v", err)
+		t.Fatalf("GET %s: %v", url, err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("GET /health: got %d, want 200", resp.StatusCode)
+	if resp.StatusCode != want {
+		t.Fatalf("GET %s: got %d, want %d", url, resp.StatusCode, want)
 	}
+}
+
+func TestRunServesWithoutConfigAndShutsDown(t *testing.T) {
+	base, stop := startRun(t, nil)
+	mustGet(t, base+"/health", 200)
 	if code := realMain(context.Background(), []string{"healthcheck", "--url", base + "/health"}, nil, io.Discard, io.Discard); code != 0 {
 		t.Fatalf("healthcheck against a live server: got exit %d, want 0", code)
 	}
@@ -73,27 +80,12 @@ func TestRunUsesRedisWhenConfigured(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Fatalf("notify: got %d, want 200", resp.StatusCode)
 	}
-	resp, err = http.Get(base + "/readyz")
-	if err != nil {
-		t.Fatalf("readyz: %v", err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("readyz: got %d, want 200", resp.StatusCode)
-	}
+	mustGet(t, base+"/readyz", 200)
 	// The key is in this Redis, so the store really is Redis.
 	if err := r.Stop(); err != nil {
 		t.Fatalf("stop redis: %v", err)
 	}
-	client := &http.Client{Timeout: 5 * time.Second}
-	resp, err = client.Get(base + "/readyz")
-	if err != nil {
-		t.Fatalf("readyz with redis stopped: %v", err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 503 {
-		t.Fatalf("readyz with redis stopped: got %d, want 503", resp.StatusCode)
-	}
+	mustGet(t, base+"/readyz", 503)
 }
 
 func TestRunRejectsBadConfig(t *testing.T) {
