@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"opscore-sidecar/e2e/harness"
 )
 
@@ -58,8 +60,9 @@ func TestRunServesWithoutConfigAndShutsDown(t *testing.T) {
 		t.Fatalf("run after cancel: got %v, want nil", err)
 	}
 	var stderr bytes.Buffer
-	if code := realMain(context.Background(), []string{"healthcheck", "--url", base + "/health", "--timeout", "500ms"}, nil, io.Discard, &stderr); code != 1 {
-		t.Fatalf("healthcheck against a stopped server: got exit %d, want 1", code)
+	if code := realMain(context.Background(), []string{"healthcheck", "--url", base + "/health", "--timeout", "500ms"}, nil, io.Discard, &stderr); code != 1 ||
+		!strings.HasPrefix(stderr.String(), "healthcheck: ") {
+		t.Fatalf("healthcheck against a stopped server: got exit %d and %q, want 1 and the reason", code, stderr.String())
 	}
 }
 
@@ -82,6 +85,12 @@ func TestRunUsesRedisWhenConfigured(t *testing.T) {
 	}
 	mustGet(t, base+"/readyz", 200)
 	// The key is in this Redis, so the store really is Redis.
+	raw := redis.NewClient(&redis.Options{Addr: r.Addr})
+	n, err := raw.Exists(context.Background(), "agent:a1:registration").Result()
+	_ = raw.Close()
+	if err != nil || n != 1 {
+		t.Fatalf("EXISTS agent:a1:registration: got %d, %v; want 1", n, err)
+	}
 	if err := r.Stop(); err != nil {
 		t.Fatalf("stop redis: %v", err)
 	}
