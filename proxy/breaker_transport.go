@@ -1,8 +1,6 @@
 package proxy
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -44,37 +42,4 @@ func problemBreakerOpen(br *policy.Breaker, now time.Time) Problem {
 			br.Route(), RetryAfter(left)),
 		Header: http.Header{"Retry-After": {RetryAfter(left)}},
 	}
-}
-
-// attemptOutcome classifies one attempt for the retry policy and the
-// breaker. ctx is the attempt's context: the client went away when it was
-// cancelled for any reason other than the sidecar's own timeouts (whose
-// causes wrap context.DeadlineExceeded). now is used to read an HTTP-date
-// Retry-After; the zero time skips reading Retry-After.
-func attemptOutcome(ctx context.Context, resp *http.Response, err error, now time.Time) policy.AttemptOutcome {
-	status := 0
-	if err == nil && resp != nil {
-		status = resp.StatusCode
-	}
-	o := policy.AttemptOutcome{Kind: policy.ClassifyAttempt(err, status, clientGone(ctx)), Status: status}
-	if o.Kind == policy.AttemptResponse && !now.IsZero() {
-		if v := resp.Header.Get("Retry-After"); v != "" {
-			o.RetryAfter, o.HasRetryAfter = policy.ParseRetryAfter(v, now)
-		}
-	}
-	return o
-}
-
-// clientGone returns the reason the client went away, or nil while it is
-// still waiting. A context ended by a deadline (the per-try timeout, the
-// retry deadline) is not the client's doing.
-func clientGone(ctx context.Context) error {
-	if ctx.Err() == nil {
-		return nil
-	}
-	cause := context.Cause(ctx)
-	if errors.Is(cause, context.DeadlineExceeded) {
-		return nil
-	}
-	return cause
 }
