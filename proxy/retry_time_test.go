@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"maps"
 	"net/http"
 	"sync/atomic"
 	"testing"
@@ -91,10 +92,7 @@ func TestReloadKeepsAnUnchangedBreaker(t *testing.T) {
 		}
 
 		cfg := *rig.s.Snapshot().Config
-		cfg.Routes = map[string]RouteConfig{}
-		for k, v := range rig.s.Snapshot().Config.Routes {
-			cfg.Routes[k] = v
-		}
+		cfg.Routes = maps.Clone(cfg.Routes)
 		route(&cfg, RouteNotify, func(rc *RouteConfig) { rc.Retry.Attempts = 2 })
 		if err := rig.s.Apply(&cfg); err != nil {
 			t.Fatal(err)
