@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"time"
 )
 
@@ -136,7 +135,7 @@ func (f *runFlags) config(progress io.Writer) (Config, error) {
 		errs = append(errs, fmt.Errorf("--max-failure-ratio: must be between 0 and 1, got %v", f.maxFailureRatio))
 	}
 	cfg := Config{
-		Scenario: s, Target: strings.TrimRight(f.target, "/"), APIKey: f.apiKey, WebhookSecret: f.webhookSecret,
+		Scenario: s, Target: f.target, APIKey: f.apiKey, WebhookSecret: f.webhookSecret,
 		UniqueIDs: f.uniqueIDs, Rate: f.rate, Connections: f.connections,
 		RequestTimeout: f.requestTimeout, StopRule: f.stopRule,
 	}
