@@ -33,12 +33,8 @@ func StartCoreProcess(opts CoreOptions) (*Proc, error) {
 	if opts.Bin == "" {
 		return nil, fmt.Errorf("harness: CoreOptions.Bin is empty")
 	}
-	if opts.Port == 0 {
-		p, err := FreePort()
-		if err != nil {
-			return nil, err
-		}
-		opts.Port = p
+	if err := freePorts(&opts.Port); err != nil {
+		return nil, err
 	}
 	if err := defaultDir(&opts.Dir, "harness-core-"); err != nil {
 		return nil, err

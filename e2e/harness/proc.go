@@ -200,6 +200,20 @@ func launch(p *Proc) (*Proc, error) {
 	return p, nil
 }
 
+// freePorts sets each port that is 0 to a free one (FreePort).
+func freePorts(ports ...*int) error {
+	for _, port := range ports {
+		if *port == 0 {
+			p, err := FreePort()
+			if err != nil {
+				return err
+			}
+			*port = p
+		}
+	}
+	return nil
+}
+
 // defaultDir sets *dir to a new temporary directory named after prefix
 // when it is empty.
 func defaultDir(dir *string, prefix string) error {

@@ -34,14 +34,8 @@ func StartSidecarProcess(opts SidecarOptions) (*Proc, error) {
 	if opts.Bin == "" {
 		return nil, fmt.Errorf("harness: SidecarOptions.Bin is empty")
 	}
-	for _, port := range []*int{&opts.Port, &opts.AdminPort} {
-		if *port == 0 {
-			p, err := FreePort()
-			if err != nil {
-				return nil, err
-			}
-			*port = p
-		}
+	if err := freePorts(&opts.Port, &opts.AdminPort); err != nil {
+		return nil, err
 	}
 	if err := defaultDir(&opts.Dir, "harness-sidecar-"); err != nil {
 		return nil, err
