@@ -48,7 +48,7 @@ func (s *Sidecar) observeLayer(next http.Handler) http.Handler {
 		// the common path.
 		var body *countingBody
 		if r.ContentLength < 0 && r.Body != nil && r.Body != http.NoBody {
-			body = &countingBody{body: r.Body}
+			body = &countingBody{ReadCloser: r.Body}
 			r.Body = body
 		}
 		defer func() {

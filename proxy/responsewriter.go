@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"io"
 	"net/http"
 )
 
@@ -44,17 +45,12 @@ func (w *responseRecorder) Unwrap() http.ResponseWriter { return w.ResponseWrite
 
 // countingBody counts the request body bytes read.
 type countingBody struct {
-	body interface {
-		Read([]byte) (int, error)
-		Close() error
-	}
+	io.ReadCloser
 	n int64
 }
 
 func (b *countingBody) Read(p []byte) (int, error) {
-	n, err := b.body.Read(p)
+	n, err := b.ReadCloser.Read(p)
 	b.n += int64(n)
 	return n, err
 }
-
-func (b *countingBody) Close() error { return b.body.Close() }
