@@ -11,8 +11,6 @@ import (
 	"os"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"opscore-sidecar/opscore"
 )
 
@@ -25,13 +23,19 @@ type embeddedCore struct {
 // startEmbeddedCore starts the core with its memory store on the host:port
 // of upstreamURL, so the sidecar alone is a working stack. The API key is
 // OPSCORE_API_KEY (the core warns and uses its public default when unset).
-func startEmbeddedCore(upstreamURL string, reg prometheus.Registerer, logger *slog.Logger) (*embeddedCore, error) {
+//
+// The core keeps its own private registry (opscore.New's default), as it
+// would in its own process: its /metrics (on the upstream port) shows only
+// opscore_* and the admin /metrics only opscore_sidecar_*, so a Prometheus
+// that scrapes both counts nothing twice and the dashboards work as with
+// two processes.
+func startEmbeddedCore(upstreamURL string, logger *slog.Logger) (*embeddedCore, error) {
 	u, err := url.Parse(upstreamURL)
 	if err != nil || u.Scheme != "http" {
 		return nil, fmt.Errorf("--embedded-core needs an http upstream.url, got %q", upstreamURL)
 	}
 	svc, err := opscore.New(opscore.Options{
-		Store: opscore.NewMemoryStore(), APIKey: os.Getenv("OPSCORE_API_KEY"), Logger: logger, Registerer: reg,
+		Store: opscore.NewMemoryStore(), APIKey: os.Getenv("OPSCORE_API_KEY"), Logger: logger,
 	})
 	if err != nil {
 		return nil, err

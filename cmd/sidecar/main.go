@@ -97,12 +97,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}()
 	reg := prometheus.NewRegistry()
 	if *embedded {
-		// The core keeps its own registry, as it would in its own process:
-		// its /metrics (on the upstream port) shows only opscore_* and the
-		// admin /metrics only opscore_sidecar_*, so a Prometheus that
-		// scrapes both counts nothing twice and the dashboards work as
-		// with two processes.
-		core, err := startEmbeddedCore(cfg.Upstream.URL, prometheus.NewRegistry(), logger.With("component", "core"))
+		core, err := startEmbeddedCore(cfg.Upstream.URL, logger.With("component", "core"))
 		if err != nil {
 			logger.Error("embedded core failed to start", "error", err)
 			return 1
