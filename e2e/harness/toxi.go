@@ -1,10 +1,10 @@
 package harness
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -74,7 +74,7 @@ func (t *Toxi) add(typ, stream string, toxicity float64, attrs map[string]any) (
 	if err != nil {
 		return "", err
 	}
-	if _, err := t.proxy.Toxics.AddToxicJson(strings.NewReader(string(body))); err != nil {
+	if _, err := t.proxy.Toxics.AddToxicJson(bytes.NewReader(body)); err != nil {
 		return "", fmt.Errorf("harness: add toxic %s: %w", typ, err)
 	}
 	return name, nil
