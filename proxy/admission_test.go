@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"context"
-	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -98,24 +97,17 @@ func (a *admissionRig) rejections(route, class, reason, mode string) float64 {
 	return testutil.ToFloat64(a.m.AdmissionRejections.WithLabelValues(route, class, reason, mode))
 }
 
-// problemOf decodes a problem+json response and checks its framing.
-func problemOf(t *testing.T, rec *httptest.ResponseRecorder, status int) map[string]any {
+// problemOf decodes a recorded problem+json response (decodeProblem: its
+// Content-Type, and a detail that is a string) and checks its status and
+// request id.
+func problemOf(t *testing.T, rec *httptest.ResponseRecorder, status int) problemDoc {
 	t.Helper()
 	if rec.Code != status {
 		t.Fatalf("status: got %d, want %d (body %s)", rec.Code, status, rec.Body)
 	}
-	if ct := rec.Header().Get("Content-Type"); ct != "application/problem+json" {
-		t.Errorf("Content-Type: got %q, want application/problem+json", ct)
-	}
-	var p map[string]any
-	if err := json.Unmarshal(rec.Body.Bytes(), &p); err != nil {
-		t.Fatalf("body %q: %v", rec.Body, err)
-	}
-	if p["request_id"] == "" || p["request_id"] != rec.Header().Get(HeaderRequestID) {
-		t.Errorf("request_id: got %v, want the response's X-Request-ID %q", p["request_id"], rec.Header().Get(HeaderRequestID))
-	}
-	if _, ok := p["detail"].(string); !ok {
-		t.Errorf("detail: got %v, want a string", p["detail"])
+	p := decodeProblem(t, rec.Result(), rec.Body.String())
+	if p.RequestID == "" || p.RequestID != rec.Header().Get(HeaderRequestID) {
+		t.Errorf("request_id: got %q, want the response's X-Request-ID %q", p.RequestID, rec.Header().Get(HeaderRequestID))
 	}
 	return p
 }
@@ -131,8 +123,8 @@ func TestRateLimitedRequestNeverReachesUpstream(t *testing.T) {
 	}
 	rec := a.do(t, "POST", pathState, `{}`)
 	p := problemOf(t, rec, http.StatusTooManyRequests)
-	if p["type"] != ProblemTypeBase+"rate_limited" || p["reason"] != "route_rate" {
-		t.Errorf("type, reason: got %v, %v, want %srate_limited, route_rate", p["type"], p["reason"], ProblemTypeBase)
+	if p.Type != ProblemTypeBase+"rate_limited" || p.Reason != "route_rate" {
+		t.Errorf("type, reason: got %v, %v, want %srate_limited, route_rate", p.Type, p.Reason, ProblemTypeBase)
 	}
 	retry, err := strconv.Atoi(rec.Header().Get("Retry-After"))
 	if err != nil || retry < 1 || retry > 2 {
@@ -185,7 +177,7 @@ func TestPerAgentBucketsAreIsolated(t *testing.T) {
 		t.Fatalf("a1 first: got %d, want 200", rec.Code)
 	}
 	rec := a.do(t, "POST", "/v1/opscore/agent/a1/state", `{}`)
-	if title, _ := problemOf(t, rec, http.StatusTooManyRequests)["title"].(string); title == "" {
+	if problemOf(t, rec, http.StatusTooManyRequests).Title == "" {
 		t.Error("missing title")
 	}
 	if rec := a.do(t, "POST", "/v1/opscore/agent/a2/state", `{}`); rec.Code != http.StatusOK {
@@ -240,8 +232,8 @@ func TestBulkShedWhileCriticalPasses(t *testing.T) {
 	<-a.u.arrived
 	rec := a.do(t, "POST", pathState, `{}`)
 	p := problemOf(t, rec, http.StatusServiceUnavailable)
-	if p["type"] != ProblemTypeBase+"shed" || p["reason"] != "shed" || rec.Header().Get("Retry-After") != "1" {
-		t.Errorf("got type %v reason %v Retry-After %q, want shed, shed, Retry-After 1", p["type"], p["reason"], rec.Header().Get("Retry-After"))
+	if p.Type != ProblemTypeBase+"shed" || p.Reason != "shed" || rec.Header().Get("Retry-After") != "1" {
+		t.Errorf("got type %v reason %v Retry-After %q, want shed, shed, Retry-After 1", p.Type, p.Reason, rec.Header().Get("Retry-After"))
 	}
 	go func() { results <- a.do(t, "POST", pathNotify, `{}`).Code }()
 	<-a.u.arrived
@@ -271,8 +263,8 @@ func TestQueueTimeoutAnswers503(t *testing.T) {
 	<-a.u.arrived
 	rec := a.do(t, "POST", pathState, `{}`)
 	p := problemOf(t, rec, http.StatusServiceUnavailable)
-	if p["type"] != ProblemTypeBase+"queue_timeout" || p["reason"] != "queue_timeout" || rec.Header().Get("Retry-After") != "1" {
-		t.Errorf("got type %v Retry-After %q, want queue_timeout with Retry-After 1", p["type"], rec.Header().Get("Retry-After"))
+	if p.Type != ProblemTypeBase+"queue_timeout" || p.Reason != "queue_timeout" || rec.Header().Get("Retry-After") != "1" {
+		t.Errorf("got type %v Retry-After %q, want queue_timeout with Retry-After 1", p.Type, rec.Header().Get("Retry-After"))
 	}
 	if got := testutil.ToFloat64(a.m.QueueDepth.WithLabelValues("bulk")); got != 0 {
 		t.Errorf("queue_depth after the timeout: got %v, want 0", got)
@@ -293,8 +285,8 @@ func TestDrainingRefusesInsteadOfQueueing(t *testing.T) {
 	<-a.u.arrived
 	a.s.draining.Store(true)
 	p := problemOf(t, a.do(t, "POST", pathNotify, `{}`), http.StatusServiceUnavailable)
-	if p["type"] != ProblemTypeBase+"shed" || p["reason"] != "draining" {
-		t.Errorf("type, reason: got %v, %v, want shed, draining", p["type"], p["reason"])
+	if p.Type != ProblemTypeBase+"shed" || p.Reason != "draining" {
+		t.Errorf("type, reason: got %v, %v, want shed, draining", p.Type, p.Reason)
 	}
 	if got := a.rejections("notify", "critical", "draining", "enforce"); got != 1 {
 		t.Errorf("draining rejections: got %v, want 1", got)

@@ -43,14 +43,14 @@ func TestWebhookSignatureAtTheEdge(t *testing.T) {
 			rec := a.do(t, "POST", pathNotify, tt.body, tt.header...)
 			if tt.status != 200 {
 				p := problemOf(t, rec, tt.status)
-				if p["type"] != ProblemTypeBase+"auth_failed" || p["reason"] != tt.reason {
-					t.Errorf("type, reason: got %v, %v, want auth_failed, %s", p["type"], p["reason"], tt.reason)
+				if p.Type != ProblemTypeBase+"auth_failed" || p.Reason != tt.reason {
+					t.Errorf("type, reason: got %v, %v, want auth_failed, %s", p.Type, p.Reason, tt.reason)
 				}
 				if got := rec.Header().Get("WWW-Authenticate"); !strings.HasPrefix(got, "AgentKit-HMAC-SHA256 ") {
 					t.Errorf("WWW-Authenticate: got %q, want the AgentKit-HMAC-SHA256 challenge", got)
 				}
-				if d, _ := p["detail"].(string); strings.Contains(d, secret) || (ts != "" && strings.Contains(d, ts)) {
-					t.Errorf("detail %q echoes the secret or the request's timestamp", d)
+				if strings.Contains(p.Detail, secret) || (ts != "" && strings.Contains(p.Detail, ts)) {
+					t.Errorf("detail %q echoes the secret or the request's timestamp", p.Detail)
 				}
 				if got := testutil.ToFloat64(a.m.WebhookAuthFailures.WithLabelValues(tt.reason)); got != 1 {
 					t.Errorf("webhook_auth_failures_total{%s}: got %v, want 1", tt.reason, got)
@@ -83,8 +83,8 @@ func TestWebhookOptionalCountsUnsigned(t *testing.T) {
 	}
 	// A signature that is present must verify, even in optional mode.
 	rec := a.do(t, "POST", pathNotify, `{}`, "X-AgentKit-Timestamp", strconv.FormatInt(time.Now().Unix(), 10), "X-AgentKit-Signature", strings.Repeat("0", 64))
-	if p := problemOf(t, rec, http.StatusUnauthorized); p["reason"] != "bad_signature" {
-		t.Errorf("bad signature in optional mode: got reason %v, want bad_signature", p["reason"])
+	if p := problemOf(t, rec, http.StatusUnauthorized); p.Reason != "bad_signature" {
+		t.Errorf("bad signature in optional mode: got reason %v, want bad_signature", p.Reason)
 	}
 	if got := a.u.seen.Load(); got != 1 {
 		t.Errorf("upstream saw %d, want 1 (the unsigned request only)", got)
@@ -100,8 +100,8 @@ func TestAPIKeyEnforcedWhenRequired(t *testing.T) {
 		route(c, RouteStateUpdate, func(rc *RouteConfig) { rc.APIKey.Mode = policy.AuthRequired })
 	})
 	rec := a.do(t, "POST", pathState, `{}`, "Authorization", "Bearer wrong")
-	if p := problemOf(t, rec, http.StatusUnauthorized); p["reason"] != "bad_api_key" {
-		t.Errorf("reason: got %v, want bad_api_key", p["reason"])
+	if p := problemOf(t, rec, http.StatusUnauthorized); p.Reason != "bad_api_key" {
+		t.Errorf("reason: got %v, want bad_api_key", p.Reason)
 	}
 	if got := rec.Header().Get("WWW-Authenticate"); got != "Bearer" {
 		t.Errorf("WWW-Authenticate: got %q, want Bearer", got)

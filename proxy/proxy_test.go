@@ -18,6 +18,7 @@ type problemDoc struct {
 	Title     string `json:"title"`
 	Status    int    `json:"status"`
 	Detail    string `json:"detail"`
+	Reason    string `json:"reason"`
 	RequestID string `json:"request_id"`
 }
 
