@@ -56,10 +56,10 @@ func NewRedisClient(c RedisConfig) (redis.UniversalClient, error) {
 	} else {
 		host, port := c.Host, c.Port
 		if host == "" {
-			host = "localhost"
+			host = DefaultConfig().Redis.Host
 		}
 		if port == 0 {
-			port = 6379
+			port = DefaultConfig().Redis.Port
 		}
 		if port < 0 || port > 65535 {
 			return nil, fmt.Errorf("opscore: REDIS_PORT: must be 1..65535, got %d", port)
@@ -74,7 +74,7 @@ func NewRedisClient(c RedisConfig) (redis.UniversalClient, error) {
 	opt.MinRetryBackoff, opt.MaxRetryBackoff = 5*time.Millisecond, 50*time.Millisecond
 	opt.PoolSize = c.PoolSize
 	if opt.PoolSize <= 0 {
-		opt.PoolSize = 256
+		opt.PoolSize = DefaultConfig().Redis.PoolSize
 	}
 	opt.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
 	return redis.NewClient(opt), nil

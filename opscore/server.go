@@ -20,7 +20,7 @@ const (
 func NewHTTPServer(c Config, h http.Handler) *http.Server {
 	idle := c.IdleTimeout
 	if idle <= 0 {
-		idle = 120 * time.Second
+		idle = DefaultConfig().IdleTimeout
 	}
 	return &http.Server{
 		Addr:              c.Listen,
