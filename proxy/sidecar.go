@@ -8,10 +8,6 @@ import (
 	"net/http/httputil"
 	"sync"
 	"sync/atomic"
-
-	"github.com/prometheus/client_golang/prometheus"
-
-	"opscore-sidecar/metrics"
 )
 
 // Sidecar is the reverse proxy: the handler chain over the current config
@@ -135,7 +131,7 @@ func (s *Sidecar) Close() {
 // also catches what Validate cannot see, such as a webhook secret that is
 // missing from the environment.
 func Check(cfg *Config) error {
-	snap, err := buildSnapshot(cfg, nil, Deps{Metrics: metrics.New(prometheus.NewRegistry())})
+	snap, err := buildSnapshot(cfg, nil, Deps{})
 	if err != nil {
 		return err
 	}

@@ -63,7 +63,8 @@ type GlobalRuntime struct {
 
 // Deps are the shared services a snapshot's policy objects may use.
 type Deps struct {
-	// Metrics is the sidecar's collectors.
+	// Metrics is the sidecar's collectors. A snapshot builds without them
+	// (Check); the Sidecar needs them.
 	Metrics *metrics.Metrics
 	// Logger is the process log.
 	Logger *slog.Logger
