@@ -7,6 +7,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 )
@@ -83,9 +84,14 @@ func decodeAuthorized[T any](s *Service, w http.ResponseWriter, r *http.Request,
 	return req, true
 }
 
+// tooLargeDetail is the 413 detail; it names MaxBodyBytes.
+var tooLargeDetail = "Request body too large: the limit is " + strconv.Itoa(MaxBodyBytes) + " bytes"
+
+// writeTooLarge answers a body over MaxBodyBytes with 413 and
+// "Connection: close": the rest of the body is never read.
 func writeTooLarge(w http.ResponseWriter) {
 	w.Header().Set("Connection", "close")
-	writeDetail(w, http.StatusRequestEntityTooLarge, "Request body too large: the limit is 1048576 bytes")
+	writeDetail(w, http.StatusRequestEntityTooLarge, tooLargeDetail)
 }
 
 // isJSONContentType is FastAPI's rule: no Content-Type, application/json or
