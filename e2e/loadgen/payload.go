@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"opscore-sidecar/configs"
 	"opscore-sidecar/policy"
 )
 
@@ -20,8 +21,9 @@ const (
 	NameWorkflow = "/v1/opscore/agent/[id]/workflow"
 )
 
-// sampleWorkflow is docs/sample_workflow.json of the original (spec 1.10).
-const sampleWorkflow = `{"id":"sample_workflow_id","name":"Sample Load Test Workflow","description":"A simple workflow for performance testing.","version":"1.0","tasks":[{"taskId":"step_1","name":"First Step","agentCapability":"test_capability","parameters":{"message":"This is the first step."},"nextTaskId":"step_2"},{"taskId":"step_2","name":"Second Step","agentCapability":"another_capability","parameters":{"value":123},"nextTaskId":null}]}`
+// sampleWorkflow is the definition scenarios 3 and 4 send inline: the
+// original's docs/sample_workflow.json (spec 1.10), as configs holds it.
+var sampleWorkflow = string(configs.SampleWorkflow())
 
 // uniqueSeq numbers agents when unique ids are asked for.
 var uniqueSeq atomic.Uint64
