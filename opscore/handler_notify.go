@@ -73,16 +73,22 @@ func (s *Service) handleNotify(w http.ResponseWriter, r *http.Request, _ string)
 	}
 }
 
+// checkEventAgentID refuses the agentId of a notify event when it is empty
+// or fails checkAgentID: it writes the 400 itself and returns false when
+// the request must stop.
+func checkEventAgentID(w http.ResponseWriter, event, id string) bool {
+	if id == "" {
+		writeDetail(w, http.StatusBadRequest, "Missing agentId in agent_details for "+event+" event.")
+		return false
+	}
+	return checkAgentID(w, id)
+}
+
 // register writes the registration and, if the agent has no state yet, the
 // initial UNKNOWN state in one atomic store step.
 func (s *Service) register(w http.ResponseWriter, r *http.Request, info AgentInfo) {
 	id := info.AgentID
-	if id == "" {
-		s.metrics.registrationFailed(regFailBadRequest)
-		writeDetail(w, http.StatusBadRequest, "Missing agentId in agent_details for REGISTER event.")
-		return
-	}
-	if !checkAgentID(w, id) {
+	if !checkEventAgentID(w, "REGISTER", id) {
 		s.metrics.registrationFailed(regFailBadRequest)
 		return
 	}
@@ -104,11 +110,7 @@ func (s *Service) register(w http.ResponseWriter, r *http.Request, info AgentInf
 // deregister deletes the registration and the state in one atomic step.
 // It is idempotent: an unknown agent also gets 200.
 func (s *Service) deregister(w http.ResponseWriter, r *http.Request, id string) {
-	if id == "" {
-		writeDetail(w, http.StatusBadRequest, "Missing agentId in agent_details for DEREGISTER event.")
-		return
-	}
-	if !checkAgentID(w, id) {
+	if !checkEventAgentID(w, "DEREGISTER", id) {
 		return
 	}
 	existed, err := s.store.Deregister(r.Context(), id)
