@@ -3,7 +3,10 @@ package proxy
 import (
 	"context"
 	"net/http"
+	"net/http/httptest"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -89,23 +92,48 @@ func TestTraceStartedWhenNoTraceparent(t *testing.T) {
 	}
 }
 
+// TestNewTracingExportsOnlyWhenConfigured: with an OTLP endpoint (a base
+// URL), Shutdown flushes the span to the collector's /v1/traces; without
+// one nothing is posted. The propagator is there either way.
 func TestNewTracingExportsOnlyWhenConfigured(t *testing.T) {
-	for _, endpoint := range []string{"", "http://127.0.0.1:4318"} {
-		tr, err := NewTracing(t.Context(), TracingConfig{OTLPEndpoint: endpoint, SampleRatio: 1, ServiceName: "test"})
+	var mu sync.Mutex
+	var posts []string
+	collector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		posts = append(posts, r.Method+" "+r.URL.Path)
+		mu.Unlock()
+	}))
+	defer collector.Close()
+	for _, tt := range []struct {
+		endpoint string
+		want     []string
+	}{
+		{"", nil},
+		{collector.URL, []string{"POST /v1/traces"}},
+	} {
+		tr, err := NewTracing(t.Context(), TracingConfig{OTLPEndpoint: tt.endpoint, SampleRatio: 1, ServiceName: "test"})
 		if err != nil {
-			t.Fatalf("NewTracing(%q): %v", endpoint, err)
+			t.Fatalf("NewTracing(%q): %v", tt.endpoint, err)
 		}
 		if tr.Propagator == nil {
-			t.Errorf("NewTracing(%q): no propagator; the W3C propagator must always be present", endpoint)
+			t.Errorf("NewTracing(%q): no propagator; the W3C propagator must always be present", tt.endpoint)
 		}
 		_, span := tr.tracer.Start(t.Context(), "x")
 		if !span.SpanContext().IsSampled() {
 			t.Errorf("sample_ratio 1: span not sampled")
 		}
 		span.End()
-		ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
-		_ = tr.Shutdown(ctx) // an unreachable collector may make the flush fail; it must not hang
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		if err := tr.Shutdown(ctx); err != nil {
+			t.Errorf("NewTracing(%q): Shutdown: %v", tt.endpoint, err)
+		}
 		cancel()
+		mu.Lock()
+		if !slices.Equal(posts, tt.want) {
+			t.Errorf("NewTracing(%q): collector got %q, want %q", tt.endpoint, posts, tt.want)
+		}
+		posts = nil
+		mu.Unlock()
 	}
 }
 
