@@ -85,15 +85,6 @@ func newAdmShim(t *testing.T, target string) *admShim {
 	return s
 }
 
-func admRegistration(id string) []byte {
-	return []byte(`{"event_type":"REGISTER","agent_details":{"agentId":"` + id +
-		`","agentName":"PingAgent","version":"1.0.0","capabilities":["ping"],"contactEndpoint":"http://ping-agent:8080/","metadata":{}}}`)
-}
-
-func admStateBody(id string) []byte {
-	return []byte(`{"agentId":"` + id + `","timestamp":"` + time.Now().UTC().Format(time.RFC3339Nano) + `","state":"idle","details":{}}`)
-}
-
 // admPost sends one request and returns its status (0 on a transport error).
 func admPost(c *http.Client, u string, body []byte, bearer bool) int {
 	req, err := http.NewRequest(http.MethodPost, u, bytes.NewReader(body))
@@ -148,7 +139,7 @@ func TestRegistrationSurvivesStateFlood(t *testing.T) {
 	agents := make([]string, admAgents)
 	for i := range agents {
 		agents[i] = "adm-agent-" + strconv.Itoa(i)
-		if code := admPost(client, core.URL+"/v1/opscore/internal/agent/notify", admRegistration(agents[i]), false); code != http.StatusOK {
+		if code := admPost(client, core.URL+"/v1/opscore/internal/agent/notify", registrationBody(agents[i]), false); code != http.StatusOK {
 			t.Fatalf("direct registration of %s: got %d, want 200", agents[i], code)
 		}
 	}
@@ -169,7 +160,7 @@ func TestRegistrationSurvivesStateFlood(t *testing.T) {
 		for j := range admStatePerTick {
 			id := agents[(tick*admStatePerTick+j)%len(agents)]
 			wg.Go(func() {
-				code := admPost(client, sidecar.URL+"/v1/opscore/agent/"+id+"/state", admStateBody(id), true)
+				code := admPost(client, sidecar.URL+"/v1/opscore/agent/"+id+"/state", stateBody(id), true)
 				mu.Lock()
 				stateCodes[code]++
 				mu.Unlock()
@@ -178,7 +169,7 @@ func TestRegistrationSurvivesStateFlood(t *testing.T) {
 		if tick%admRegEveryTicks == 0 {
 			id := "adm-reg-" + strconv.Itoa(tick)
 			wg.Go(func() {
-				code := admPost(client, sidecar.URL+"/v1/opscore/internal/agent/notify", admRegistration(id), false)
+				code := admPost(client, sidecar.URL+"/v1/opscore/internal/agent/notify", registrationBody(id), false)
 				mu.Lock()
 				regCodes[code]++
 				regIDs = append(regIDs, id)
@@ -240,7 +231,7 @@ func TestRegistrationSurvivesStateFlood(t *testing.T) {
 	for range workers {
 		wg.Go(func() {
 			for next.Add(1) <= burst {
-				if admPost(client, sidecar.URL+"/v1/opscore/agent/"+agents[0]+"/state", admStateBody(agents[0]), true) == http.StatusTooManyRequests {
+				if admPost(client, sidecar.URL+"/v1/opscore/agent/"+agents[0]+"/state", stateBody(agents[0]), true) == http.StatusTooManyRequests {
 					refusedOnly.Add(1)
 				}
 			}

@@ -254,7 +254,7 @@ func (s *promStack) do(method, path string, body []byte, header http.Header) int
 // register sends a REGISTER webhook, signed with secret like AgentKit does
 // (no signature when secret is empty), and returns the status.
 func (s *promStack) register(id, secret string, header http.Header) int {
-	body := []byte(fmt.Sprintf(`{"event_type":"REGISTER","agent_details":{"agentId":%q,"agentName":"e2e","version":"1.0","capabilities":[],"contactEndpoint":"http://agent.local/","metadata":{}}}`, id))
+	body := registrationBody(id)
 	if header == nil {
 		header = http.Header{}
 	}

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -24,16 +23,6 @@ import (
 // core quiet under load.
 
 const resAPIKey = "resilience-api-key"
-
-// resRegistration is a REGISTER webhook body for agent id.
-func resRegistration(id string) []byte {
-	return fmt.Appendf(nil, `{"event_type":"REGISTER","agent_details":{"agentId":%q,"agentName":"res","version":"1.0","capabilities":[],"contactEndpoint":"http://127.0.0.1:9/","metadata":{}}}`, id)
-}
-
-// resStateBody is a state update body for agent id.
-func resStateBody(id string) []byte {
-	return fmt.Appendf(nil, `{"agentId":%q,"timestamp":"2026-01-01T00:00:00Z","state":"idle","details":null}`, id)
-}
 
 // resReply is what a client saw.
 type resReply struct {
@@ -70,37 +59,6 @@ func resSend(c *http.Client, method, url string, body []byte) resReply {
 	}
 }
 
-// sidecarMetric sums the samples of metric on the sidecar's admin
-// /metrics whose labels include every one of the given label pairs
-// (`route="notify"`); it returns 0 when there is none.
-func sidecarMetric(t *testing.T, sidecar *harness.Proc, metric string, labels ...string) float64 {
-	t.Helper()
-	resp, err := (&http.Client{Timeout: 5 * time.Second}).Get(sidecar.AdminURL + "/metrics")
-	if err != nil {
-		t.Fatalf("scrape sidecar: %v", err)
-	}
-	defer resp.Body.Close()
-	var sum float64
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		series, value, ok := strings.Cut(sc.Text(), " ")
-		name, labelSet, _ := strings.Cut(series, "{")
-		if !ok || name != metric {
-			continue
-		}
-		match := true
-		for _, l := range labels {
-			match = match && strings.Contains(","+labelSet, ","+l)
-		}
-		value, _, _ = strings.Cut(value, " ")
-		if v, err := strconv.ParseFloat(value, 64); match && err == nil {
-			sum += v
-		}
-	}
-	return sum
-}
-
 // TestRequestsSurviveConnectionResets: toxiproxy resets 30 % of the
 // connections between the sidecar and the core (each as soon as the first
 // request is written on it). Every notify and state request sent through
@@ -132,8 +90,8 @@ func TestRequestsSurviveConnectionResets(t *testing.T) {
 				body              []byte
 				want              int
 			}{
-				{"notify", "POST", sc.URL + "/v1/opscore/internal/agent/notify", resRegistration(id), 200},
-				{"state update", "POST", statePath, resStateBody(id), 202},
+				{"notify", "POST", sc.URL + "/v1/opscore/internal/agent/notify", registrationBody(id), 200},
+				{"state update", "POST", statePath, stateBody(id), 202},
 				{"state get", "GET", statePath, nil, 200},
 			}
 			for range rounds {
@@ -196,7 +154,7 @@ func runCoreRestart(t *testing.T, configYAML string, rate int, down, after time.
 	client := &http.Client{Timeout: 20 * time.Second}
 	send := func(id string) {
 		p := phase.Load()
-		r := resSend(client, "POST", sc.URL+"/v1/opscore/internal/agent/notify", resRegistration(id))
+		r := resSend(client, "POST", sc.URL+"/v1/opscore/internal/agent/notify", registrationBody(id))
 		mu.Lock()
 		defer mu.Unlock()
 		run.codes[p][r.status]++
@@ -246,7 +204,7 @@ func runCoreRestart(t *testing.T, configYAML string, rate int, down, after time.
 		t.Logf("registrations sent %s: %v", restartPhases[i], c)
 	}
 	t.Logf("breaker transitions closed->open: %.0f", sidecarMetric(t, sc, "opscore_sidecar_breaker_transitions_total", `route="notify"`, `to="open"`))
-	if r := resSend(client, "POST", sc.URL+"/v1/opscore/internal/agent/notify", resRegistration("res-restart-after")); r.status != 200 {
+	if r := resSend(client, "POST", sc.URL+"/v1/opscore/internal/agent/notify", registrationBody("res-restart-after")); r.status != 200 {
 		t.Errorf("registration after recovery: status %d err %v, want 200", r.status, r.err)
 	}
 	return run
@@ -345,7 +303,7 @@ func TestOpenBreakerSparesTheCore(t *testing.T) {
 			n := sent.Add(1)
 			wg.Go(func() {
 				defer func() { <-sem }()
-				r := resSend(client, "POST", sc.URL+"/v1/opscore/internal/agent/notify", resRegistration(fmt.Sprintf("res-open-%d", n)))
+				r := resSend(client, "POST", sc.URL+"/v1/opscore/internal/agent/notify", registrationBody(fmt.Sprintf("res-open-%d", n)))
 				if r.err != nil {
 					transportErrs.Add(1)
 					return
