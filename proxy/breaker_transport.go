@@ -35,11 +35,11 @@ func (b breakerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 // attempts; Retry-After is the time it stays open, in whole seconds, at
 // least 1 (a half-open breaker whose probes are all taken says 1).
 func problemBreakerOpen(br *policy.Breaker, now time.Time) Problem {
-	left := br.OpenRemaining(now)
+	left := RetryAfter(br.OpenRemaining(now))
 	return Problem{
 		Status: http.StatusServiceUnavailable, Outcome: OutcomeBreakerOpen, Title: "Circuit breaker open",
 		Detail: fmt.Sprintf("the upstream is failing; route %s refuses requests for %ss, then lets a few probes through",
-			br.Route(), RetryAfter(left)),
-		Header: http.Header{"Retry-After": {RetryAfter(left)}},
+			br.Route(), left),
+		Header: http.Header{HeaderRetryAfter: {left}},
 	}
 }
