@@ -59,6 +59,12 @@ const preloadTimeout = 2 * time.Second
 // is unreachable at start is logged and the service starts anyway (it
 // answers 503 until the store comes back, and /readyz says so).
 func New(opts Options) (*Service, error) {
+	// First, so a bad file leaves nothing behind: no warning logged, no
+	// collectors registered with the caller's registerer.
+	defs, err := loadWorkflows(opts.WorkflowFile)
+	if err != nil {
+		return nil, err
+	}
 	s := &Service{store: opts.Store, log: opts.Logger, now: opts.Now}
 	if s.store == nil {
 		s.store = NewMemoryStore()
@@ -89,10 +95,6 @@ func New(opts Options) (*Service, error) {
 		rs.attachMetrics(s.metrics)
 	}
 
-	defs, err := loadWorkflows(opts.WorkflowFile)
-	if err != nil {
-		return nil, err
-	}
 	s.preloaded = make(map[string]WorkflowDefinition, len(defs))
 	ctx, cancel := context.WithTimeout(context.Background(), preloadTimeout)
 	defer cancel()

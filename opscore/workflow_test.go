@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strconv"
 	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // TestSampleWorkflowFileMatchesBuiltIn keeps configs/sample_workflow.json
@@ -53,8 +55,14 @@ func TestWorkflowFileOption(t *testing.T) {
 	mustStatus(t, "sample not loaded", call(t, h, "POST", "/v1/opscore/agent/lt-1/workflow",
 		`{"workflowDefinitionId":"sample_workflow_id"}`, true), 404)
 
-	if _, err := New(Options{WorkflowFile: bad, Logger: discardLogger()}); err == nil {
+	reg := prometheus.NewRegistry()
+	if _, err := New(Options{WorkflowFile: bad, Registerer: reg, Logger: discardLogger()}); err == nil {
 		t.Fatal("New with an invalid definition file: got nil error, want one")
+	}
+	// The refusal registered nothing: the registry takes a Service's
+	// collectors (MustRegister would panic on a second set).
+	if _, err := New(Options{Registerer: reg, Logger: discardLogger()}); err != nil {
+		t.Fatalf("New on the registry of a refused New: %v", err)
 	}
 	if _, err := New(Options{WorkflowFile: filepath.Join(dir, "missing.json"), Logger: discardLogger()}); err == nil {
 		t.Fatal("New with a missing file: got nil error, want one")
