@@ -19,7 +19,6 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
 
@@ -95,7 +94,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 		<-ctx.Done()
 		stop()
 	}()
-	reg := prometheus.NewRegistry()
 	if *embedded {
 		core, err := startEmbeddedCore(cfg.Upstream.URL, logger.With("component", "core"))
 		if err != nil {
@@ -104,7 +102,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		defer core.stop()
 	}
-	if err := proxy.Run(ctx, proxy.RunOptions{Config: cfg, Load: load, Logger: logger, AccessLog: access, Registry: reg}); err != nil {
+	if err := proxy.Run(ctx, proxy.RunOptions{Config: cfg, Load: load, Logger: logger, AccessLog: access}); err != nil {
 		logger.Error("sidecar stopped with an error", "error", err)
 		return 1
 	}
