@@ -62,8 +62,7 @@ func (s *Sidecar) admit(w http.ResponseWriter, r *http.Request) (policy.GateSlot
 	case err == nil:
 		return slot, true
 	case reason == policy.ReasonCanceled:
-		info.SetOutcome(OutcomeClientClosed, "")
-		w.WriteHeader(StatusClientClosed)
+		writeClientClosed(w, r)
 		return slot, false
 	}
 	s.countRejection(info, reason, policy.ModeEnforce)

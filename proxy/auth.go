@@ -36,8 +36,7 @@ func (s *Sidecar) authenticate(w http.ResponseWriter, r *http.Request) bool {
 				WriteProblem(w, r, problemTooLarge(mbe.Limit))
 				return false
 			}
-			info.SetOutcome(OutcomeClientClosed, "")
-			w.WriteHeader(StatusClientClosed)
+			writeClientClosed(w, r)
 			return false
 		}
 	}

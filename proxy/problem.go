@@ -43,7 +43,8 @@ type problemBody struct {
 
 // WriteProblem writes p as application/problem+json, sets its headers, and
 // records its outcome and reason on the request's RequestInfo. Every
-// response the sidecar makes itself goes through here.
+// response the sidecar makes itself goes through here, except the 499 of a
+// client that went away (writeClientClosed), which is never sent.
 func WriteProblem(w http.ResponseWriter, r *http.Request, p Problem) {
 	var requestID string
 	if info := InfoFrom(r.Context()); info != nil {
@@ -66,6 +67,16 @@ func WriteProblem(w http.ResponseWriter, r *http.Request, p Problem) {
 	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(p.Status)
 	_, _ = w.Write(append(body, '\n'))
+}
+
+// writeClientClosed ends a request whose client went away: outcome
+// client_closed, status 499 for the log and the metrics (nothing is sent,
+// nobody is listening).
+func writeClientClosed(w http.ResponseWriter, r *http.Request) {
+	if info := InfoFrom(r.Context()); info != nil {
+		info.SetOutcome(OutcomeClientClosed, "")
+	}
+	w.WriteHeader(StatusClientClosed)
 }
 
 // RetryAfter formats d as a Retry-After value in whole seconds, rounded
