@@ -15,7 +15,7 @@ func TestAdminEndpoints(t *testing.T) {
 	up := proxytest.New(t, proxytest.OK())
 	cfg := testConfig(up.URL)
 	cfg.Tracing.OTLPEndpoint = "" // nothing to export in tests
-	env := startSidecar(t, cfg, LoadOptions{})
+	env := startSidecar(t, cfg)
 	do(t, newRequest(t, "GET", env.url+"/health", nil)) // one request so histograms have an exemplar
 
 	tests := []struct {
@@ -56,7 +56,7 @@ func TestAdminConfigIsRedactedJSON(t *testing.T) {
 	up := proxytest.New(t, proxytest.OK())
 	cfg := testConfig(up.URL)
 	cfg.Tracing.OTLPEndpoint = "http://user:hunter2@127.0.0.1:1"
-	env := startSidecar(t, cfg, LoadOptions{})
+	env := startSidecar(t, cfg)
 	resp, err := http.Get(env.admin + "/admin/config")
 	if err != nil {
 		t.Fatal(err)

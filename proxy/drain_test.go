@@ -17,7 +17,7 @@ import (
 func TestDrainFinishesInFlightRequest(t *testing.T) {
 	release, arrived := make(chan struct{}), make(chan struct{})
 	up := proxytest.New(t, proxytest.Respond(http.StatusAccepted, "done").After(release).Signal(arrived))
-	env := startSidecar(t, testConfig(up.URL), LoadOptions{})
+	env := startSidecar(t, testConfig(up.URL))
 
 	type result struct {
 		status int

@@ -25,7 +25,7 @@ func TestBodyOverRouteLimitIs413BeforeForwarding(t *testing.T) {
 			rc := cfg.Routes[RouteNotify]
 			rc.BodyLimit = 1024
 			cfg.Routes[RouteNotify] = rc
-			env := startSidecar(t, cfg, LoadOptions{})
+			env := startSidecar(t, cfg)
 			var body io.Reader = strings.NewReader(strings.Repeat("x", 4096))
 			if tt.chunked {
 				body = io.MultiReader(body) // unknown length: sent chunked
@@ -53,7 +53,7 @@ func TestOversizedHeadersAre431(t *testing.T) {
 	up := proxytest.New(t, proxytest.OK())
 	cfg := testConfig(up.URL)
 	cfg.Server.MaxHeaderBytes = 4096
-	env := startSidecar(t, cfg, LoadOptions{})
+	env := startSidecar(t, cfg)
 	req := newRequest(t, "GET", env.url+"/health", nil)
 	req.Header.Set("X-Big", strings.Repeat("a", 16<<10))
 	resp, _ := do(t, req)
@@ -71,7 +71,7 @@ func TestSlowlorisConnectionIsClosed(t *testing.T) {
 	up := proxytest.New(t, proxytest.OK())
 	cfg := testConfig(up.URL)
 	cfg.Server.ReadHeaderTimeout = 300 * time.Millisecond
-	env := startSidecar(t, cfg, LoadOptions{})
+	env := startSidecar(t, cfg)
 	conn := dialRaw(t, env.srv.ProxyAddr())
 	start := time.Now()
 	closed := false
@@ -100,7 +100,7 @@ func TestSlowlorisConnectionIsClosed(t *testing.T) {
 // with the upstream's Host (never an open proxy).
 func TestRequestTargetNeverChosenByClient(t *testing.T) {
 	up := proxytest.New(t, proxytest.OK())
-	env := startSidecar(t, testConfig(up.URL), LoadOptions{})
+	env := startSidecar(t, testConfig(up.URL))
 	upHost := strings.TrimPrefix(up.URL, "http://")
 	tests := []struct{ name, raw string }{
 		{"absolute-form URI", "GET http://evil.example:9999/health HTTP/1.1\r\nHost: evil.example:9999\r\nConnection: close\r\n\r\n"},
@@ -129,7 +129,7 @@ func TestRequestTargetNeverChosenByClient(t *testing.T) {
 
 func TestHopByHopStrippedAndForwardedHeadersSet(t *testing.T) {
 	up := proxytest.New(t, proxytest.OK())
-	env := startSidecar(t, testConfig(up.URL), LoadOptions{})
+	env := startSidecar(t, testConfig(up.URL))
 	req := newRequest(t, "GET", env.url+"/health", nil)
 	req.Header.Set("Connection", "X-Secret-Hop")
 	req.Header.Set("X-Secret-Hop", "1")
@@ -160,7 +160,7 @@ func TestHopByHopStrippedAndForwardedHeadersSet(t *testing.T) {
 
 func TestRequestIDMintedWhenMissing(t *testing.T) {
 	up := proxytest.New(t, proxytest.OK())
-	env := startSidecar(t, testConfig(up.URL), LoadOptions{})
+	env := startSidecar(t, testConfig(up.URL))
 	resp, _ := do(t, newRequest(t, "GET", env.url+"/health", nil))
 	id := resp.Header.Get("X-Request-ID")
 	if id == "" {

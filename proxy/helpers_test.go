@@ -85,21 +85,28 @@ func testConfig(upstream string) *Config {
 }
 
 // startSidecar starts a sidecar for cfg and drains it when the test ends.
-func startSidecar(t *testing.T, cfg *Config, load LoadOptions) *testEnv {
+func startSidecar(t *testing.T, cfg *Config) *testEnv {
 	t.Helper()
-	if err := cfg.Validate(); err != nil {
+	return startWith(t, RunOptions{Config: cfg})
+}
+
+// startWith starts a sidecar with opts, its registry, tracing and logs
+// replaced by the captured ones of the returned testEnv, and drains it
+// when the test ends.
+func startWith(t *testing.T, opts RunOptions) *testEnv {
+	t.Helper()
+	if err := opts.Config.Validate(); err != nil {
 		t.Fatalf("test config invalid: %v", err)
 	}
 	env := &testEnv{reg: prometheus.NewRegistry(), access: &syncBuffer{}, log: &syncBuffer{}, spans: tracetest.NewSpanRecorder()}
-	tr, err := NewTracing(context.Background(), cfg.Tracing, sdktrace.WithSpanProcessor(env.spans))
+	tr, err := NewTracing(context.Background(), opts.Config.Tracing, sdktrace.WithSpanProcessor(env.spans))
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := Start(context.Background(), RunOptions{
-		Config: cfg, Load: load, Registry: env.reg, Tracing: tr,
-		Logger:    slog.New(slog.NewJSONHandler(env.log, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		AccessLog: slog.New(slog.NewJSONHandler(env.access, nil)),
-	})
+	opts.Registry, opts.Tracing = env.reg, tr
+	opts.Logger = slog.New(slog.NewJSONHandler(env.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	opts.AccessLog = slog.New(slog.NewJSONHandler(env.access, nil))
+	srv, err := Start(context.Background(), opts)
 	if err != nil {
 		t.Fatalf("Start: %v", err)
 	}

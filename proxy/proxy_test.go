@@ -54,7 +54,7 @@ func TestUpstreamFailuresBecomeProblems(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := testConfig(tt.upstream(t))
 			cfg.Upstream.ResponseHeaderTimeout = 200 * time.Millisecond // bounds the hang case
-			env := startSidecar(t, cfg, LoadOptions{})
+			env := startSidecar(t, cfg)
 			req := newRequest(t, "POST", env.url+"/v1/opscore/agent/a1/state", strings.NewReader(`{"state":"idle"}`))
 			req.Header.Set("X-Request-ID", "req-"+tt.name)
 			resp, body := do(t, req)
@@ -81,7 +81,7 @@ func TestUpstreamFailuresBecomeProblems(t *testing.T) {
 
 func TestSlowUpstreamStillAnswers(t *testing.T) {
 	up := proxytest.New(t, proxytest.Respond(http.StatusAccepted, `{"status":"success"}`).Delayed(50*time.Millisecond))
-	env := startSidecar(t, testConfig(up.URL), LoadOptions{})
+	env := startSidecar(t, testConfig(up.URL))
 	resp, body := do(t, newRequest(t, "POST", env.url+"/v1/opscore/agent/a1/state", strings.NewReader(`{}`)))
 	if resp.StatusCode != http.StatusAccepted || body != `{"status":"success"}` {
 		t.Errorf("got %d %q, want 202 with the upstream's body", resp.StatusCode, body)
@@ -90,7 +90,7 @@ func TestSlowUpstreamStillAnswers(t *testing.T) {
 
 func TestUpstream5xxIsForwardedAndCounted(t *testing.T) {
 	up := proxytest.New(t, proxytest.Respond(http.StatusServiceUnavailable, "busy", "Retry-After", "3"))
-	env := startSidecar(t, testConfig(up.URL), LoadOptions{})
+	env := startSidecar(t, testConfig(up.URL))
 	resp, body := do(t, newRequest(t, "GET", env.url+"/v1/opscore/agent/a1/state", nil))
 	if resp.StatusCode != http.StatusServiceUnavailable || body != "busy" || resp.Header.Get("Retry-After") != "3" {
 		t.Errorf("got %d %q Retry-After %q, want the upstream's 503 busy 3", resp.StatusCode, body, resp.Header.Get("Retry-After"))
@@ -108,7 +108,7 @@ func TestHiddenTransportReplayIsCounted(t *testing.T) {
 	// Second request: the upstream closes the reused connection without
 	// answering; the transport replays it on a new connection, answered.
 	up := proxytest.New(t, proxytest.OK(), proxytest.Close(), proxytest.OK())
-	env := startSidecar(t, testConfig(up.URL), LoadOptions{})
+	env := startSidecar(t, testConfig(up.URL))
 	for i := 0; i < 2; i++ {
 		resp, body := do(t, newRequest(t, "GET", env.url+"/v1/opscore/agent/a1/state", nil))
 		if resp.StatusCode != http.StatusOK {
@@ -145,7 +145,7 @@ func TestClassifyErrorKeepsAttemptError(t *testing.T) {
 // full before sending anything.
 func TestShortBodyCutMidwayIs502(t *testing.T) {
 	up := proxytest.New(t, proxytest.Truncate())
-	env := startSidecar(t, testConfig(up.URL), LoadOptions{})
+	env := startSidecar(t, testConfig(up.URL))
 	resp, body := do(t, newRequest(t, "GET", env.url+"/v1/opscore/agent/a1/state", nil))
 	if resp.StatusCode != http.StatusBadGateway {
 		t.Fatalf("status: got %d %q, want 502", resp.StatusCode, body)
@@ -165,7 +165,7 @@ func TestShortBodyCutMidwayIs502(t *testing.T) {
 // way; the client sees it cut short and the sidecar logs upstream_error.
 func TestLargeBodyCutMidwayIsNotLoggedAsForwarded(t *testing.T) {
 	up := proxytest.New(t, proxytest.TruncateLarge())
-	env := startSidecar(t, testConfig(up.URL), LoadOptions{})
+	env := startSidecar(t, testConfig(up.URL))
 	resp, err := http.Get(env.url + "/v1/opscore/agent/a1/state")
 	if err == nil {
 		_, err = io.ReadAll(resp.Body)
@@ -208,7 +208,7 @@ func TestBodilessResponsesWithContentLengthPassThrough(t *testing.T) {
 		_, _ = io.WriteString(w, "123456789")
 	}))
 	defer up.Close()
-	env := startSidecar(t, testConfig(up.URL), LoadOptions{})
+	env := startSidecar(t, testConfig(up.URL))
 	tests := []struct {
 		method, path string
 		status       int

@@ -1,17 +1,13 @@
 package proxy
 
 import (
-	"context"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
 
 	"opscore-sidecar/metrics"
 	"opscore-sidecar/proxy/proxytest"
@@ -40,24 +36,17 @@ routes:
 `, upstream, notifyLimit)
 }
 
+// startFromFile starts a sidecar from the config file at path, which it
+// watches.
 func startFromFile(t *testing.T, path string) *reloadEnv {
 	t.Helper()
-	cfg, err := Load(LoadOptions{Path: path})
+	load := LoadOptions{Path: path}
+	cfg, err := Load(load)
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}
 	results := make(chan error, 16)
-	env := &testEnv{reg: prometheus.NewRegistry(), access: &syncBuffer{}, log: &syncBuffer{}}
-	srv, err := Start(context.Background(), RunOptions{
-		Config: cfg, Load: LoadOptions{Path: path}, Registry: env.reg,
-		Logger:   slog.New(slog.NewJSONHandler(env.log, nil)),
-		OnReload: func(err error) { results <- err },
-	})
-	if err != nil {
-		t.Fatalf("Start: %v", err)
-	}
-	env.srv = srv
-	t.Cleanup(func() { _ = srv.Drain() })
+	env := startWith(t, RunOptions{Config: cfg, Load: load, OnReload: func(err error) { results <- err }})
 	return &reloadEnv{testEnv: env, results: results}
 }
 
@@ -158,7 +147,7 @@ func TestReloadFollowsConfigMapSymlinkSwap(t *testing.T) {
 
 func TestApplyChangedUpstreamGetsNewTransport(t *testing.T) {
 	up := proxytest.New(t, proxytest.OK())
-	env := startSidecar(t, testConfig(up.URL), LoadOptions{})
+	env := startSidecar(t, testConfig(up.URL))
 	before := env.srv.Sidecar.Snapshot()
 	cfg := testConfig(up.URL)
 	cfg.Upstream.IdleConnTimeout = 3 * time.Second
@@ -250,7 +239,7 @@ func TestReloadOfOneRouteKeepsOtherRoutesState(t *testing.T) {
 // reloadable keys of the same file (drain, routes) do take effect.
 func TestApplyKeepsRestartOnlyKeysRunning(t *testing.T) {
 	up := proxytest.New(t, proxytest.OK())
-	env := startSidecar(t, testConfig(up.URL), LoadOptions{})
+	env := startSidecar(t, testConfig(up.URL))
 	before := *env.srv.Sidecar.Snapshot().Config
 	cfg := testConfig(up.URL)
 	cfg.Listen = "127.0.0.1:1"

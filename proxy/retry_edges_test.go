@@ -81,7 +81,7 @@ func TestEachAttemptIsAChildSpan(t *testing.T) {
 		rc.Retry = Defaults().Routes[RouteStateUpdate].Retry
 		rc.Retry.BackoffBase, rc.Retry.BackoffMax = time.Millisecond, time.Millisecond
 	})
-	env := startSidecar(t, cfg, LoadOptions{})
+	env := startSidecar(t, cfg)
 	resp, _ := do(t, newRequest(t, "POST", env.url+"/v1/opscore/agent/a1/state", strings.NewReader("{}")))
 	if resp.StatusCode != http.StatusOK || resp.Header.Get(HeaderAttempts) != "2" {
 		t.Fatalf("got %d after %s attempts, want 200 after 2", resp.StatusCode, resp.Header.Get(HeaderAttempts))

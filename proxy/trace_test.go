@@ -20,7 +20,7 @@ import (
 // carry its trace id, and the upstream's parent is the attempt span.
 func TestTraceIDSameAtClientAccessLogAndUpstream(t *testing.T) {
 	up := proxytest.New(t, proxytest.OK())
-	env := startSidecar(t, testConfig(up.URL), LoadOptions{})
+	env := startSidecar(t, testConfig(up.URL))
 	const traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
 	req := newRequest(t, "POST", env.url+"/v1/opscore/agent/a1/state", strings.NewReader("{}"))
 	req.Header.Set("traceparent", "00-"+traceID+"-00f067aa0ba902b7-01")
@@ -79,7 +79,7 @@ func TestTraceIDSameAtClientAccessLogAndUpstream(t *testing.T) {
 
 func TestTraceStartedWhenNoTraceparent(t *testing.T) {
 	up := proxytest.New(t, proxytest.OK())
-	env := startSidecar(t, testConfig(up.URL), LoadOptions{})
+	env := startSidecar(t, testConfig(up.URL))
 	do(t, newRequest(t, "GET", env.url+"/health", nil))
 	tp := up.Requests()[0].Header.Get("traceparent")
 	lines := env.access.lines(t)
