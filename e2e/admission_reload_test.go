@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -85,13 +84,7 @@ func TestReloadKeepsBucketsAndQueuedRequests(t *testing.T) {
 	openUpstream := sync.OnceFunc(func() { close(release) })
 	t.Cleanup(func() { openUpstream(); upstream.Close() })
 
-	dir := t.TempDir()
-	port, err := harness.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sidecar := harness.StartSidecar(t, harness.SidecarOptions{UpstreamURL: upstream.URL, ConfigYAML: admReloadBefore, Dir: dir, Port: port})
-	cfgPath := filepath.Join(dir, "sidecar-"+strconv.Itoa(port)+".yaml")
+	sidecar, cfgPath := startSidecarWithConfigFile(t, harness.SidecarOptions{UpstreamURL: upstream.URL}, admReloadBefore)
 	client := &http.Client{Timeout: admReloadWait}
 	defer client.CloseIdleConnections()
 	state := func(agent string) *http.Request {

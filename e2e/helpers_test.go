@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -51,4 +53,19 @@ func sidecarMetric(t *testing.T, sidecar *harness.Proc, metric string, labels ..
 		}
 	}
 	return sum
+}
+
+// startSidecarWithConfigFile writes configYAML to sidecar.yaml in a new
+// directory and starts a sidecar (opts) that reads it through
+// SIDECAR_CONFIG, so the test can rewrite the file to make it reload. It
+// returns the sidecar and the file's path.
+func startSidecarWithConfigFile(t *testing.T, opts harness.SidecarOptions, configYAML string) (*harness.Proc, string) {
+	t.Helper()
+	opts.Dir = t.TempDir()
+	cfgPath := filepath.Join(opts.Dir, "sidecar.yaml")
+	if err := os.WriteFile(cfgPath, []byte(configYAML), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	opts.Env = append(opts.Env, "SIDECAR_CONFIG="+cfgPath)
+	return harness.StartSidecar(t, opts), cfgPath
 }

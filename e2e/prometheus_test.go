@@ -7,8 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -209,13 +207,8 @@ func startPromStack(t *testing.T) *promStack {
 	core := harness.StartCore(t, harness.CoreOptions{Storage: "redis", RedisURL: "redis://" + r.Addr,
 		Env: []string{"OPSCORE_API_KEY=" + promAPIKey}})
 	toxi := harness.StartToxi(t, strings.TrimPrefix(core.URL, "http://"))
-	dir := t.TempDir()
-	cfgPath := filepath.Join(dir, "sidecar.yaml")
-	if err := os.WriteFile(cfgPath, []byte(promSidecarConfig), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	sc := harness.StartSidecar(t, harness.SidecarOptions{UpstreamURL: toxi.URL, Dir: dir,
-		Env: []string{"SIDECAR_CONFIG=" + cfgPath, "OPSCORE_WEBHOOK_SECRET=" + promWebhookSecret}})
+	sc, cfgPath := startSidecarWithConfigFile(t, harness.SidecarOptions{UpstreamURL: toxi.URL,
+		Env: []string{"OPSCORE_WEBHOOK_SECRET=" + promWebhookSecret}}, promSidecarConfig)
 	return &promStack{t: t, redis: r, core: core, sidecar: sc, toxi: toxi, cfgPath: cfgPath,
 		client: &http.Client{Timeout: 15 * time.Second}}
 }
