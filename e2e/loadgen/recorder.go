@@ -3,6 +3,7 @@ package loadgen
 import (
 	"fmt"
 	"io"
+	"maps"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -224,9 +225,5 @@ func copyKinds(m map[Kind]uint64) map[Kind]uint64 {
 	if len(m) == 0 {
 		return nil
 	}
-	out := make(map[Kind]uint64, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
+	return maps.Clone(m)
 }

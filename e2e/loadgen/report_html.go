@@ -53,7 +53,7 @@ func (r *Result) charts() []template.HTML {
 }
 
 var htmlReport = template.Must(template.New("report").Funcs(template.FuncMap{
-	"pct": func(s StatRow) string { return failCell(s) },
+	"pct": failCell,
 }).Parse(`<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <title>loadtest: scenario {{.R.Scenario}} against {{.R.Target}}</title>
