@@ -70,6 +70,7 @@ func TestDockerfile(t *testing.T) {
 
 	// Binaries copied into the final image, and the packages they are built from.
 	copied := map[string]bool{}
+	ignored := dockerignorePatterns(t)
 	for _, in := range final {
 		switch in.cmd {
 		case "COPY":
@@ -78,7 +79,7 @@ func TestDockerfile(t *testing.T) {
 				copied[f[len(f)-1]] = true
 			} else if _, err := os.Stat(filepath.Join("..", f[0])); err != nil {
 				t.Errorf("COPY %s: %v", f[0], err)
-			} else if dockerIgnored(dockerignorePatterns(t), f[0]) {
+			} else if dockerIgnored(ignored, f[0]) {
 				t.Errorf("COPY %s: .dockerignore keeps it out of the build context", f[0])
 			}
 		case "USER":
