@@ -66,10 +66,7 @@ func (s *Sidecar) Apply(cfg *Config) error {
 	s.applyMu.Lock()
 	defer s.applyMu.Unlock()
 	prev := s.snap.Load()
-	keys := restartKeys(prev.Config, cfg)
-	if len(keys) > 0 {
-		cfg = keepRestartKeys(prev.Config, cfg)
-	}
+	cfg, keys := keepRestartKeys(prev.Config, cfg)
 	next, err := buildSnapshot(cfg, prev, s.deps)
 	if err != nil {
 		return fmt.Errorf("proxy: build config: %w", err)
@@ -83,39 +80,32 @@ func (s *Sidecar) Apply(cfg *Config) error {
 }
 
 // keepRestartKeys returns a copy of cur whose restart-only settings are
-// old's, the ones the running listeners, tracer and reloader use.
-func keepRestartKeys(old, cur *Config) *Config {
+// old's, the ones the running listeners, tracer and reloader use, and the
+// keys of those that cur changed.
+func keepRestartKeys(old, cur *Config) (*Config, []string) {
 	c := *cur
-	c.Listen, c.Admin, c.Tracing, c.Log.Level, c.Reload = old.Listen, old.Admin, old.Tracing, old.Log.Level, old.Reload
-	c.Server = old.Server
-	c.Server.DrainDelay, c.Server.DrainTimeout = cur.Server.DrainDelay, cur.Server.DrainTimeout
-	return &c
-}
-
-// restartKeys names the changed blocks that a reload cannot apply.
-func restartKeys(old, cur *Config) []string {
 	var keys []string
-	if old.Listen != cur.Listen {
-		keys = append(keys, "listen")
+	if c.Listen != old.Listen {
+		keys, c.Listen = append(keys, "listen"), old.Listen
 	}
-	if old.Admin != cur.Admin {
-		keys = append(keys, "admin")
+	if c.Admin != old.Admin {
+		keys, c.Admin = append(keys, "admin"), old.Admin
 	}
-	o, c := old.Server, cur.Server
-	o.DrainDelay, o.DrainTimeout, c.DrainDelay, c.DrainTimeout = 0, 0, 0, 0
-	if o != c {
-		keys = append(keys, "server")
+	server := old.Server // all but the drain keys, which are read at drain time
+	server.DrainDelay, server.DrainTimeout = cur.Server.DrainDelay, cur.Server.DrainTimeout
+	if c.Server != server {
+		keys, c.Server = append(keys, "server"), server
 	}
-	if old.Tracing != cur.Tracing {
-		keys = append(keys, "tracing")
+	if c.Tracing != old.Tracing {
+		keys, c.Tracing = append(keys, "tracing"), old.Tracing
 	}
-	if old.Log.Level != cur.Log.Level {
-		keys = append(keys, "log.level")
+	if c.Log.Level != old.Log.Level {
+		keys, c.Log.Level = append(keys, "log.level"), old.Log.Level
 	}
-	if old.Reload != cur.Reload {
-		keys = append(keys, "reload")
+	if c.Reload != old.Reload {
+		keys, c.Reload = append(keys, "reload"), old.Reload
 	}
-	return keys
+	return &c, keys
 }
 
 // Draining reports whether a drain has started.
