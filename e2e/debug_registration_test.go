@@ -122,9 +122,14 @@ func TestDebugRegistrationInterruptedCleansUp(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() {
-		// Interrupt once the first run has started.
+		// Interrupt once the first run has started (or stop watching when
+		// the test ends without it).
 		for !strings.Contains(log.String(), "run 1/2") {
-			time.Sleep(10 * time.Millisecond)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
 		}
 		time.Sleep(time.Second)
 		cancel()
