@@ -31,6 +31,9 @@ func ExampleClassify() {
 
 func ExampleSign() {
 	ts, sig := loadgen.Sign("super-secret-webhook-key-123", []byte(`{"event_type":"REGISTER"}`), time.Unix(1745287627, 0))
-	fmt.Println(ts, len(sig))
-	// Output: 1745287627 64
+	fmt.Println("X-AgentKit-Timestamp:", ts)
+	fmt.Println("X-AgentKit-Signature:", sig)
+	// Output:
+	// X-AgentKit-Timestamp: 1745287627
+	// X-AgentKit-Signature: aab198c5a776751c345dca05180e84554c86f0eee1a68c3e3ee42e5054289a60
 }
