@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -14,42 +15,31 @@ import (
 	"opscore-sidecar/e2e/harness"
 )
 
-// The reload run's two configs. Only the limits differ: the first lets
-// one state update in flight (2 slots, half reserved for critical) and
-// gives the state route a bucket of 3; the second raises the slots to 6
-// (3 for bulk) and the bucket to 50. The refill rate is so low that the
-// bucket gains no whole token during the test.
-const (
-	admReloadBefore = `
+// admReloadConfig is the reload run's config: limit concurrency slots,
+// half reserved for critical, and a state-route bucket of burst. The run
+// starts with (2, 3), which lets one state update in flight and gives the
+// state route a bucket of 3, and reloads (6, 50): 3 bulk slots and a
+// bucket of 50. The refill rate is so low that the bucket gains no whole
+// token during the test.
+func admReloadConfig(limit, burst int) string {
+	return fmt.Sprintf(`
 admission:
-  concurrency: {limit: 2, critical_reserved: 0.5, queue_size: 8, queue_timeout: 60s}
+  concurrency: {limit: %d, critical_reserved: 0.5, queue_size: 8, queue_timeout: 60s}
 upstream: {response_header_timeout: 60s}
 reload: {debounce: 50ms}
 routes:
   state_update:
-    rate_limit: {rps: 0.001, burst: 3}
+    rate_limit: {rps: 0.001, burst: %d}
     retry: {attempts: 1, per_try_timeout: 60s, deadline: 60s}
   state_get:
     rate_limit: {rps: 0.001, burst: 1, mode: shadow}
     retry: {attempts: 1}
 log: {access: true}
-`
-	admReloadAfter = `
-admission:
-  concurrency: {limit: 6, critical_reserved: 0.5, queue_size: 8, queue_timeout: 60s}
-upstream: {response_header_timeout: 60s}
-reload: {debounce: 50ms}
-routes:
-  state_update:
-    rate_limit: {rps: 0.001, burst: 50}
-    retry: {attempts: 1, per_try_timeout: 60s, deadline: 60s}
-  state_get:
-    rate_limit: {rps: 0.001, burst: 1, mode: shadow}
-    retry: {attempts: 1}
-log: {access: true}
-`
-	admReloadWait = 20 * time.Second
-)
+`, limit, burst)
+}
+
+// admReloadWait bounds every wait of the reload run.
+const admReloadWait = 20 * time.Second
 
 // admEventually polls cond (an observation of another process) until it
 // holds or admReloadWait passes.
@@ -84,7 +74,7 @@ func TestReloadKeepsBucketsAndQueuedRequests(t *testing.T) {
 	openUpstream := sync.OnceFunc(func() { close(release) })
 	t.Cleanup(func() { openUpstream(); upstream.Close() })
 
-	sidecar, cfgPath := startSidecarWithConfigFile(t, harness.SidecarOptions{UpstreamURL: upstream.URL}, admReloadBefore)
+	sidecar, cfgPath := startSidecarWithConfigFile(t, harness.SidecarOptions{UpstreamURL: upstream.URL}, admReloadConfig(2, 3))
 	client := &http.Client{Timeout: admReloadWait}
 	defer client.CloseIdleConnections()
 	state := func(agent string) *http.Request {
@@ -145,7 +135,7 @@ func TestReloadKeepsBucketsAndQueuedRequests(t *testing.T) {
 	// start-up load already counts as one success.
 	loads := sidecarMetric(t, sidecar, "opscore_sidecar_config_reloads_total", `result="success"`)
 	tmp := cfgPath + ".tmp"
-	if err := os.WriteFile(tmp, []byte(admReloadAfter), 0o644); err != nil {
+	if err := os.WriteFile(tmp, []byte(admReloadConfig(6, 50)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Rename(tmp, cfgPath); err != nil {
