@@ -59,7 +59,7 @@ func (a *attemptTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 
 	var pe *ProblemError
 	if err != nil && errors.As(err, &pe) {
-		// Refused by the breaker seam: nothing was sent.
+		// Refused by the open breaker: nothing was sent.
 		span.SetStatus(codes.Error, string(pe.Problem.Outcome))
 		return nil, err
 	}
