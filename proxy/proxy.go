@@ -61,10 +61,7 @@ func (s *Sidecar) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 	}
 	switch result {
 	case metrics.ResultCanceled:
-		if info := InfoFrom(r.Context()); info != nil {
-			info.SetOutcome(OutcomeClientClosed, "")
-		}
-		w.WriteHeader(StatusClientClosed)
+		writeClientClosed(w, r)
 	case metrics.ResultTimeout:
 		WriteProblem(w, r, Problem{Status: http.StatusGatewayTimeout, Outcome: OutcomeUpstreamTimeout, Reason: result,
 			Title: "Upstream timed out", Detail: "the upstream did not answer in time (timeout)"})
