@@ -39,9 +39,7 @@ func (s *Sidecar) chain() http.Handler {
 		propagator: s.tracing.Propagator,
 		metrics:    s.deps.Metrics,
 	})
-	s.proxy = s.newReverseProxy(transport)
-
-	var h http.Handler = s.proxy
+	var h http.Handler = s.newReverseProxy(transport)
 	h = s.admissionLayer(h)
 	h = s.authLayer(h)
 	h = s.routeLayer(h)

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/http/httputil"
 	"sync"
 	"sync/atomic"
 )
@@ -21,7 +20,6 @@ type Sidecar struct {
 	applyMu  sync.Mutex // serializes Apply (reloads); readers never lock
 	draining atomic.Bool
 
-	proxy   *httputil.ReverseProxy
 	handler http.Handler
 }
 
