@@ -10,7 +10,6 @@ import (
 	"opscore-sidecar/policy"
 )
 
-var errNoSnapshot = errors.New("proxy: request has no config snapshot")
 
 // AttemptError is the error of one failed upstream attempt with the result
 // label the attempt layer counted it under, so that the layers above (the

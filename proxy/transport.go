@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"errors"
 	"net"
 	"net/http"
 	"time"
@@ -53,6 +54,8 @@ func newTransport(cfg UpstreamConfig) *http.Transport {
 // the request started with, so a reload that changes the upstream settings
 // takes effect for new requests only.
 type snapshotTransport struct{}
+
+var errNoSnapshot = errors.New("proxy: request has no config snapshot")
 
 func (snapshotTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	info := InfoFrom(req.Context())
