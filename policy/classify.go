@@ -112,9 +112,9 @@ const (
 // ClassifyAttempt classifies one attempt: err is what the round trip
 // returned and clientErr the client's context error (non-nil once the
 // client has gone away, which wins over everything else because the
-// transport error it causes is not the upstream's fault). status, the
-// response's status when err is nil, does not change the kind.
-func ClassifyAttempt(err error, status int, clientErr error) AttemptKind {
+// transport error it causes is not the upstream's fault). A response, of
+// any status, is AttemptResponse: the status is judged by the retry policy.
+func ClassifyAttempt(err, clientErr error) AttemptKind {
 	if err == nil && clientErr == nil {
 		return AttemptResponse
 	}

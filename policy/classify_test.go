@@ -25,42 +25,40 @@ func TestClassifyAttempt(t *testing.T) {
 	tests := []struct {
 		name       string
 		err        error
-		status     int
 		clientErr  error
 		want       AttemptKind
 		wantResult string // ClassifyFailure's label; "" for an answer
 	}{
-		{"response 200", nil, 200, nil, AttemptResponse, ""},
-		{"response 503", nil, 503, nil, AttemptResponse, ""},
-		{"dial op error", &url.Error{Op: "Post", URL: "http://x", Err: refused}, 0, nil, AttemptNotReached, ResultReset},
-		{"dial refused", &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}, 0, nil, AttemptNotReached, ResultRefused},
-		{"DialError wrapper", fmt.Errorf("attempt: %w", &DialError{Err: errors.New("boom")}), 0, nil, AttemptNotReached, ResultError},
-		{"bare ECONNREFUSED", fmt.Errorf("x: %w", syscall.ECONNREFUSED), 0, nil, AttemptNotReached, ResultRefused},
-		{"dns error", &net.DNSError{Err: "no such host", Name: "core"}, 0, nil, AttemptNotReached, ResultError},
-		{"dns timeout", &net.DNSError{Err: "i/o timeout", Name: "core", IsTimeout: true}, 0, nil, AttemptNotReached, ResultTimeout},
-		{"dial timeout is not reached", &net.OpError{Op: "dial", Err: context.DeadlineExceeded}, 0, nil, AttemptNotReached, ResultTimeout},
-		{"per-try timeout", fmt.Errorf("rt: %w", ErrPerTryTimeout), 0, nil, AttemptTimeout, ResultTimeout},
-		{"overall deadline", fmt.Errorf("rt: %w", ErrRetryDeadline), 0, nil, AttemptTimeout, ResultTimeout},
-		{"context deadline", context.DeadlineExceeded, 0, nil, AttemptTimeout, ResultTimeout},
-		{"net.Error timeout", readTimeout, 0, nil, AttemptTimeout, ResultTimeout},
-		{"read reset", reset, 0, nil, AttemptReset, ResultReset},
-		{"broken pipe", &net.OpError{Op: "write", Net: "tcp", Err: os.NewSyscallError("write", syscall.EPIPE)}, 0, nil, AttemptReset, ResultReset},
-		{"connection aborted", fmt.Errorf("x: %w", syscall.ECONNABORTED), 0, nil, AttemptReset, ResultReset},
-		{"broken connection reset", fmt.Errorf("net/http: HTTP/1.x transport connection broken: %w", reset), 0, nil, AttemptReset, ResultReset},
-		{"EOF before response", &url.Error{Op: "Get", URL: "http://x", Err: io.EOF}, 0, nil, AttemptClosed, ResultClosed},
-		{"unexpected EOF", fmt.Errorf("x: %w", io.ErrUnexpectedEOF), 0, nil, AttemptClosed, ResultClosed},
-		{"server closed idle", errors.New("http: server closed idle connection"), 0, nil, AttemptClosed, ResultClosed},
-		{"broken connection", fmt.Errorf("net/http: HTTP/1.x transport connection broken: %w", errors.New("http: readLoopPeekFailLocked")), 0, nil, AttemptClosed, ResultClosed},
-		{"closed without response", errors.New("remote end closed connection without response"), 0, nil, AttemptClosed, ResultClosed},
-		{"unknown error", errors.New("malformed HTTP response"), 0, nil, AttemptReset, ResultError},
-		{"canceled error", fmt.Errorf("x: %w", context.Canceled), 0, nil, AttemptCancelled, ResultCanceled},
-		{"client gone wins over reset", reset, 0, context.Canceled, AttemptCancelled, ResultCanceled},
-		{"client gone wins over refused", syscall.ECONNREFUSED, 0, context.Canceled, AttemptCancelled, ResultCanceled},
-		{"client gone wins over response", nil, 502, context.Canceled, AttemptCancelled, ResultCanceled},
+		{"response", nil, nil, AttemptResponse, ""},
+		{"dial op error", &url.Error{Op: "Post", URL: "http://x", Err: refused}, nil, AttemptNotReached, ResultReset},
+		{"dial refused", &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}, nil, AttemptNotReached, ResultRefused},
+		{"DialError wrapper", fmt.Errorf("attempt: %w", &DialError{Err: errors.New("boom")}), nil, AttemptNotReached, ResultError},
+		{"bare ECONNREFUSED", fmt.Errorf("x: %w", syscall.ECONNREFUSED), nil, AttemptNotReached, ResultRefused},
+		{"dns error", &net.DNSError{Err: "no such host", Name: "core"}, nil, AttemptNotReached, ResultError},
+		{"dns timeout", &net.DNSError{Err: "i/o timeout", Name: "core", IsTimeout: true}, nil, AttemptNotReached, ResultTimeout},
+		{"dial timeout is not reached", &net.OpError{Op: "dial", Err: context.DeadlineExceeded}, nil, AttemptNotReached, ResultTimeout},
+		{"per-try timeout", fmt.Errorf("rt: %w", ErrPerTryTimeout), nil, AttemptTimeout, ResultTimeout},
+		{"overall deadline", fmt.Errorf("rt: %w", ErrRetryDeadline), nil, AttemptTimeout, ResultTimeout},
+		{"context deadline", context.DeadlineExceeded, nil, AttemptTimeout, ResultTimeout},
+		{"net.Error timeout", readTimeout, nil, AttemptTimeout, ResultTimeout},
+		{"read reset", reset, nil, AttemptReset, ResultReset},
+		{"broken pipe", &net.OpError{Op: "write", Net: "tcp", Err: os.NewSyscallError("write", syscall.EPIPE)}, nil, AttemptReset, ResultReset},
+		{"connection aborted", fmt.Errorf("x: %w", syscall.ECONNABORTED), nil, AttemptReset, ResultReset},
+		{"broken connection reset", fmt.Errorf("net/http: HTTP/1.x transport connection broken: %w", reset), nil, AttemptReset, ResultReset},
+		{"EOF before response", &url.Error{Op: "Get", URL: "http://x", Err: io.EOF}, nil, AttemptClosed, ResultClosed},
+		{"unexpected EOF", fmt.Errorf("x: %w", io.ErrUnexpectedEOF), nil, AttemptClosed, ResultClosed},
+		{"server closed idle", errors.New("http: server closed idle connection"), nil, AttemptClosed, ResultClosed},
+		{"broken connection", fmt.Errorf("net/http: HTTP/1.x transport connection broken: %w", errors.New("http: readLoopPeekFailLocked")), nil, AttemptClosed, ResultClosed},
+		{"closed without response", errors.New("remote end closed connection without response"), nil, AttemptClosed, ResultClosed},
+		{"unknown error", errors.New("malformed HTTP response"), nil, AttemptReset, ResultError},
+		{"canceled error", fmt.Errorf("x: %w", context.Canceled), nil, AttemptCancelled, ResultCanceled},
+		{"client gone wins over reset", reset, context.Canceled, AttemptCancelled, ResultCanceled},
+		{"client gone wins over refused", syscall.ECONNREFUSED, context.Canceled, AttemptCancelled, ResultCanceled},
+		{"client gone wins over response", nil, context.Canceled, AttemptCancelled, ResultCanceled},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := ClassifyAttempt(tt.err, tt.status, tt.clientErr); got != tt.want {
+			if got := ClassifyAttempt(tt.err, tt.clientErr); got != tt.want {
 				t.Errorf("ClassifyAttempt(%v) = %s, want %s", tt.err, got, tt.want)
 			}
 			if tt.err == nil && tt.clientErr == nil {

@@ -27,7 +27,7 @@ func BenchmarkRetryBreakerSuccessPath(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		kind := ClassifyAttempt(nil, 200, nil)
+		kind := ClassifyAttempt(nil, nil)
 		ticket.Done(BreakerResultOf(AttemptOutcome{Kind: kind, Status: 200}))
 		if d := p.Decide(now, RetryAttempt{Outcome: ok, Attempts: 1, Replayable: true, Remaining: 9 * time.Second}); d.Retry {
 			b.Fatal("success retried")

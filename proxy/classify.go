@@ -53,7 +53,7 @@ func attemptOutcome(ctx context.Context, resp *http.Response, err error, now tim
 	if err == nil && resp != nil {
 		status = resp.StatusCode
 	}
-	o := policy.AttemptOutcome{Kind: policy.ClassifyAttempt(err, status, clientGone(ctx)), Status: status}
+	o := policy.AttemptOutcome{Kind: policy.ClassifyAttempt(err, clientGone(ctx)), Status: status}
 	if o.Kind == policy.AttemptResponse && !now.IsZero() {
 		if v := resp.Header.Get("Retry-After"); v != "" {
 			o.RetryAfter, o.HasRetryAfter = policy.ParseRetryAfter(v, now)
