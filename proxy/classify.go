@@ -10,7 +10,6 @@ import (
 	"opscore-sidecar/policy"
 )
 
-
 // AttemptError is the error of one failed upstream attempt with the result
 // label the attempt layer counted it under, so that the layers above (the
 // retry layer's problem, the ErrorHandler) name the same result.
