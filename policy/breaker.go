@@ -45,6 +45,11 @@ const (
 	// BreakerIgnored: the client cancelled; the attempt frees its
 	// half-open slot but counts neither way.
 	BreakerIgnored
+	// BreakerUnreachable: a failure where the request never reached the
+	// upstream (refused, dial error). It counts as a failure; a breaker
+	// opened by such failures is closed by Recover as soon as an active
+	// health check sees the upstream answer again.
+	BreakerUnreachable
 )
 
 // BreakerResultOf says how an attempt outcome counts for the breaker.
@@ -57,6 +62,8 @@ func BreakerResultOf(o AttemptOutcome) BreakerResult {
 			return BreakerFailure
 		}
 		return BreakerSuccess
+	case AttemptNotReached:
+		return BreakerUnreachable
 	}
 	return BreakerFailure
 }
@@ -95,12 +102,28 @@ const breakerBuckets = 10
 // sidecar needs. A disabled breaker allows everything. It is safe for
 // concurrent use.
 type Breaker struct {
-	route    string
-	cfg      BreakerConfig
-	cb       *gobreaker.TwoStepCircuitBreaker[struct{}] // nil when disabled
-	openedAt atomic.Int64                               // unix nanoseconds of the last trip
-	retired  atomic.Bool                                // replaced by a reload: no longer reports
+	route string
+	cfg   BreakerConfig
+	// cb is the current gobreaker (nil when disabled). Recover replaces an
+	// open one with a new closed one; a ticket of the old one reports to
+	// the old one, which nobody reads any more.
+	cb       atomic.Pointer[gobreaker.TwoStepCircuitBreaker[struct{}]]
+	openedAt atomic.Int64 // unix nanoseconds of the last trip
+	retired  atomic.Bool  // replaced by a reload: no longer reports
 	onChange BreakerStateFunc
+
+	// failingSince is the unix nanoseconds of the first failure since the
+	// last success (0 while the last attempt succeeded): the time-based
+	// trip rule (min_failing_time) reads it.
+	failingSince atomic.Int64
+	// ratioSince is when the failure-ratio rule was first seen holding (0:
+	// it does not hold).
+	ratioSince atomic.Int64
+	// unreachable and other count the failures since the last success by
+	// kind; tripUnreachable records, at the trip, whether most of them
+	// were the upstream being unreachable (see Recover).
+	unreachable, other atomic.Int64
+	tripUnreachable    atomic.Bool
 }
 
 // NewBreaker returns the breaker of route. When prev (the breaker the
@@ -126,32 +149,64 @@ func NewBreaker(route string, cfg BreakerConfig, prev *Breaker, onChange Breaker
 	if !cfg.Enabled {
 		return b, nil
 	}
-	bucket := cfg.Window / breakerBuckets
-	if bucket <= 0 {
-		bucket = cfg.Window
-	}
-	b.cb = gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
-		Name:          route,
-		MaxRequests:   cfg.HalfOpenRequests,
-		Interval:      cfg.Window,
-		BucketPeriod:  bucket,
-		Timeout:       cfg.OpenTimeout,
-		ReadyToTrip:   b.readyToTrip,
-		OnStateChange: b.stateChanged,
-		IsExcluded:    func(err error) bool { return errors.Is(err, errBreakerIgnored) },
-	})
+	b.cb.Store(b.newCB())
 	return b, nil
 }
 
+// newCB builds a closed gobreaker with b's settings. Its state changes are
+// reported only while it is b's current one.
+func (b *Breaker) newCB() *gobreaker.TwoStepCircuitBreaker[struct{}] {
+	bucket := b.cfg.Window / breakerBuckets
+	if bucket <= 0 {
+		bucket = b.cfg.Window
+	}
+	var cb *gobreaker.TwoStepCircuitBreaker[struct{}]
+	cb = gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
+		Name:         b.route,
+		MaxRequests:  b.cfg.HalfOpenRequests,
+		Interval:     b.cfg.Window,
+		BucketPeriod: bucket,
+		Timeout:      b.cfg.OpenTimeout,
+		ReadyToTrip:  b.readyToTrip,
+		OnStateChange: func(_ string, from, to gobreaker.State) {
+			if b.cb.Load() == cb {
+				b.stateChanged(cb, from, to)
+			}
+		},
+		IsExcluded: func(err error) bool { return errors.Is(err, errBreakerIgnored) },
+	})
+	return cb
+}
+
 // readyToTrip trips on consecutive failures, or on the failure ratio of the
-// finished attempts once there are enough of them in the window.
+// finished attempts once there are enough of them in the window; either
+// rule waits until failures have lasted min_failing_time.
 func (b *Breaker) readyToTrip(c gobreaker.Counts) bool {
-	if b.cfg.ConsecutiveFailures > 0 && c.ConsecutiveFailures >= b.cfg.ConsecutiveFailures {
+	now := time.Now()
+	if b.cfg.ConsecutiveFailures > 0 && c.ConsecutiveFailures >= b.cfg.ConsecutiveFailures &&
+		b.lastedLongEnough(b.failingSince.Load(), now) {
 		return true
 	}
 	done := c.TotalSuccesses + c.TotalFailures
-	return b.cfg.FailureRatio > 0 && done >= b.cfg.MinRequests && done > 0 &&
-		float64(c.TotalFailures)/float64(done) >= b.cfg.FailureRatio
+	if b.cfg.FailureRatio > 0 && done >= b.cfg.MinRequests && done > 0 &&
+		float64(c.TotalFailures)/float64(done) >= b.cfg.FailureRatio {
+		// The ratio rule holds; it trips once it has held min_failing_time
+		// (successes between the failures do not restart that clock, a
+		// ratio below the threshold does).
+		b.ratioSince.CompareAndSwap(0, now.UnixNano())
+		return b.lastedLongEnough(b.ratioSince.Load(), now)
+	}
+	b.ratioSince.Store(0)
+	return false
+}
+
+// lastedLongEnough reports whether a condition that started at since (unix
+// nanoseconds, 0: not started) has lasted min_failing_time at now.
+func (b *Breaker) lastedLongEnough(since int64, now time.Time) bool {
+	if b.cfg.MinFailingTime <= 0 {
+		return true
+	}
+	return since != 0 && now.Sub(time.Unix(0, since)) >= b.cfg.MinFailingTime
 }
 
 // stateChanged records the instant of a trip and reports the change.
@@ -159,13 +214,63 @@ func (b *Breaker) readyToTrip(c gobreaker.Counts) bool {
 // is next asked, so a route with no traffic would report "open" for ever;
 // a timer asks it when the timeout ends, so gauges and alerts see the
 // half-open state on time.
-func (b *Breaker) stateChanged(_ string, from, to gobreaker.State) {
+func (b *Breaker) stateChanged(cb *gobreaker.TwoStepCircuitBreaker[struct{}], from, to gobreaker.State) {
 	if to == gobreaker.StateOpen {
 		b.openedAt.Store(time.Now().UnixNano())
-		time.AfterFunc(b.cfg.OpenTimeout+time.Millisecond, func() { b.cb.State() })
+		b.tripUnreachable.Store(b.unreachable.Load() > b.other.Load())
+		time.AfterFunc(b.cfg.OpenTimeout+time.Millisecond, func() { cb.State() })
 	}
+	b.report(BreakerState(from), BreakerState(to))
+}
+
+func (b *Breaker) report(from, to BreakerState) {
 	if b.onChange != nil && !b.retired.Load() {
-		b.onChange(b.route, BreakerState(from), BreakerState(to))
+		b.onChange(b.route, from, to)
+	}
+}
+
+// Recover closes the breaker when it is open (or half-open) because the
+// upstream was unreachable, which an active health check has just seen
+// answering again: traffic flows at once instead of after open_timeout.
+// A breaker opened by errors the upstream answered with (5xx, timeouts:
+// an overloaded upstream whose health check still passes) is left to its
+// open_timeout and half-open probes. It reports whether it closed.
+func (b *Breaker) Recover() bool {
+	cb := b.cb.Load()
+	if cb == nil {
+		return false
+	}
+	st := cb.State()
+	if st == gobreaker.StateClosed || !b.tripUnreachable.Load() {
+		return false
+	}
+	if !b.cb.CompareAndSwap(cb, b.newCB()) {
+		return false
+	}
+	b.failingSince.Store(0)
+	b.ratioSince.Store(0)
+	b.unreachable.Store(0)
+	b.other.Store(0)
+	b.report(BreakerState(st), BreakerClosed)
+	return true
+}
+
+// record keeps the failure bookkeeping of the time-based trip rule and of
+// Recover; it runs before gobreaker hears of the result.
+func (b *Breaker) record(r BreakerResult) {
+	switch r {
+	case BreakerSuccess:
+		b.failingSince.Store(0)
+		b.unreachable.Store(0)
+		b.other.Store(0)
+	case BreakerIgnored:
+	default:
+		b.failingSince.CompareAndSwap(0, time.Now().UnixNano())
+		if r == BreakerUnreachable {
+			b.unreachable.Add(1)
+		} else {
+			b.other.Add(1)
+		}
 	}
 }
 
@@ -178,6 +283,7 @@ func (b *Breaker) Config() BreakerConfig { return b.cfg }
 // BreakerTicket is the permission for one attempt. Its zero value (from a
 // disabled breaker) reports nothing.
 type BreakerTicket struct {
+	b      *Breaker
 	report func(error)
 }
 
@@ -188,6 +294,7 @@ func (t BreakerTicket) Done(r BreakerResult) {
 	if t.report == nil {
 		return
 	}
+	t.b.record(r)
 	switch r {
 	case BreakerSuccess:
 		t.report(nil)
@@ -202,31 +309,34 @@ func (t BreakerTicket) Done(r BreakerResult) {
 // must not be made; otherwise the caller reports the attempt's result on
 // the ticket.
 func (b *Breaker) Allow() (BreakerTicket, error) {
-	if b.cb == nil {
+	cb := b.cb.Load()
+	if cb == nil {
 		return BreakerTicket{}, nil
 	}
-	report, err := b.cb.Allow()
+	report, err := cb.Allow()
 	if err != nil {
 		return BreakerTicket{}, fmt.Errorf("%w: route %s", ErrBreakerOpen, b.route)
 	}
-	return BreakerTicket{report: report}, nil
+	return BreakerTicket{b: b, report: report}, nil
 }
 
 // State returns the current state (an open breaker whose timeout has
 // passed reports half-open).
 func (b *Breaker) State() BreakerState {
-	if b.cb == nil {
+	cb := b.cb.Load()
+	if cb == nil {
 		return BreakerClosed
 	}
-	return BreakerState(b.cb.State())
+	return BreakerState(cb.State())
 }
 
 // Counts returns the breaker's current counts.
 func (b *Breaker) Counts() BreakerCounts {
-	if b.cb == nil {
+	cb := b.cb.Load()
+	if cb == nil {
 		return BreakerCounts{}
 	}
-	c := b.cb.Counts()
+	c := cb.Counts()
 	return BreakerCounts{
 		Requests: c.Requests, Successes: c.TotalSuccesses, Failures: c.TotalFailures,
 		Ignored: c.TotalExclusions, ConsecutiveSuccesses: c.ConsecutiveSuccesses,

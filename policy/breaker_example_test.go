@@ -9,9 +9,13 @@ import (
 
 // Each attempt asks the breaker first and reports its result; five
 // failures in a row open the breaker, and the next attempt is refused
-// without reaching the upstream.
+// without reaching the upstream. (min_failing_time is set to 0 here so
+// the count rule alone decides; by default failures must also have lasted
+// a second.)
 func ExampleBreaker_Allow() {
-	b, err := policy.NewBreaker("notify", policy.DefaultBreaker(), nil, func(route string, from, to policy.BreakerState) {
+	cfg := policy.DefaultBreaker()
+	cfg.MinFailingTime = 0
+	b, err := policy.NewBreaker("notify", cfg, nil, func(route string, from, to policy.BreakerState) {
 		fmt.Printf("%s: %s -> %s\n", route, from, to)
 	})
 	if err != nil {

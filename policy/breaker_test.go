@@ -66,7 +66,7 @@ func TestBreakerResultOf(t *testing.T) {
 		{resp(429), BreakerSuccess},
 		{resp(500), BreakerFailure},
 		{resp(503), BreakerFailure},
-		{AttemptOutcome{Kind: AttemptNotReached}, BreakerFailure},
+		{AttemptOutcome{Kind: AttemptNotReached}, BreakerUnreachable},
 		{AttemptOutcome{Kind: AttemptReset}, BreakerFailure},
 		{AttemptOutcome{Kind: AttemptClosed}, BreakerFailure},
 		{AttemptOutcome{Kind: AttemptTimeout}, BreakerFailure},
@@ -82,7 +82,7 @@ func TestBreakerResultOf(t *testing.T) {
 func TestBreakerTripsOnConsecutiveFailures(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		rec := &transitions{}
-		b := mustBreaker(t, DefaultBreaker(), rec)
+		b := mustBreaker(t, countRules(), rec)
 		for i := range 4 {
 			attempt(t, b, BreakerFailure)
 			if s := b.State(); s != BreakerClosed {
@@ -111,7 +111,7 @@ func TestBreakerTripsOnConsecutiveFailures(t *testing.T) {
 
 func TestBreakerClientErrorsAndCancellationsDoNotTrip(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		b := mustBreaker(t, DefaultBreaker(), nil)
+		b := mustBreaker(t, countRules(), nil)
 		for i := range 50 {
 			r := BreakerSuccess // a 4xx answer
 			if i%2 == 0 {
@@ -124,7 +124,7 @@ func TestBreakerClientErrorsAndCancellationsDoNotTrip(t *testing.T) {
 		if s := b.State(); s != BreakerOpen {
 			t.Fatalf("state %s, want open by failure ratio", s)
 		}
-		c := mustBreaker(t, DefaultBreaker(), nil)
+		c := mustBreaker(t, countRules(), nil)
 		for range 40 {
 			attempt(t, c, BreakerIgnored)
 		}
@@ -139,7 +139,7 @@ func TestBreakerClientErrorsAndCancellationsDoNotTrip(t *testing.T) {
 
 func TestBreakerFailureRatioNeedsMinRequests(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		cfg := DefaultBreaker()
+		cfg := countRules()
 		cfg.ConsecutiveFailures = 0 // ratio rule only
 		b := mustBreaker(t, cfg, nil)
 		for range 9 {
@@ -159,7 +159,7 @@ func TestBreakerFailureRatioNeedsMinRequests(t *testing.T) {
 
 func TestBreakerWindowForgetsOldFailures(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		cfg := DefaultBreaker()
+		cfg := countRules()
 		cfg.ConsecutiveFailures = 0
 		b := mustBreaker(t, cfg, nil)
 		for range 15 {
@@ -185,7 +185,7 @@ func TestBreakerWindowForgetsOldFailures(t *testing.T) {
 func TestBreakerHalfOpensAndCloses(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		rec := &transitions{}
-		b := mustBreaker(t, DefaultBreaker(), rec)
+		b := mustBreaker(t, countRules(), rec)
 		for range 5 {
 			attempt(t, b, BreakerFailure)
 		}
@@ -220,7 +220,7 @@ func TestBreakerHalfOpensAndCloses(t *testing.T) {
 
 func TestBreakerHalfOpenFailureReopens(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		b := mustBreaker(t, DefaultBreaker(), nil)
+		b := mustBreaker(t, countRules(), nil)
 		for range 5 {
 			attempt(t, b, BreakerFailure)
 		}
@@ -238,7 +238,7 @@ func TestBreakerHalfOpenFailureReopens(t *testing.T) {
 
 func TestBreakerCancelledProbeFreesItsSlot(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		cfg := DefaultBreaker()
+		cfg := countRules()
 		cfg.HalfOpenRequests = 1
 		b := mustBreaker(t, cfg, nil)
 		for range 5 {
@@ -262,7 +262,7 @@ func TestBreakerCancelledProbeFreesItsSlot(t *testing.T) {
 
 func TestBreakerReload(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		cfg := DefaultBreaker()
+		cfg := countRules()
 		b := mustBreaker(t, cfg, nil)
 		for range 5 {
 			attempt(t, b, BreakerFailure)
@@ -286,7 +286,7 @@ func TestBreakerReload(t *testing.T) {
 }
 
 func TestBreakerDisabledAllowsEverything(t *testing.T) {
-	cfg := DefaultBreaker()
+	cfg := countRules()
 	cfg.Enabled = false
 	b := mustBreaker(t, cfg, nil)
 	for range 100 {
@@ -300,7 +300,7 @@ func TestBreakerDisabledAllowsEverything(t *testing.T) {
 }
 
 func TestNewBreakerRejectsInvalidConfig(t *testing.T) {
-	cfg := DefaultBreaker()
+	cfg := countRules()
 	cfg.OpenTimeout = 0
 	if _, err := NewBreaker("notify", cfg, nil, nil); err == nil {
 		t.Error("NewBreaker accepted open_timeout 0, want an error")
@@ -313,7 +313,7 @@ func TestNewBreakerRejectsInvalidConfig(t *testing.T) {
 func TestBreakerReportsHalfOpenWithoutTraffic(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		rec := &transitions{}
-		b := mustBreaker(t, DefaultBreaker(), rec)
+		b := mustBreaker(t, countRules(), rec)
 		for range 5 {
 			attempt(t, b, BreakerFailure)
 		}
@@ -329,8 +329,8 @@ func TestBreakerReportsHalfOpenWithoutTraffic(t *testing.T) {
 func TestReplacedBreakerStopsReporting(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		rec := &transitions{}
-		old := mustBreaker(t, DefaultBreaker(), rec)
-		cfg := DefaultBreaker()
+		old := mustBreaker(t, countRules(), rec)
+		cfg := countRules()
 		cfg.ConsecutiveFailures = 2
 		if _, err := NewBreaker("notify", cfg, old, rec.observe); err != nil {
 			t.Fatal(err)
@@ -366,4 +366,117 @@ func TestBreakerStateIsTheGaugeAndLabels(t *testing.T) {
 	if got := BreakerState(7).String(); got != "unknown" {
 		t.Errorf("state 7: got label %q, want unknown", got)
 	}
+}
+
+// countRules is the default breaker with the time-based rule off, so the
+// count rules alone decide (the tests above step through counts).
+func countRules() BreakerConfig {
+	cfg := DefaultBreaker()
+	cfg.MinFailingTime = 0
+	return cfg
+}
+
+func TestBreakerBlipShorterThanMinFailingTimeDoesNotTrip(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := DefaultBreaker() // min_failing_time 1s
+		cfg.FailureRatio = 0    // the consecutive-failures rule alone
+		b := mustBreaker(t, cfg, nil)
+		for range 50 {
+			attempt(t, b, BreakerUnreachable)
+			time.Sleep(10 * time.Millisecond)
+		}
+		if s := b.State(); s != BreakerClosed {
+			t.Fatalf("after 50 failures within 0.5s: state %s, want closed", s)
+		}
+		attempt(t, b, BreakerSuccess) // the blip ends: the clock restarts
+		time.Sleep(900 * time.Millisecond)
+		for range 5 {
+			attempt(t, b, BreakerFailure)
+		}
+		if s := b.State(); s != BreakerClosed {
+			t.Fatalf("5 failures right after a success: state %s, want closed", s)
+		}
+		time.Sleep(time.Second)
+		attempt(t, b, BreakerFailure)
+		if s := b.State(); s != BreakerOpen {
+			t.Fatalf("failures lasting 1s: state %s, want open", s)
+		}
+	})
+}
+
+func TestBreakerRatioRuleWaitsMinFailingTime(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := DefaultBreaker()
+		cfg.ConsecutiveFailures = 0
+		b := mustBreaker(t, cfg, nil)
+		// 60 % failures, successes in between: the ratio holds from the
+		// 20th attempt on, and trips once it has held for 1s.
+		step := func() {
+			for _, r := range []BreakerResult{BreakerFailure, BreakerSuccess, BreakerFailure, BreakerFailure, BreakerSuccess} {
+				attempt(t, b, r)
+			}
+		}
+		for range 4 {
+			step()
+		}
+		attempt(t, b, BreakerFailure) // 13 of 21: the rule is seen holding
+		if s := b.State(); s != BreakerClosed {
+			t.Fatalf("ratio just reached: state %s, want closed", s)
+		}
+		time.Sleep(1100 * time.Millisecond)
+		attempt(t, b, BreakerSuccess)
+		attempt(t, b, BreakerFailure) // 14 of 23, still held 1.1s later
+		if s := b.State(); s != BreakerOpen {
+			t.Fatalf("ratio held for 1.1s: state %s, want open", s)
+		}
+	})
+}
+
+func TestBreakerRecoverClosesAnUnreachableTrip(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := &transitions{}
+		b := mustBreaker(t, countRules(), rec)
+		for range 5 {
+			attempt(t, b, BreakerUnreachable)
+		}
+		if s := b.State(); s != BreakerOpen {
+			t.Fatalf("state %s, want open", s)
+		}
+		if !b.Recover() {
+			t.Fatal("Recover of a breaker opened by an unreachable upstream: got false, want true")
+		}
+		if s := b.State(); s != BreakerClosed {
+			t.Fatalf("after Recover: state %s, want closed", s)
+		}
+		if !attempt(t, b, BreakerSuccess) {
+			t.Fatal("recovered breaker refused an attempt")
+		}
+		want := []string{"notify:closed->open", "notify:open->closed"}
+		if got := rec.list(); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("transitions = %v, want %v", got, want)
+		}
+		// The old breaker's timer fires later; it must not report.
+		time.Sleep(6 * time.Second)
+		if got := rec.list(); len(got) != 2 {
+			t.Errorf("transitions after the old breaker's open_timeout = %v, want only %v", got, want)
+		}
+		if b.Recover() {
+			t.Error("Recover of a closed breaker: got true, want false")
+		}
+	})
+}
+
+func TestBreakerRecoverLeavesAnOverloadTripAlone(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := mustBreaker(t, countRules(), nil)
+		for range 5 {
+			attempt(t, b, BreakerFailure) // 5xx or timeouts: the upstream answers, badly
+		}
+		if b.Recover() {
+			t.Fatal("Recover of a breaker opened by 5xx: got true, want false")
+		}
+		if s := b.State(); s != BreakerOpen {
+			t.Fatalf("state %s, want open", s)
+		}
+	})
 }

@@ -162,8 +162,51 @@ type BreakerConfig struct {
 	OpenTimeout time.Duration `mapstructure:"open_timeout" json:"open_timeout" yaml:"open_timeout"`
 	// HalfOpenRequests is the number of probes allowed while half-open. Default 3.
 	HalfOpenRequests uint32 `mapstructure:"half_open_requests" json:"half_open_requests" yaml:"half_open_requests"`
+	// MinFailingTime is how long failures must have lasted (since the last
+	// success) before either trip rule may open the breaker, so a blip of a
+	// few failed attempts does not open it. 0 means the count rules alone
+	// decide. Default 1s.
+	MinFailingTime time.Duration `mapstructure:"min_failing_time" json:"min_failing_time" yaml:"min_failing_time"`
 	// Enabled turns the breaker on. Default true.
 	Enabled bool `mapstructure:"enabled" json:"enabled" yaml:"enabled"`
+}
+
+// HoldConfig is a route's hold: a request that finds the upstream
+// unreachable or the route's breaker open waits in a bounded FIFO queue
+// for the upstream to come back (see docs/resilience.md), within the
+// route's retry deadline, instead of failing at once.
+type HoldConfig struct {
+	// Enabled turns the hold on. Default true for notify, false elsewhere.
+	Enabled bool `mapstructure:"enabled" json:"enabled" yaml:"enabled"`
+	// MaxRequests caps the requests held at once; one more fails at once
+	// (or goes to the outbox). Default 1024.
+	MaxRequests int `mapstructure:"max_requests" json:"max_requests" yaml:"max_requests"`
+	// MaxBytes caps the request bodies held at once, in bytes. Default 16777216 (16 MiB).
+	MaxBytes int64 `mapstructure:"max_bytes" json:"max_bytes" yaml:"max_bytes"`
+	// ReleaseConcurrency is how many held requests may be on their way to
+	// the upstream at once when it comes back; they are released in arrival
+	// order. Default 8.
+	ReleaseConcurrency int `mapstructure:"release_concurrency" json:"release_concurrency" yaml:"release_concurrency"`
+}
+
+// DefaultHold returns a route's hold settings; enabled says whether the route holds.
+func DefaultHold(enabled bool) HoldConfig {
+	return HoldConfig{Enabled: enabled, MaxRequests: 1024, MaxBytes: 16 << 20, ReleaseConcurrency: 8}
+}
+
+// Validate reports every problem of c; each error names its key under prefix.
+func (c HoldConfig) Validate(prefix string) []error {
+	var p problems
+	if c.MaxRequests < 1 || c.MaxRequests > 1_000_000 {
+		p.add(prefix+".max_requests", "must be between 1 and 1000000, got %d", c.MaxRequests)
+	}
+	if c.MaxBytes < 1 {
+		p.add(prefix+".max_bytes", "must be >= 1, got %d", c.MaxBytes)
+	}
+	if c.ReleaseConcurrency < 1 || c.ReleaseConcurrency > 4096 {
+		p.add(prefix+".release_concurrency", "must be between 1 and 4096, got %d", c.ReleaseConcurrency)
+	}
+	return p.errs
 }
 
 // DefaultAdmission returns the admission defaults of DESIGN.md.
@@ -207,7 +250,7 @@ func DefaultRetry(idempotent bool) RetryConfig {
 func DefaultBreaker() BreakerConfig {
 	return BreakerConfig{
 		ConsecutiveFailures: 5, FailureRatio: 0.5, MinRequests: 20, Window: 10 * time.Second,
-		OpenTimeout: 5 * time.Second, HalfOpenRequests: 3, Enabled: true,
+		OpenTimeout: 5 * time.Second, HalfOpenRequests: 3, MinFailingTime: time.Second, Enabled: true,
 	}
 }
 
@@ -375,6 +418,9 @@ func (c BreakerConfig) Validate(prefix string) []error {
 	}
 	if c.HalfOpenRequests < 1 {
 		p.add(prefix+".half_open_requests", "must be >= 1, got %d", c.HalfOpenRequests)
+	}
+	if c.MinFailingTime < 0 || c.MinFailingTime > time.Hour {
+		p.add(prefix+".min_failing_time", "must be between 0 and 1h, got %s", c.MinFailingTime)
 	}
 	return p.errs
 }
