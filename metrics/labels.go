@@ -25,6 +25,7 @@ var Classes = []string{"critical", "bulk"}
 var Outcomes = []string{
 	"forwarded", "rate_limited", "shed", "queue_timeout", "breaker_open",
 	"auth_failed", "too_large", "upstream_error", "upstream_timeout", "client_closed",
+	"queued",
 }
 
 // Upstream attempt results (label result of upstream_attempts_total).
@@ -75,7 +76,29 @@ const (
 var BreakerTransitions = [][2]string{
 	{BreakerClosed, BreakerOpen}, {BreakerOpen, BreakerHalfOpen},
 	{BreakerHalfOpen, BreakerClosed}, {BreakerHalfOpen, BreakerOpen},
+	// An active health check that passes closes a breaker the outage
+	// opened without waiting for half-open (policy.Breaker.Recover).
+	{BreakerOpen, BreakerClosed},
 }
+
+// Hold results (label result of hold_total): how a held request left the
+// hold.
+const (
+	HoldReleased     = "released"      // the upstream came back; the request was sent
+	HoldQueued       = "queued"        // still down at the deadline: accepted into the outbox (202)
+	HoldTimeout      = "timeout"       // still down at the deadline, no outbox: 503
+	HoldFull         = "full"          // the hold was full: not held
+	HoldClientClosed = "client_closed" // the client went away while held
+)
+
+// HoldResults lists every hold result.
+var HoldResults = []string{HoldReleased, HoldQueued, HoldTimeout, HoldFull, HoldClientClosed}
+
+// Outbox delivery attempt results (label result of outbox_delivery_attempts_total).
+var OutboxDeliveryResults = []string{"ok", "http_4xx", "http_5xx", "error"}
+
+// Health probe results (label result of health_probes_total).
+var HealthProbeResults = []string{"ok", "fail"}
 
 // Config reload results (label result of config_reloads_total).
 const (

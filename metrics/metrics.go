@@ -60,6 +60,35 @@ type Metrics struct {
 	ConfigLastReloadSuccess prometheus.Gauge
 	// BuildInfo is always 1, labelled with the version and Go version.
 	BuildInfo *prometheus.GaugeVec
+
+	// HeldRequests is the number of requests waiting in a route's hold.
+	HeldRequests *prometheus.GaugeVec
+	// Holds counts requests that entered (or could not enter) a route's
+	// hold, by how they left it (HoldResults).
+	Holds *prometheus.CounterVec
+	// OutboxEnqueued counts requests accepted into the outbox (202), by route.
+	OutboxEnqueued *prometheus.CounterVec
+	// OutboxDelivered counts outbox messages the upstream accepted, by route.
+	OutboxDelivered *prometheus.CounterVec
+	// OutboxDeadLetters counts outbox messages the upstream refused (4xx),
+	// moved to the dead-letter list, by route.
+	OutboxDeadLetters *prometheus.CounterVec
+	// OutboxDeliveryAttempts counts delivery attempts by result.
+	OutboxDeliveryAttempts *prometheus.CounterVec
+	// OutboxDeliveryLatency observes the time from enqueue to delivery.
+	OutboxDeliveryLatency prometheus.Histogram
+	// OutboxDepth is the number of queued messages.
+	OutboxDepth prometheus.Gauge
+	// OutboxOldestAge is the age of the oldest queued message in seconds (0 when empty).
+	OutboxOldestAge prometheus.Gauge
+	// OutboxDead is the number of dead letters kept.
+	OutboxDead prometheus.Gauge
+	// HealthProbes counts active health checks of the upstream by result.
+	HealthProbes *prometheus.CounterVec
+	// UpstreamHealthy is 1 while the upstream is believed reachable, 0
+	// while it looks down (an attempt could not reach it and no health
+	// check has passed since).
+	UpstreamHealthy prometheus.Gauge
 }
 
 const ns = "opscore_sidecar_"
@@ -131,6 +160,43 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: ns + "build_info", Help: "Always 1; labelled with the sidecar's version and Go version.",
 		}, []string{"version", "goversion"}),
 	}
+	m.HeldRequests = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: ns + "held_requests", Help: "Requests waiting in a route's hold for the upstream to come back.",
+	}, []string{"route"})
+	m.Holds = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: ns + "hold_total", Help: "Requests that entered (or found full) a route's hold, by how they left it.",
+	}, []string{"route", "result"})
+	m.OutboxEnqueued = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: ns + "outbox_enqueued_total", Help: "Requests accepted into the durable outbox (answered 202), by route.",
+	}, []string{"route"})
+	m.OutboxDelivered = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: ns + "outbox_delivered_total", Help: "Outbox messages delivered to the upstream, by route.",
+	}, []string{"route"})
+	m.OutboxDeadLetters = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: ns + "outbox_dead_letters_total", Help: "Outbox messages the upstream refused with a 4xx, moved to the dead-letter list, by route.",
+	}, []string{"route"})
+	m.OutboxDeliveryAttempts = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: ns + "outbox_delivery_attempts_total", Help: "Outbox delivery attempts, by result.",
+	}, []string{"result"})
+	m.OutboxDeliveryLatency = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: ns + "outbox_delivery_latency_seconds", Help: "Time from a message's enqueue to its delivery.",
+		Buckets: []float64{0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 3600},
+	})
+	m.OutboxDepth = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: ns + "outbox_depth", Help: "Messages queued in the outbox, not yet delivered.",
+	})
+	m.OutboxOldestAge = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: ns + "outbox_oldest_age_seconds", Help: "Age of the oldest queued outbox message (0 when empty).",
+	})
+	m.OutboxDead = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: ns + "outbox_dead_letters", Help: "Dead letters kept in the outbox (see /admin/outbox).",
+	})
+	m.HealthProbes = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: ns + "health_probes_total", Help: "Active health checks of the upstream, by result.",
+	}, []string{"result"})
+	m.UpstreamHealthy = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: ns + "upstream_healthy", Help: "1 while the upstream is believed reachable, 0 while it looks down.",
+	})
 	reg.MustRegister(m.collectors()...)
 	m.precreate(Version)
 	return m
@@ -142,6 +208,9 @@ func (m *Metrics) collectors() []prometheus.Collector {
 		m.Retries, m.RetryBudgetExhausted, m.AdmissionRejections, m.QueueDepth, m.ConcurrencyLimit, m.AdmissionInflight,
 		m.RateLimitKeys, m.BreakerState, m.BreakerTransitions, m.WebhookAuthFailures,
 		m.ConfigReloads, m.ConfigLastReloadSuccess, m.BuildInfo,
+		m.HeldRequests, m.Holds, m.OutboxEnqueued, m.OutboxDelivered, m.OutboxDeadLetters,
+		m.OutboxDeliveryAttempts, m.OutboxDeliveryLatency, m.OutboxDepth, m.OutboxOldestAge, m.OutboxDead,
+		m.HealthProbes, m.UpstreamHealthy,
 	}
 }
 
@@ -172,6 +241,13 @@ func (m *Metrics) precreate(version string) {
 		}
 		m.RateLimitKeys.WithLabelValues(r)
 		m.BreakerState.WithLabelValues(r)
+		m.HeldRequests.WithLabelValues(r)
+		for _, res := range HoldResults {
+			m.Holds.WithLabelValues(r, res)
+		}
+		m.OutboxEnqueued.WithLabelValues(r)
+		m.OutboxDelivered.WithLabelValues(r)
+		m.OutboxDeadLetters.WithLabelValues(r)
 		for _, t := range BreakerTransitions {
 			m.BreakerTransitions.WithLabelValues(r, t[0], t[1])
 		}
@@ -184,6 +260,13 @@ func (m *Metrics) precreate(version string) {
 	for _, reason := range AuthFailureReasons {
 		m.WebhookAuthFailures.WithLabelValues(reason)
 	}
+	for _, res := range OutboxDeliveryResults {
+		m.OutboxDeliveryAttempts.WithLabelValues(res)
+	}
+	for _, res := range HealthProbeResults {
+		m.HealthProbes.WithLabelValues(res)
+	}
+	m.UpstreamHealthy.Set(1)
 	m.ConfigReloads.WithLabelValues(ReloadSuccess)
 	m.ConfigReloads.WithLabelValues(ReloadFailure)
 	m.BuildInfo.WithLabelValues(version, runtime.Version()).Set(1)
@@ -208,6 +291,13 @@ func (m *Metrics) ReloadResult(ok bool, now time.Time) {
 		m.ConfigReloads.WithLabelValues(ReloadFailure).Inc()
 		return
 	}
+	for _, res := range OutboxDeliveryResults {
+		m.OutboxDeliveryAttempts.WithLabelValues(res)
+	}
+	for _, res := range HealthProbeResults {
+		m.HealthProbes.WithLabelValues(res)
+	}
+	m.UpstreamHealthy.Set(1)
 	m.ConfigReloads.WithLabelValues(ReloadSuccess).Inc()
 	m.ConfigLastReloadSuccess.Set(float64(now.UnixNano()) / 1e9)
 }

@@ -39,6 +39,18 @@ var designNames = map[string][]string{
 	"opscore_sidecar_config_reloads_total":                         {"result"},
 	"opscore_sidecar_config_last_reload_success_timestamp_seconds": nil,
 	"opscore_sidecar_build_info":                                   {"version", "goversion"},
+	"opscore_sidecar_held_requests":                                {"route"},
+	"opscore_sidecar_hold_total":                                   {"route", "result"},
+	"opscore_sidecar_outbox_enqueued_total":                        {"route"},
+	"opscore_sidecar_outbox_delivered_total":                       {"route"},
+	"opscore_sidecar_outbox_dead_letters_total":                    {"route"},
+	"opscore_sidecar_outbox_delivery_attempts_total":               {"result"},
+	"opscore_sidecar_outbox_delivery_latency_seconds":              nil,
+	"opscore_sidecar_outbox_depth":                                 nil,
+	"opscore_sidecar_outbox_oldest_age_seconds":                    nil,
+	"opscore_sidecar_outbox_dead_letters":                          nil,
+	"opscore_sidecar_health_probes_total":                          {"result"},
+	"opscore_sidecar_upstream_healthy":                             nil,
 }
 
 // TestEveryDesignFamilyVisibleAfterOneGather: a fresh registry exposes

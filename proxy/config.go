@@ -27,6 +27,12 @@ type Config struct {
 	Log LogConfig `mapstructure:"log" json:"log" yaml:"log"`
 	// Reload is the hot reload of the config file.
 	Reload ReloadConfig `mapstructure:"reload" json:"reload" yaml:"reload"`
+	// HealthCheck is the active health check of the upstream, run while it
+	// looks down (see docs/resilience.md).
+	HealthCheck HealthCheckConfig `mapstructure:"health_check" json:"health_check" yaml:"health_check"`
+	// Outbox is the durable store of requests accepted with 202 while the
+	// upstream is down (see docs/resilience.md). Changing it needs a restart.
+	Outbox OutboxConfig `mapstructure:"outbox" json:"outbox" yaml:"outbox"`
 	// Admission is the sidecar-wide admission control.
 	Admission policy.AdmissionConfig `mapstructure:"admission" json:"admission" yaml:"admission"`
 	// Routes holds one entry per fixed route name (RouteNames); a missing
@@ -116,6 +122,69 @@ type ReloadConfig struct {
 	Debounce time.Duration `mapstructure:"debounce" json:"debounce" yaml:"debounce"`
 }
 
+// HealthCheckConfig is the active health check of the upstream. It runs
+// only while the upstream looks down (an attempt could not reach it, or a
+// breaker is open): it probes Path every Interval (plus jitter) and, at the
+// first good answer, closes the breakers that the outage opened and
+// releases the held requests, instead of waiting for open_timeout.
+type HealthCheckConfig struct {
+	// Enabled turns active health checking on. Default true.
+	Enabled bool `mapstructure:"enabled" json:"enabled" yaml:"enabled"`
+	// Path is the upstream path probed with GET; a 2xx answer is healthy. Default "/health".
+	Path string `mapstructure:"path" json:"path" yaml:"path"`
+	// Interval is the time between probes while the upstream looks down. Default 100ms.
+	Interval time.Duration `mapstructure:"interval" json:"interval" yaml:"interval"`
+	// Jitter adds a random share (0..1) of Interval to each wait, so replicas
+	// do not probe in step. Default 0.5.
+	Jitter float64 `mapstructure:"jitter" json:"jitter" yaml:"jitter"`
+	// Timeout bounds one probe. Default 500ms.
+	Timeout time.Duration `mapstructure:"timeout" json:"timeout" yaml:"timeout"`
+}
+
+// OutboxConfig is the durable outbox: where requests accepted with 202
+// while the upstream is down are kept until they are delivered.
+type OutboxConfig struct {
+	// Enabled turns the outbox on; routes with outbox.enabled then answer 202
+	// instead of failing when the upstream stays down. Default true.
+	Enabled bool `mapstructure:"enabled" json:"enabled" yaml:"enabled"`
+	// Backend is "bolt" (a local file under Dir, the default) or "redis"
+	// (Redis Streams shared by several sidecar replicas).
+	Backend string `mapstructure:"backend" json:"backend" yaml:"backend"`
+	// Dir is the bolt backend's data directory (file outbox.db in it),
+	// created 0700 if missing; relative to the working directory. Default "data".
+	Dir string `mapstructure:"dir" json:"dir" yaml:"dir"`
+	// RedisURL is the redis backend's server, e.g. "redis://127.0.0.1:6379/0". Default "".
+	RedisURL string `mapstructure:"redis_url" json:"redis_url" yaml:"redis_url"`
+	// Stream is the redis backend's stream name; the consumer group, lease
+	// and counters use it as their prefix. Default "opscore-sidecar:outbox".
+	Stream string `mapstructure:"stream" json:"stream" yaml:"stream"`
+	// Group is the redis backend's consumer group. Default "opscore-sidecar".
+	Group string `mapstructure:"group" json:"group" yaml:"group"`
+	// Lease is how long a replica's delivery lease lasts without renewal
+	// (redis backend); another replica takes over after it. Default 5s.
+	Lease time.Duration `mapstructure:"lease" json:"lease" yaml:"lease"`
+	// MaxMessages caps the queued messages; past it a request fails with
+	// 503 instead of being queued. 0 means no cap. Default 100000.
+	MaxMessages int `mapstructure:"max_messages" json:"max_messages" yaml:"max_messages"`
+	// MaxBytes caps the queued bodies, in bytes. 0 means no cap. Default 268435456 (256 MiB).
+	MaxBytes int64 `mapstructure:"max_bytes" json:"max_bytes" yaml:"max_bytes"`
+	// BackoffBase is the first wait after a failed delivery; it doubles (full jitter). Default 100ms.
+	BackoffBase time.Duration `mapstructure:"backoff_base" json:"backoff_base" yaml:"backoff_base"`
+	// BackoffMax caps the wait between deliveries of a failing message. Default 5s.
+	BackoffMax time.Duration `mapstructure:"backoff_max" json:"backoff_max" yaml:"backoff_max"`
+}
+
+// RouteOutboxConfig is a route's use of the outbox.
+type RouteOutboxConfig struct {
+	// Enabled accepts the route's request with 202 into the outbox when the
+	// upstream is still unreachable (or failing) at the end of its hold or
+	// retries, instead of answering 502/503/504. Default true for notify
+	// (AgentKit sends the webhook once), false elsewhere. Whatever this
+	// says, a notify or state_update for an agent that already has queued
+	// messages is queued behind them, so it cannot overtake them.
+	Enabled bool `mapstructure:"enabled" json:"enabled" yaml:"enabled"`
+}
+
 // RouteConfig is one named route and its policies.
 type RouteConfig struct {
 	// Class is the priority class: critical or bulk.
@@ -136,6 +205,12 @@ type RouteConfig struct {
 	Retry policy.RetryConfig `mapstructure:"retry" json:"retry" yaml:"retry"`
 	// Breaker is the route's circuit breaker.
 	Breaker policy.BreakerConfig `mapstructure:"breaker" json:"breaker" yaml:"breaker"`
+	// Hold makes a request that finds the upstream unreachable or the
+	// breaker open wait for it to come back, within retry.deadline.
+	Hold policy.HoldConfig `mapstructure:"hold" json:"hold" yaml:"hold"`
+	// Outbox accepts the request with 202 into the durable outbox when the
+	// upstream stays down past the deadline.
+	Outbox RouteOutboxConfig `mapstructure:"outbox" json:"outbox" yaml:"outbox"`
 }
 
 // MatchConfig is a route's request matcher.
@@ -154,6 +229,17 @@ const (
 	RouteStateGet    = "state_get"
 	RouteWorkflow    = "workflow"
 	RouteDefault     = "default"
+)
+
+// NotifyDeadline is the notify route's default retry deadline: the hold
+// and the retries end in time to answer (202 from the outbox at worst)
+// before AgentKit's 10s client timeout.
+const NotifyDeadline = 8 * time.Second
+
+// The outbox backends.
+const (
+	OutboxBolt  = "bolt"
+	OutboxRedis = "redis"
 )
 
 // RouteNames lists the fixed routes in matching order; default is last
@@ -179,8 +265,16 @@ func Defaults() *Config {
 			APIKey:      policy.DefaultAPIKey(),
 			Retry:       policy.DefaultRetry(idempotent),
 			Breaker:     policy.DefaultBreaker(),
+			Hold:        policy.DefaultHold(false),
 		}
 	}
+	// The registration webhook is sent once and never retried by AgentKit,
+	// whose client gives up after 10s: it is held through an upstream
+	// outage for up to 8s, then accepted into the outbox with 202.
+	notify := route(policy.ClassCritical, "POST", "/v1/opscore/internal/agent/notify", true)
+	notify.Retry.Deadline = NotifyDeadline
+	notify.Hold.Enabled = true
+	notify.Outbox.Enabled = true
 	return &Config{
 		Listen: ":8080",
 		Admin:  AdminConfig{Listen: "127.0.0.1:9901"},
@@ -192,12 +286,20 @@ func Defaults() *Config {
 			ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second,
 			MaxHeaderBytes: 65536, DrainDelay: 2 * time.Second, DrainTimeout: 20 * time.Second,
 		},
+		HealthCheck: HealthCheckConfig{
+			Enabled: true, Path: "/health", Interval: 100 * time.Millisecond, Jitter: 0.5, Timeout: 500 * time.Millisecond,
+		},
+		Outbox: OutboxConfig{
+			Enabled: true, Backend: OutboxBolt, Dir: "data", Stream: "opscore-sidecar:outbox", Group: "opscore-sidecar",
+			Lease: 5 * time.Second, MaxMessages: 100000, MaxBytes: 256 << 20,
+			BackoffBase: 100 * time.Millisecond, BackoffMax: 5 * time.Second,
+		},
 		Tracing:   TracingConfig{SampleRatio: 1.0, ServiceName: "opscore-sidecar"},
 		Log:       LogConfig{Level: "info", Access: true},
 		Reload:    ReloadConfig{Enabled: true, Debounce: 250 * time.Millisecond},
 		Admission: policy.DefaultAdmission(),
 		Routes: map[string]RouteConfig{
-			RouteNotify:      route(policy.ClassCritical, "POST", "/v1/opscore/internal/agent/notify", true),
+			RouteNotify:      notify,
 			RouteStateUpdate: route(policy.ClassBulk, "POST", "/v1/opscore/agent/{agent_id}/state", true),
 			RouteStateGet:    route(policy.ClassBulk, "GET", "/v1/opscore/agent/{agent_id}/state", true),
 			RouteWorkflow:    route(policy.ClassCritical, "POST", "/v1/opscore/agent/{agent_id}/workflow", false),

@@ -84,6 +84,52 @@ func (c *Config) Validate() error {
 		add("reload.debounce", "must be between 0 and 1m, got %s", c.Reload.Debounce)
 	}
 
+	if c.HealthCheck.Enabled {
+		if !strings.HasPrefix(c.HealthCheck.Path, "/") {
+			add("health_check.path", "must be an absolute path such as /health, got %q", c.HealthCheck.Path)
+		}
+		if c.HealthCheck.Interval < 10*time.Millisecond || c.HealthCheck.Interval > time.Minute {
+			add("health_check.interval", "must be between 10ms and 1m, got %s", c.HealthCheck.Interval)
+		}
+		positive("health_check.timeout", c.HealthCheck.Timeout)
+	}
+	if !(c.HealthCheck.Jitter >= 0 && c.HealthCheck.Jitter <= 1) {
+		add("health_check.jitter", "must be in [0, 1], got %v", c.HealthCheck.Jitter)
+	}
+	if c.Outbox.Enabled {
+		switch c.Outbox.Backend {
+		case OutboxBolt:
+			if strings.TrimSpace(c.Outbox.Dir) == "" {
+				add("outbox.dir", "must not be empty with backend %q", OutboxBolt)
+			}
+		case OutboxRedis:
+			if u, err := url.Parse(c.Outbox.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
+				add("outbox.redis_url", "must be a redis:// or rediss:// URL with backend %q, got %q", OutboxRedis, c.Outbox.RedisURL)
+			}
+			if c.Outbox.Stream == "" {
+				add("outbox.stream", "must not be empty with backend %q", OutboxRedis)
+			}
+			if c.Outbox.Group == "" {
+				add("outbox.group", "must not be empty with backend %q", OutboxRedis)
+			}
+			if c.Outbox.Lease < 500*time.Millisecond {
+				add("outbox.lease", "must be >= 500ms, got %s", c.Outbox.Lease)
+			}
+		default:
+			add("outbox.backend", "must be %q or %q, got %q", OutboxBolt, OutboxRedis, c.Outbox.Backend)
+		}
+		if c.Outbox.MaxMessages < 0 {
+			add("outbox.max_messages", "must be >= 0, got %d", c.Outbox.MaxMessages)
+		}
+		if c.Outbox.MaxBytes < 0 {
+			add("outbox.max_bytes", "must be >= 0, got %d", c.Outbox.MaxBytes)
+		}
+		positive("outbox.backoff_base", c.Outbox.BackoffBase)
+		if c.Outbox.BackoffMax < c.Outbox.BackoffBase {
+			add("outbox.backoff_max", "must be >= backoff_base (%s), got %s", c.Outbox.BackoffBase, c.Outbox.BackoffMax)
+		}
+	}
+
 	errs = append(errs, c.Admission.Validate("admission")...)
 	errs = append(errs, c.validateRoutes()...)
 	return errors.Join(errs...)
@@ -144,6 +190,13 @@ func (c *Config) validateRoutes() []error {
 		errs = append(errs, rc.APIKey.Validate(p+".api_key")...)
 		errs = append(errs, rc.Retry.Validate(p+".retry")...)
 		errs = append(errs, rc.Breaker.Validate(p+".breaker")...)
+		errs = append(errs, rc.Hold.Validate(p+".hold")...)
+		if rc.Hold.Enabled && rc.Retry.Deadline < time.Second {
+			add(p+".hold.enabled", "needs retry.deadline >= 1s to hold a request for anything, got %s", rc.Retry.Deadline)
+		}
+		if (rc.Hold.Enabled || rc.Outbox.Enabled) && !rc.Retry.Idempotent {
+			add(p+".hold.enabled", "holding or queueing a request that is sent again later needs retry.idempotent: true")
+		}
 	}
 	return errs
 }
