@@ -43,6 +43,7 @@ func BenchmarkProxyPath(b *testing.B) {
 
 	cfg := Defaults()
 	cfg.Upstream.URL = up.URL
+	cfg.Outbox.Dir = b.TempDir()
 	tr, err := NewTracing(context.Background(), cfg.Tracing)
 	if err != nil {
 		b.Fatal(err)
@@ -61,6 +62,7 @@ func BenchmarkProxyPath(b *testing.B) {
 	// (testConfig), no breaker and no concurrency gate, to split the
 	// frame's cost from the policy layers'.
 	frameCfg := testConfig(up.URL)
+	frameCfg.Outbox.Dir = b.TempDir()
 	frameCfg.Admission.Concurrency.Limit, frameCfg.Admission.Concurrency.QueueSize = 0, 0
 	frame, err := Start(context.Background(), RunOptions{
 		Config: frameCfg, Registry: prometheus.NewRegistry(), Tracing: tr,

@@ -191,9 +191,6 @@ func (c *Config) validateRoutes() []error {
 		errs = append(errs, rc.Retry.Validate(p+".retry")...)
 		errs = append(errs, rc.Breaker.Validate(p+".breaker")...)
 		errs = append(errs, rc.Hold.Validate(p+".hold")...)
-		if rc.Hold.Enabled && rc.Retry.Deadline < time.Second {
-			add(p+".hold.enabled", "needs retry.deadline >= 1s to hold a request for anything, got %s", rc.Retry.Deadline)
-		}
 		if (rc.Hold.Enabled || rc.Outbox.Enabled) && !rc.Retry.Idempotent {
 			add(p+".hold.enabled", "holding or queueing a request that is sent again later needs retry.idempotent: true")
 		}

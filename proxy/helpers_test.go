@@ -98,6 +98,9 @@ func startWith(t *testing.T, opts RunOptions) *testEnv {
 	if err := opts.Config.Validate(); err != nil {
 		t.Fatalf("test config invalid: %v", err)
 	}
+	if opts.Outbox == nil && opts.Config.Outbox.Backend == OutboxBolt {
+		opts.Config.Outbox.Dir = t.TempDir() // never the working directory's data/
+	}
 	env := &testEnv{reg: prometheus.NewRegistry(), access: &syncBuffer{}, log: &syncBuffer{}, spans: tracetest.NewSpanRecorder()}
 	tr, err := NewTracing(context.Background(), opts.Config.Tracing, sdktrace.WithSpanProcessor(env.spans))
 	if err != nil {

@@ -30,7 +30,7 @@ func buildBreaker(name string, rc RouteConfig, prev *RouteRuntime, deps Deps) (B
 	if prev != nil {
 		old = prev.Breaker.Breaker
 	}
-	b, err := policy.NewBreaker(name, rc.Breaker, old, breakerObserver(deps.Metrics))
+	b, err := policy.NewBreaker(name, rc.Breaker, old, breakerObserver(deps.Metrics, deps.BreakerChange))
 	if err != nil {
 		return BreakerRuntime{}, err
 	}
@@ -41,14 +41,18 @@ func buildBreaker(name string, rc RouteConfig, prev *RouteRuntime, deps Deps) (B
 }
 
 // breakerObserver returns the hook that keeps the state gauge and the
-// transitions counter up to date. It runs under the breaker's lock.
-func breakerObserver(m *metrics.Metrics) policy.BreakerStateFunc {
+// transitions counter up to date, then calls also (when not nil). It runs
+// under the breaker's lock.
+func breakerObserver(m *metrics.Metrics, also policy.BreakerStateFunc) policy.BreakerStateFunc {
 	if m == nil {
-		return nil
+		return also
 	}
 	return func(route string, from, to policy.BreakerState) {
 		m.BreakerState.WithLabelValues(route).Set(float64(to))
 		m.BreakerTransitions.WithLabelValues(route, from.String(), to.String()).Inc()
+		if also != nil {
+			also(route, from, to)
+		}
 	}
 }
 

@@ -42,5 +42,5 @@ func buildRetry(name string, rc RouteConfig, prev *RouteRuntime, deps Deps) (Ret
 
 // retryLayer wraps the per-attempt RoundTripper in the retry loop.
 func (s *Sidecar) retryLayer(next http.RoundTripper) http.RoundTripper {
-	return &retryTransport{next: next, metrics: s.deps.Metrics, now: s.deps.now}
+	return &retryTransport{next: next, metrics: s.deps.Metrics, now: s.deps.now, health: s.health, queue: &s.queue}
 }

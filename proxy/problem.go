@@ -27,6 +27,9 @@ type Problem struct {
 	Detail string
 	// Header holds extra response headers (Retry-After, RateLimit-Policy, ...).
 	Header http.Header
+	// QueuedID is the outbox message id of a 202 queued answer; sent as the
+	// body's "queued_id" member.
+	QueuedID string
 }
 
 // problemBody is the JSON document; field order is the wire order.
@@ -38,6 +41,7 @@ type problemBody struct {
 	Status    int    `json:"status"`
 	Detail    string `json:"detail"`
 	Reason    string `json:"reason,omitempty"`
+	QueuedID  string `json:"queued_id,omitempty"`
 	RequestID string `json:"request_id,omitempty"`
 }
 
@@ -60,7 +64,7 @@ func WriteProblem(w http.ResponseWriter, r *http.Request, p Problem) {
 	}
 	body, _ := json.Marshal(problemBody{
 		Type: ProblemTypeBase + string(p.Outcome), Title: p.Title, Status: p.Status,
-		Detail: p.Detail, Reason: p.Reason, RequestID: requestID,
+		Detail: p.Detail, Reason: p.Reason, QueuedID: p.QueuedID, RequestID: requestID,
 	})
 	h.Set("Content-Type", "application/problem+json")
 	h.Set("Content-Length", strconv.Itoa(len(body)+1))

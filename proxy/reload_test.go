@@ -178,6 +178,7 @@ func TestReloadOfOneRouteKeepsOtherRoutesState(t *testing.T) {
       attempts: 1
     breaker:
       consecutive_failures: 1
+      min_failing_time: 0s
       open_timeout: 1h
   state_get:
     rate_limit:

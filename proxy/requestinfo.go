@@ -24,6 +24,9 @@ const (
 	OutcomeUpstreamError   Outcome = "upstream_error"
 	OutcomeUpstreamTimeout Outcome = "upstream_timeout"
 	OutcomeClientClosed    Outcome = "client_closed"
+	// OutcomeQueued: the upstream was down; the request was accepted into
+	// the durable outbox and answered 202 (queue.go).
+	OutcomeQueued Outcome = "queued"
 )
 
 // RequestInfo is the per-request state shared by the chain's layers. The

@@ -21,16 +21,31 @@ type retryRig struct {
 }
 
 // newRetryRig builds a sidecar in front of upstreamURL with the default
-// configuration changed by mutate.
+// configuration changed by mutate, after countsOnly: the rig's tests step
+// through retry rows and breaker counts (the hold and the time-based trip
+// rule have their own tests, in hold_test.go).
 func newRetryRig(t *testing.T, upstreamURL string, mutate func(*Config)) *retryRig {
 	t.Helper()
 	cfg := Defaults()
 	cfg.Upstream.URL = upstreamURL
+	countsOnly(cfg)
 	if mutate != nil {
 		mutate(cfg)
 	}
 	s, m := newTestSidecar(t, cfg)
 	return &retryRig{s: s, metrics: m}
+}
+
+// countsOnly turns off every route's hold and outbox and the breakers'
+// time-based trip rule, so that retries and breaker counts work as they
+// do without them.
+func countsOnly(cfg *Config) {
+	for _, name := range RouteNames {
+		route(cfg, name, func(rc *RouteConfig) {
+			rc.Hold.Enabled, rc.Outbox.Enabled = false, false
+			rc.Breaker.MinFailingTime = 0
+		})
+	}
 }
 
 // route applies mutate to the config of route name.

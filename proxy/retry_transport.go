@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"opscore-sidecar/metrics"
@@ -27,6 +28,12 @@ type retryTransport struct {
 	next    http.RoundTripper
 	metrics *metrics.Metrics
 	now     func() time.Time
+	// health is told when an attempt could not reach the upstream (nil:
+	// no active health check).
+	health *healthChecker
+	// queue holds the outbox side of the retry layer once Start has opened
+	// the outbox (nil inside: no outbox).
+	queue *atomic.Pointer[outboxQueue]
 }
 
 func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -34,7 +41,7 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if info == nil || info.Runtime == nil || info.Runtime.Retry.Policy == nil {
 		return t.next.RoundTrip(req)
 	}
-	pol, route := info.Runtime.Retry.Policy, info.Route
+	pol := info.Runtime.Retry.Policy
 	cfg := pol.Config()
 	start := t.now()
 	deadline := start.Add(cfg.Deadline)
@@ -44,18 +51,71 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	idemKey := req.Header.Get("Idempotency-Key") != "" || req.Header.Get("X-Idempotency-Key") != ""
 	ctx := req.Context()
-	wire := 0        // wire attempts so far, as counted by the attempt layer
-	reached := false // some attempt may have reached the upstream
+	queue := t.queue.Load()
+	if queue != nil {
+		if resp, err, queued := queue.behind(ctx, req, info, body); queued {
+			return resp, err
+		}
+	}
+	h := holdState{t: t, info: info, body: body, deadline: deadline}
+	defer h.finish()
+	for {
+		r := t.round(ctx, req, info, body, deadline)
+		if r.done {
+			h.attemptEnded()
+			return r.resp, r.err
+		}
+		if h.hold(ctx, r) {
+			continue // released: the upstream may answer again
+		}
+		if ctx.Err() == nil && queue != nil && h.queueable(r) {
+			if resp, err, queued := queue.accept(ctx, req, info, body, r); queued {
+				h.queued()
+				return resp, err
+			}
+		}
+		if r.refused { // the breaker's own 503 with its Retry-After
+			r.cancel(nil)
+			return nil, r.err
+		}
+		return t.finish(ctx, r.resp, r.err, r.cancel, r.wire, r.last, r.reached)
+	}
+}
+
+// roundResult is how one round of attempts ended: done (with the answer
+// to give: a response, a problem or the client's error), or failed with
+// the last attempt's result for the hold and the outbox to act on before
+// finish answers it.
+type roundResult struct {
+	done bool
+	resp *http.Response
+	err  error
+
+	cancel  context.CancelCauseFunc
+	wire    int              // wire attempts of the whole request so far
+	last    policy.AttemptKind // kind of the last attempt
+	reached bool             // some attempt may have reached the upstream
+	refused bool             // the breaker refused the last attempt
+}
+
+// round runs attempts through next until one answers, the route's policy
+// stops retrying or the breaker refuses one. The attempt limit applies to
+// each round; a held request starts a new round when it is released.
+func (t *retryTransport) round(ctx context.Context, req *http.Request, info *RequestInfo, body *retryBody, deadline time.Time) roundResult {
+	pol, route := info.Runtime.Retry.Policy, info.Route
+	cfg := pol.Config()
+	idemKey := req.Header.Get("Idempotency-Key") != "" || req.Header.Get("X-Idempotency-Key") != ""
+	first := info.View().Attempts // wire attempts before this round
+	wire := first
+	reached := false // some attempt of this round may have reached the upstream
 	for {
 		resp, err, cancel := t.attempt(ctx, req, body, wire > 0, cfg.PerTryTimeout, deadline)
 		now := t.now()
 		var pe *ProblemError
 		if errors.As(err, &pe) { // the breaker refused the attempt: no retry
-			cancel(nil)
 			pe.Problem.Header = withAttempts(pe.Problem.Header, wire)
-			return nil, err
+			return roundResult{resp: nil, err: err, cancel: cancel, wire: wire, last: policy.AttemptNotReached, reached: reached, refused: true}
 		}
 		before := wire
 		if wire = info.View().Attempts; wire <= before {
@@ -81,30 +141,43 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			if errors.As(cerr, &mbe) {
 				p := problemTooLarge(mbe.Limit)
 				p.Header = withAttempts(p.Header, wire)
-				return nil, &ProblemError{Problem: p, Err: cerr}
+				return roundResult{done: true, err: &ProblemError{Problem: p, Err: cerr}}
 			}
-			return nil, cerr
+			return roundResult{done: true, err: cerr}
 		}
 		outcome := attemptOutcome(ctx, resp, err, now)
 		reached = reached || outcome.Kind != policy.AttemptNotReached
+		if outcome.Kind == policy.AttemptNotReached && t.health != nil {
+			t.health.suspect()
+		}
 		d := pol.Decide(now, policy.RetryAttempt{
 			Outcome:        outcome,
-			Attempts:       wire,
+			Attempts:       wire - first,
 			IdempotencyKey: idemKey,
 			Replayable:     body.replayable(),
 			Remaining:      deadline.Sub(now),
 		})
+		if d.Retry && outcome.Kind == policy.AttemptNotReached && info.Runtime.Hold.Enabled && body.replayable() {
+			// The upstream is not there: a held request waits for the
+			// health check to see it back instead of backing off blindly.
+			d.Retry = false
+		}
 		if !d.Retry {
 			if d.Stop == policy.RetryStopBudget {
 				t.metrics.RetryBudgetExhausted.WithLabelValues(route).Inc()
 			}
-			return t.finish(ctx, resp, err, cancel, wire, outcome.Kind, reached)
+			r := roundResult{resp: resp, err: err, cancel: cancel, wire: wire, last: outcome.Kind, reached: reached}
+			if ctx.Err() != nil || (err == nil && resp.StatusCode < 500) {
+				resp, err := t.finish(ctx, resp, err, cancel, wire, outcome.Kind, reached)
+				return roundResult{done: true, resp: resp, err: err}
+			}
+			return r
 		}
 		t.metrics.Retries.WithLabelValues(route, string(d.Reason)).Inc()
 		discard(resp, cancel)
 		cancel(nil)
 		if err := wait(ctx, d.Delay); err != nil {
-			return nil, err // the client went away during the backoff
+			return roundResult{done: true, err: err} // the client went away during the backoff
 		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"opscore-sidecar/metrics"
+	"opscore-sidecar/proxy/outbox"
 )
 
 // RunOptions is everything Start needs. Only Config is required.
@@ -40,6 +41,9 @@ type RunOptions struct {
 	// OnReload, when set, is called after every hot-reload attempt with its
 	// result (nil on success); tests wait on it instead of sleeping.
 	OnReload func(error)
+	// Outbox, when set, is used instead of opening the store that
+	// Config.Outbox names (tests); the Server closes it.
+	Outbox outbox.Store
 }
 
 // Server is a started sidecar: the proxy and admin listeners, the
@@ -55,6 +59,7 @@ type Server struct {
 	logger             *slog.Logger
 	listening          atomic.Bool
 	stopReload         context.CancelFunc
+	outbox             *outboxRunner // nil when the outbox is disabled
 	errc               chan error
 }
 
@@ -102,6 +107,24 @@ func Start(ctx context.Context, opts RunOptions) (*Server, error) {
 		s.Close()
 		srv.shutdownTracing()
 		return nil, fmt.Errorf("admin.listen: %w", err)
+	}
+	// The outbox opens last: its bolt file is locked by one process at a
+	// time, so a start that fails on a busy port must not hold it.
+	st := opts.Outbox
+	if st == nil {
+		if st, err = OpenOutbox(ctx, cfg.Outbox); err != nil {
+			srv.proxyLn.Close()
+			srv.adminLn.Close()
+			s.Close()
+			srv.shutdownTracing()
+			return nil, err
+		}
+	}
+	if st != nil {
+		srv.outbox = s.attachOutbox(st, cfg.Outbox)
+		h := s.outboxAdmin(st)
+		srv.Admin.Handle("/admin/outbox", h)
+		srv.Admin.Handle("/admin/outbox/", h)
 	}
 	srv.proxySrv = newServer(cfg.Server, s.Handler(), opts.Logger)
 	srv.adminSrv = &http.Server{Handler: srv.Admin, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 120 * time.Second}
@@ -185,10 +208,23 @@ func (srv *Server) Drain() error {
 	actx, acancel := context.WithTimeout(context.Background(), time.Second)
 	defer acancel()
 	_ = srv.adminSrv.Shutdown(actx)
+	srv.closeOutbox()
 	srv.Sidecar.Close()
 	srv.shutdownTracing()
 	srv.logger.Info("drained", "error", err)
 	return err
+}
+
+// closeOutbox stops the outbox deliverer and closes its store; queued
+// messages stay stored for the next start.
+func (srv *Server) closeOutbox() {
+	if srv.outbox == nil {
+		return
+	}
+	if err := srv.outbox.close(); err != nil {
+		srv.logger.Warn("outbox close", "error", err)
+	}
+	srv.outbox = nil
 }
 
 // shutdownTracing flushes and stops the tracer provider (and its OTLP

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+
+	"opscore-sidecar/policy"
 )
 
 // Sidecar is the reverse proxy: the handler chain over the current config
@@ -19,6 +21,11 @@ type Sidecar struct {
 	snap     atomic.Pointer[Snapshot]
 	applyMu  sync.Mutex // serializes Apply (reloads); readers never lock
 	draining atomic.Bool
+
+	// health is the active health check of the upstream (health.go).
+	health *healthChecker
+	// queue is the outbox side of the retry layer, set by AttachOutbox.
+	queue atomic.Pointer[outboxQueue]
 
 	handler http.Handler
 }
@@ -37,7 +44,11 @@ func New(cfg *Config, deps Deps, tracing *Tracing, accessLog *slog.Logger) (*Sid
 		accessLog = slog.New(slog.DiscardHandler)
 	}
 	s := &Sidecar{deps: deps, tracing: tracing, accessLog: accessLog}
-	snap, err := buildSnapshot(cfg, nil, deps)
+	s.health = newHealthChecker(s.snap.Load, s.upstreamUp, func(up bool) {
+		deps.Metrics.UpstreamHealthy.Set(map[bool]float64{true: 1, false: 0}[up])
+	}, deps.Metrics)
+	s.deps.BreakerChange = s.breakerChanged
+	snap, err := buildSnapshot(cfg, nil, s.deps)
 	if err != nil {
 		return nil, err
 	}
@@ -103,15 +114,50 @@ func keepRestartKeys(old, cur *Config) (*Config, []string) {
 	if c.Reload != old.Reload {
 		keys, c.Reload = append(keys, "reload"), old.Reload
 	}
+	if c.Outbox != old.Outbox {
+		keys, c.Outbox = append(keys, "outbox"), old.Outbox
+	}
 	return &c, keys
 }
 
 // Draining reports whether a drain has started.
 func (s *Sidecar) Draining() bool { return s.draining.Load() }
 
-// Close releases the current snapshot's idle upstream connections.
+// Close stops the health check and releases the current snapshot's idle
+// upstream connections.
 func (s *Sidecar) Close() {
+	s.health.close()
 	s.snap.Load().Transport.CloseIdleConnections()
+}
+
+// breakerChanged is every breaker's extra state-change hook (it runs under
+// the breaker's lock): an opening breaker starts the health check, one that
+// lets attempts through again opens its route's hold.
+func (s *Sidecar) breakerChanged(route string, _, to policy.BreakerState) {
+	if to == policy.BreakerOpen {
+		s.health.suspect()
+		return
+	}
+	if snap := s.snap.Load(); snap != nil {
+		if rt := snap.Runtime[route]; rt != nil {
+			rt.Hold.Queue.Open()
+		}
+	}
+}
+
+// upstreamUp is called when a health check passes after the upstream
+// looked down: breakers opened by the outage close, every hold releases
+// its requests in arrival order, and the outbox delivers.
+func (s *Sidecar) upstreamUp() {
+	snap := s.snap.Load()
+	for _, name := range RouteNames {
+		rt := snap.Runtime[name]
+		rt.Breaker.Breaker.Recover()
+		rt.Hold.Queue.Open()
+	}
+	if q := s.queue.Load(); q != nil {
+		q.deliverer.Kick()
+	}
 }
 
 // Check builds everything a start would build from cfg (policies, loaded

@@ -53,6 +53,8 @@ type RouteRuntime struct {
 	Retry RetryRuntime
 	// Breaker is the circuit breaker (layer_breaker.go).
 	Breaker BreakerRuntime
+	// Hold is the hold queue of requests waiting for the upstream (hold.go).
+	Hold HoldRuntime
 }
 
 // GlobalRuntime is the sidecar-wide policy state of a snapshot.
@@ -70,6 +72,10 @@ type Deps struct {
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now. Tests pass a fake clock.
 	Now func() time.Time
+	// BreakerChange, when set, is told of every breaker state change after
+	// the metrics (the Sidecar opens the route's hold when its breaker
+	// lets attempts through again). It runs under the breaker's lock.
+	BreakerChange policy.BreakerStateFunc
 }
 
 func (d Deps) now() time.Time {
@@ -131,6 +137,9 @@ func buildSnapshot(cfg *Config, prev *Snapshot, deps Deps) (*Snapshot, error) {
 			return nil, fmt.Errorf("routes.%s: %w", name, err)
 		}
 		if rt.Breaker, err = buildBreaker(name, rc, old, deps); err != nil {
+			return nil, fmt.Errorf("routes.%s: %w", name, err)
+		}
+		if rt.Hold, err = buildHold(rc, old); err != nil {
 			return nil, fmt.Errorf("routes.%s: %w", name, err)
 		}
 		s.Runtime[name] = rt

@@ -20,7 +20,17 @@ func TestMain(m *testing.M) {
 	if os.Getenv(helperEnv) == "1" {
 		os.Exit(run(strings.Fields(os.Getenv("SIDECAR_TEST_ARGS")), os.Stdout, os.Stderr))
 	}
-	os.Exit(m.Run())
+	// The sidecars these tests start keep their outbox in a temporary
+	// directory, not in data/ under the package (the helper processes
+	// inherit it; the tests run one sidecar at a time).
+	dir, err := os.MkdirTemp("", "sidecar-test-outbox-")
+	if err != nil {
+		panic(err)
+	}
+	os.Setenv("SIDECAR_OUTBOX_DIR", dir)
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
 }
 
 // TestSecondSignalEndsTheDrain: the first SIGTERM starts the drain, which

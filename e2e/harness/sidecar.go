@@ -21,8 +21,9 @@ type SidecarOptions struct {
 	Port, AdminPort int
 	// Env holds extra KEY=value entries (SIDECAR_<PATH> overrides, secrets).
 	Env []string
-	// Dir receives the config and log files; empty means a new temporary
-	// directory.
+	// Dir receives the config and log files and, unless Env sets
+	// SIDECAR_OUTBOX_DIR, the outbox (outbox-<port>/); empty means a new
+	// temporary directory.
 	Dir string
 }
 
@@ -53,6 +54,9 @@ func StartSidecarProcess(opts SidecarOptions) (*Proc, error) {
 	env := []string{
 		"SIDECAR_LISTEN=" + addr,
 		"SIDECAR_ADMIN_LISTEN=" + admin,
+		// Each sidecar its own outbox file (opts.Env may point two at one
+		// directory to restart a sidecar on its predecessor's outbox).
+		"SIDECAR_OUTBOX_DIR=" + filepath.Join(opts.Dir, "outbox-"+strconv.Itoa(opts.Port)),
 	}
 	if opts.UpstreamURL != "" {
 		env = append(env, "SIDECAR_UPSTREAM_URL="+opts.UpstreamURL)

@@ -1,0 +1,148 @@
+package proxy
+
+import (
+	"context"
+	"time"
+
+	"opscore-sidecar/metrics"
+	"opscore-sidecar/policy"
+)
+
+// This file is the hold of the retry layer (retry_transport.go): on a
+// route with hold.enabled (notify by default), a request whose attempt
+// could not reach the upstream, or was refused by the open breaker, waits
+// in the route's policy.Hold for the upstream to come back instead of
+// failing. The hold is opened by the active health check (health.go) at
+// its first good answer and by the breaker leaving the open state; held
+// requests are then released oldest first, hold.release_concurrency at a
+// time, each starting a new round of attempts. A held request keeps its
+// concurrency slot, so the gate's limit bounds what a recovery sends. At
+// the deadline (retry.deadline less queueMargin) the request leaves the
+// hold and, with routes.*.outbox.enabled, is accepted into the outbox
+// (queue.go); docs/resilience.md explains the whole path.
+
+// queueMargin is the part of a held request's deadline kept for writing
+// it to the outbox and answering 202 when the upstream is still down.
+const queueMargin = 500 * time.Millisecond
+
+// HoldRuntime is a route's hold: whether it is on, and the queue, which
+// carries over every reload so held requests keep their places.
+type HoldRuntime struct {
+	// Enabled says the route holds requests (routes.*.hold.enabled).
+	Enabled bool
+	// Queue is the route's hold queue; never nil.
+	Queue *policy.Hold
+}
+
+// buildHold builds a route's HoldRuntime; prev is the route's runtime in
+// the previous snapshot (nil at start-up), whose queue is kept with the
+// new settings applied.
+func buildHold(rc RouteConfig, prev *RouteRuntime) (HoldRuntime, error) {
+	var old *policy.Hold
+	if prev != nil {
+		old = prev.Hold.Queue
+	}
+	q, err := policy.NewHold(rc.Hold, old)
+	if err != nil {
+		return HoldRuntime{}, err
+	}
+	return HoldRuntime{Enabled: rc.Hold.Enabled, Queue: q}, nil
+}
+
+// holdState is one request's passage through its route's hold.
+type holdState struct {
+	t        *retryTransport
+	info     *RequestInfo
+	body     *retryBody
+	deadline time.Time
+
+	ticket *policy.HoldTicket // its place in the hold while held or released
+	held   bool               // it entered the hold at least once
+	result string             // how it left the hold (metrics.Hold*), "" while undecided
+}
+
+// hold decides whether the failed round r is held and, if so, waits. It
+// returns true when the request was released and must start a new round.
+func (h *holdState) hold(ctx context.Context, r roundResult) bool {
+	rt := h.info.Runtime
+	if !rt.Hold.Enabled || !h.body.replayable() || ctx.Err() != nil {
+		return false
+	}
+	if !r.refused && (r.err == nil || r.last != policy.AttemptNotReached) {
+		return false // the upstream answered, or may have acted on it
+	}
+	until := h.deadline.Add(-queueMargin)
+	if !h.t.now().Before(until) {
+		return false
+	}
+	if h.ticket != nil {
+		h.ticket.Again() // released, and found it down again: keep the place
+	} else {
+		tk, err := rt.Hold.Queue.Enter(int64(len(h.body.buf)))
+		if err != nil {
+			h.result = metrics.HoldFull
+			return false
+		}
+		h.ticket, h.held = tk, true
+	}
+	r.cancel(nil)
+	if h.t.health != nil {
+		h.t.health.suspect()
+	}
+	g := h.t.metrics.HeldRequests.WithLabelValues(h.info.Route)
+	g.Inc()
+	wctx, cancel := context.WithDeadline(ctx, until)
+	err := h.ticket.Wait(wctx)
+	cancel()
+	g.Dec()
+	if err == nil {
+		return true
+	}
+	h.ticket = nil // Wait gave the place up
+	if ctx.Err() != nil {
+		h.result = metrics.HoldClientClosed
+	} else {
+		h.result = metrics.HoldTimeout
+	}
+	return false
+}
+
+// attemptEnded is called when a round got its answer: a released
+// request's place in the hold is freed for the next one.
+func (h *holdState) attemptEnded() {
+	if h.ticket != nil {
+		h.ticket.Done()
+		h.ticket = nil
+	}
+	if h.held && h.result == "" {
+		h.result = metrics.HoldReleased
+	}
+}
+
+// queueable says a failed round may be accepted into the outbox: the route
+// queues, the body can be stored, and the upstream is down or failing
+// (not reached, refused by the breaker, a transport error or a 5xx).
+func (h *holdState) queueable(r roundResult) bool {
+	rc, ok := h.info.Snapshot.Config.Routes[h.info.Route]
+	if !ok || !rc.Outbox.Enabled || !h.body.replayable() {
+		return false
+	}
+	return r.err != nil || (r.resp != nil && r.resp.StatusCode >= 500)
+}
+
+// queued records that the request was accepted into the outbox.
+func (h *holdState) queued() {
+	if h.held || h.result == metrics.HoldFull {
+		h.result = metrics.HoldQueued
+	}
+}
+
+// finish counts how the request left the hold, if it was ever there.
+func (h *holdState) finish() {
+	if h.ticket != nil {
+		h.ticket.Done()
+	}
+	if h.result != "" {
+		h.t.metrics.Holds.WithLabelValues(h.info.Route, h.result).Inc()
+	}
+}

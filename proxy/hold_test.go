@@ -1,0 +1,249 @@
+package proxy
+
+import (
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"opscore-sidecar/metrics"
+)
+
+// flakyCore is an upstream at a fixed loopback address that can be taken
+// down (connections refused) and brought back, recording what it got.
+type flakyCore struct {
+	t    *testing.T
+	addr string
+
+	mu   sync.Mutex
+	srv  *http.Server
+	got  []string // "METHOD path agent-or-outbox-id" per non-health request
+	seen chan string
+}
+
+func newFlakyCore(t *testing.T) *flakyCore {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &flakyCore{t: t, addr: ln.Addr().String(), seen: make(chan string, 1024)}
+	ln.Close() // down until up()
+	t.Cleanup(c.down)
+	return c
+}
+
+func (c *flakyCore) url() string { return "http://" + c.addr }
+
+// up starts serving on the core's address: /health answers 200, every
+// other request 200 with its body echoed.
+func (c *flakyCore) up() {
+	c.t.Helper()
+	var ln net.Listener
+	var err error
+	for range 50 { // the port was ours a moment ago; retry briefly if the OS holds it
+		if ln, err = net.Listen("tcp", c.addr); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		c.t.Fatalf("core up: %v", err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/health" {
+			w.WriteHeader(http.StatusOK)
+			return
+		}
+		b, _ := io.ReadAll(r.Body)
+		rec := r.Method + " " + r.URL.Path + " " + string(b)
+		c.mu.Lock()
+		c.got = append(c.got, rec)
+		c.mu.Unlock()
+		c.seen <- rec
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"status":"ok"}`))
+	})}
+	c.mu.Lock()
+	c.srv = srv
+	c.mu.Unlock()
+	go func() { _ = srv.Serve(ln) }()
+}
+
+// down closes the listener and every connection: from now on refused.
+func (c *flakyCore) down() {
+	c.mu.Lock()
+	srv := c.srv
+	c.srv = nil
+	c.mu.Unlock()
+	if srv != nil {
+		srv.Close()
+	}
+}
+
+func (c *flakyCore) requests() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.got...)
+}
+
+// next waits for the next non-health request the core gets.
+func (c *flakyCore) next(t *testing.T) string {
+	t.Helper()
+	select {
+	case r := <-c.seen:
+		return r
+	case <-time.After(20 * time.Second):
+		t.Fatal("the core got no request within 20s")
+		return ""
+	}
+}
+
+const registration = `{"event_type":"REGISTER","agent_details":{"agentId":"%s","agentName":"a","version":"1","capabilities":[],"contactEndpoint":"http://127.0.0.1:9","metadata":{}}}`
+
+func register(id string) string { return strings.Replace(registration, "%s", id, 1) }
+
+// holdConfig is the default config in front of core, with the deadline of
+// notify shortened so a test of the outbox path ends quickly.
+func holdConfig(core string, notifyDeadline time.Duration) *Config {
+	cfg := Defaults()
+	cfg.Upstream.URL = core
+	cfg.Listen, cfg.Admin.Listen = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Server.DrainDelay = 0
+	route(cfg, RouteNotify, func(rc *RouteConfig) {
+		rc.Retry.Deadline = notifyDeadline
+		rc.Retry.PerTryTimeout = min(rc.Retry.PerTryTimeout, notifyDeadline)
+	})
+	return cfg
+}
+
+// TestRegistrationSurvivesCoreRestart: with the default config, a
+// registration sent while the core is down is held, and forwarded as soon
+// as the health check sees the core back: the caller gets the core's 200.
+func TestRegistrationSurvivesCoreRestart(t *testing.T) {
+	core := newFlakyCore(t)
+	env := startSidecar(t, holdConfig(core.url(), NotifyDeadline))
+	done := make(chan *http.Response, 1)
+	go func() {
+		resp, _ := do(t, newRequest(t, "POST", env.url+pathNotify, strings.NewReader(register("held-1"))))
+		done <- resp
+	}()
+	waitGauge(t, env, `opscore_sidecar_held_requests{route="notify"} 1`)
+	core.up()
+	resp := <-done
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("held registration: got %d, want the core's 200", resp.StatusCode)
+	}
+	if got := core.next(t); !strings.Contains(got, "held-1") {
+		t.Fatalf("core got %q, want the registration", got)
+	}
+	if got := counter(t, env.srv.Metrics.Holds.WithLabelValues(RouteNotify, metrics.HoldReleased)); got != 1 {
+		t.Errorf("hold_total{released} = %v, want 1", got)
+	}
+}
+
+// TestRegistrationQueuedWhenCoreStaysDown: past the hold the registration
+// is accepted into the outbox (202 naming the queued id); a state update of
+// the same agent is queued behind it instead of overtaking it; both are
+// delivered, in order, when the core is back.
+func TestRegistrationQueuedWhenCoreStaysDown(t *testing.T) {
+	core := newFlakyCore(t)
+	env := startSidecar(t, holdConfig(core.url(), 1500*time.Millisecond))
+
+	resp, body := do(t, newRequest(t, "POST", env.url+pathNotify, strings.NewReader(register("q-1"))))
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("registration with the core down: got %d %s, want 202", resp.StatusCode, body)
+	}
+	var p struct {
+		Type     string `json:"type"`
+		QueuedID string `json:"queued_id"`
+	}
+	if err := json.Unmarshal([]byte(body), &p); err != nil || p.QueuedID == "" || resp.Header.Get(HeaderQueuedID) != p.QueuedID {
+		t.Fatalf("202 body %s header %q: want a queued_id in both", body, resp.Header.Get(HeaderQueuedID))
+	}
+	if p.Type != ProblemTypeBase+"queued" {
+		t.Errorf("type %q, want %q", p.Type, ProblemTypeBase+"queued")
+	}
+
+	// The state update would 404 if it reached the core first.
+	resp, body = do(t, newRequest(t, "POST", env.url+"/v1/opscore/agent/q-1/state", strings.NewReader(`{"state":"idle"}`)))
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("state update behind a queued registration: got %d %s, want 202", resp.StatusCode, body)
+	}
+	// Another agent's read fails fast: bulk routes do not hold.
+	resp, _ = do(t, newRequest(t, "GET", env.url+"/v1/opscore/agent/other/state", nil))
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("state read with the core down: got %d, want 503", resp.StatusCode)
+	}
+
+	core.up()
+	first, second := core.next(t), core.next(t)
+	if !strings.HasPrefix(first, "POST /v1/opscore/internal/agent/notify") || !strings.Contains(first, "q-1") {
+		t.Errorf("first delivery %q, want the registration", first)
+	}
+	if !strings.HasPrefix(second, "POST /v1/opscore/agent/q-1/state") {
+		t.Errorf("second delivery %q, want the state update", second)
+	}
+	waitGauge(t, env, `opscore_sidecar_outbox_delivered_total{route="state_update"} 1`)
+	if got := counter(t, env.srv.Metrics.OutboxEnqueued.WithLabelValues(RouteNotify)); got != 1 {
+		t.Errorf("outbox_enqueued_total{notify} = %v, want 1", got)
+	}
+	// Nothing queued any more: the next state update goes straight through.
+	resp, _ = do(t, newRequest(t, "POST", env.url+"/v1/opscore/agent/q-1/state", strings.NewReader(`{"state":"busy"}`)))
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("state update after delivery: got %d, want 200", resp.StatusCode)
+	}
+}
+
+// TestBreakerClosedByHealthCheckNotOpenTimeout: a bulk route's breaker,
+// opened by the core being down, closes as soon as the health check
+// passes, although its open_timeout is an hour.
+func TestBreakerClosedByHealthCheckNotOpenTimeout(t *testing.T) {
+	core := newFlakyCore(t)
+	cfg := holdConfig(core.url(), NotifyDeadline)
+	route(cfg, RouteStateGet, func(rc *RouteConfig) {
+		rc.Breaker.OpenTimeout = time.Hour
+		rc.Breaker.MinFailingTime = 0
+		rc.Retry.Attempts = 1
+	})
+	env := startSidecar(t, cfg)
+	br := env.srv.Sidecar.Snapshot().Runtime[RouteStateGet].Breaker.Breaker
+	for i := 0; br.State().String() != "open"; i++ {
+		if i == 20 {
+			t.Fatalf("breaker %s after 20 refused reads, want open", br.State())
+		}
+		do(t, newRequest(t, "GET", env.url+"/v1/opscore/agent/a/state", nil))
+	}
+	core.up()
+	waitGauge(t, env, `opscore_sidecar_upstream_healthy 1`)
+	if br.State().String() != "closed" {
+		t.Fatalf("after a passing health check: breaker %s, want closed", br.State())
+	}
+	resp, _ := do(t, newRequest(t, "GET", env.url+"/v1/opscore/agent/a/state", nil))
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("read after recovery: got %d, want 200", resp.StatusCode)
+	}
+}
+
+// waitGauge polls the admin /metrics until it shows line (a sample as the
+// text exposition writes it), for up to 20s.
+func waitGauge(t *testing.T, env *testEnv, line string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(env.admin + "/metrics")
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if strings.Contains(string(b), line) {
+				return
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("metrics never showed %q", line)
+}
