@@ -29,12 +29,19 @@ ARG VERSION=dev
 ENV CGO_ENABLED=0
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
     go build -trimpath -ldflags "-s -w -X opscore-sidecar/metrics.Version=${VERSION}" -o /out/sidecar ./cmd/sidecar && \
-    go build -trimpath -ldflags "-s -w" -o /out/opscore ./cmd/opscore
+    go build -trimpath -ldflags "-s -w" -o /out/opscore ./cmd/opscore && \
+    mkdir -p /out/outbox
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/sidecar /usr/local/bin/sidecar
 COPY --from=build /out/opscore /usr/local/bin/opscore
 COPY configs/sidecar.yaml /etc/sidecar/sidecar.yaml
+# The durable outbox (registrations accepted with 202 while the core is down,
+# docs/resilience.md): a directory the non-root user owns, and a volume so a
+# container restart keeps what is queued. Distroless has no shell to mkdir.
+COPY --from=build --chown=65532:65532 /out/outbox /var/lib/opscore-sidecar
+ENV SIDECAR_OUTBOX_DIR=/var/lib/opscore-sidecar
+VOLUME /var/lib/opscore-sidecar
 # 65532 is distroless's "nonroot"; numeric so Kubernetes' runAsNonRoot can verify it.
 USER 65532:65532
 # 8080 sidecar traffic, 9901 sidecar admin (/healthz, /readyz, /metrics), 8000 core.
