@@ -131,11 +131,12 @@ func (s *Sidecar) Close() {
 }
 
 // breakerChanged is every breaker's extra state-change hook (it runs under
-// the breaker's lock): an opening breaker starts the health check, one that
-// lets attempts through again opens its route's hold.
+// the breaker's lock): a breaker that lets attempts through again opens its
+// route's hold. (An opening breaker does not start the health check: the
+// attempts that could not reach the upstream have started it already, and
+// one opened by 5xx answers is not closed by a passing check anyway.)
 func (s *Sidecar) breakerChanged(route string, _, to policy.BreakerState) {
 	if to == policy.BreakerOpen {
-		s.health.suspect()
 		return
 	}
 	if snap := s.snap.Load(); snap != nil {
