@@ -247,3 +247,89 @@ func waitGauge(t *testing.T, env *testEnv, line string) {
 	}
 	t.Fatalf("metrics never showed %q", line)
 }
+
+// TestAdminOutboxListsAndRetriesDeadLetters: a queued registration that
+// the core refuses with a 4xx becomes a dead letter, /admin/outbox shows
+// it, and POST .../retry queues it again for delivery.
+func TestAdminOutboxListsAndRetriesDeadLetters(t *testing.T) {
+	got := make(chan string, 16)
+	core := newFlakyCore(t)
+	env := startSidecar(t, holdConfig(core.url(), 1500*time.Millisecond))
+	resp, body := do(t, newRequest(t, "POST", env.url+pathNotify, strings.NewReader(register("dead-1"))))
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("registration with the core down: got %d %s, want 202", resp.StatusCode, body)
+	}
+	id := resp.Header.Get(HeaderQueuedID)
+
+	// The core comes back but refuses the registration.
+	ln, err := net.Listen("tcp", core.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	refusing := true
+	var mu sync.Mutex
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/health" {
+			return
+		}
+		got <- r.Header.Get(HeaderOutboxID)
+		mu.Lock()
+		defer mu.Unlock()
+		if refusing {
+			http.Error(w, `{"detail":"bad"}`, http.StatusUnprocessableEntity)
+		}
+	})}
+	go srv.Serve(ln)
+	defer srv.Close()
+	if h := <-got; h != id {
+		t.Fatalf("delivery carried %s %q, want the queued id %q", HeaderOutboxID, h, id)
+	}
+	waitGauge(t, env, `opscore_sidecar_outbox_dead_letters_total{route="notify"} 1`)
+
+	var view struct {
+		Depth int `json:"depth"`
+		Dead  []struct {
+			ID         string `json:"id"`
+			DeadReason string `json:"dead_reason"`
+			AgentID    string `json:"agent_id"`
+		} `json:"dead"`
+	}
+	r, b := do(t, newRequest(t, "GET", env.admin+"/admin/outbox", nil))
+	if err := json.Unmarshal([]byte(b), &view); err != nil || r.StatusCode != 200 || view.Depth != 0 || len(view.Dead) != 1 || view.Dead[0].AgentID != "dead-1" {
+		t.Fatalf("/admin/outbox: %d %s, want depth 0 and the one dead letter of dead-1", r.StatusCode, b)
+	}
+	if strings.Contains(b, "agentName") {
+		t.Errorf("/admin/outbox shows a body: %s", b)
+	}
+	mu.Lock()
+	refusing = false
+	mu.Unlock()
+	r, b = do(t, newRequest(t, "POST", env.admin+"/admin/outbox/dead/"+view.Dead[0].ID+"/retry", nil))
+	if r.StatusCode != http.StatusOK {
+		t.Fatalf("retry: %d %s, want 200", r.StatusCode, b)
+	}
+	<-got // delivered again, now accepted
+	waitGauge(t, env, `opscore_sidecar_outbox_delivered_total{route="notify"} 1`)
+	r, _ = do(t, newRequest(t, "POST", env.admin+"/admin/outbox/dead/nope/retry", nil))
+	if r.StatusCode != http.StatusNotFound {
+		t.Errorf("retry of an unknown id: got %d, want 404", r.StatusCode)
+	}
+}
+
+func TestAgentOf(t *testing.T) {
+	tests := []struct {
+		route, pathAgent, body, want string
+	}{
+		{RouteStateUpdate, "a1", `{"state":"x"}`, "a1"},
+		{RouteNotify, "", register("n1"), "n1"},
+		{RouteNotify, "", `{"event_type":"DEREGISTER","agent_details":{"agentId":"n2"}}`, "n2"},
+		{RouteNotify, "", `not json`, ""},
+		{RouteNotify, "", ``, ""},
+	}
+	for _, tt := range tests {
+		info := &RequestInfo{Route: tt.route, AgentID: tt.pathAgent}
+		if got := agentOf(info, []byte(tt.body)); got != tt.want {
+			t.Errorf("agentOf(%s, %q) = %q, want %q", tt.route, tt.body, got, tt.want)
+		}
+	}
+}
