@@ -25,14 +25,3 @@ func (s *Service) authorize(w http.ResponseWriter, r *http.Request) bool {
 	}
 	return true
 }
-
-// checkAgentID refuses ids that would make Redis keys ambiguous or that
-// cannot round-trip through a URL path segment: it writes the 400 itself
-// and returns false when the request must stop.
-func checkAgentID(w http.ResponseWriter, id string) bool {
-	if !strings.ContainsAny(id, ":/") {
-		return true
-	}
-	writeDetail(w, http.StatusBadRequest, "Invalid agentId '"+id+"': an agent id must not contain ':' or '/'")
-	return false
-}
