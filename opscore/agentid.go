@@ -27,7 +27,9 @@ const agentIDRule = "an agent id must not contain control characters (NUL, CR, L
 //     U+009F, which covers NUL, CR, LF and TAB), no line or paragraph
 //     separator (U+2028, U+2029), no ':' (it would make the Redis keys
 //     agent:{id}:... ambiguous) and no '/' (it cannot round-trip through a
-//     path segment) (value_error).
+//     path segment) (value_error);
+//   - not "." or "..": RFC 3986 clients (curl, browsers) remove such path
+//     segments, so the agent's routes could not be reached (value_error).
 //
 // A path id never contains '/': the router splits on it, and "%2F" does not
 // match a route (404).
@@ -44,6 +46,9 @@ func (v *validator) agentID(id string, loc []any) {
 		v.add("string_unicode", loc, "Input should be a valid string, unable to parse raw data as a unicode string", in, nil)
 	case strings.IndexFunc(id, forbiddenInAgentID) >= 0:
 		v.add("value_error", loc, "Value error, "+agentIDRule, in, map[string]any{"error": map[string]any{}})
+	case id == "." || id == "..":
+		v.add("value_error", loc, "Value error, an agent id must not be '.' or '..': clients remove such path segments", in,
+			map[string]any{"error": map[string]any{}})
 	}
 }
 

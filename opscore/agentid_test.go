@@ -42,6 +42,8 @@ var refusal422 = []struct {
 	{"register id with U+2028", "POST", pNotify, registerBody(`a\u2028b`), `["body","agent_details","agentId"]`, "value_error"},
 	{"register id with colon", "POST", pNotify, registerBody("a:b"), `["body","agent_details","agentId"]`, "value_error"},
 	{"register id with slash", "POST", pNotify, registerBody("a/b"), `["body","agent_details","agentId"]`, "value_error"},
+	{"register id dot", "POST", pNotify, registerBody("."), `["body","agent_details","agentId"]`, "value_error"},
+	{"register id dot dot", "POST", pNotify, registerBody(".."), `["body","agent_details","agentId"]`, "value_error"},
 	{"register id of 257 bytes", "POST", pNotify, registerBody(strings.Repeat("a", 257)),
 		`["body","agent_details","agentId"]`, "string_too_long"},
 	{"register id of 258 bytes in 129 runes", "POST", pNotify, registerBody(strings.Repeat("é", 129)),
@@ -129,6 +131,8 @@ func TestAgentIDEdgesAccepted(t *testing.T) {
 		strings.Repeat("é", 128), // 256 bytes, 128 runes
 		"agent 1 (α) ✓",
 		"a%b?c#d",
+		"...",
+		".a",
 		"x",
 	}
 	forEachStore(t, func(t *testing.T, store Store, raw redis.UniversalClient, h http.Handler) {
