@@ -67,16 +67,20 @@ func readBody(w http.ResponseWriter, r *http.Request) (requestBody, bool) {
 }
 
 // decodeAuthorized runs steps 1-3 of spec 1.3 for an authenticated route
-// with a body: read the body, check the bearer key, validate it with parse.
-// It writes the error response itself and returns false when the request
-// is finished.
-func decodeAuthorized[T any](s *Service, w http.ResponseWriter, r *http.Request, parse func(requestBody) (T, []fieldError)) (T, bool) {
+// with a body and an {agentId} path segment: read the body, check the
+// bearer key, validate the path's agentID and the body with parse (one 422
+// lists the errors of both, the path's first). It writes the error response
+// itself and returns false when the request is finished.
+func decodeAuthorized[T any](s *Service, w http.ResponseWriter, r *http.Request, agentID string, parse func(requestBody) (T, []fieldError)) (T, bool) {
 	var zero T
 	body, ok := readBody(w, r)
 	if !ok || !s.authorize(w, r) {
 		return zero, false
 	}
 	req, errs := parse(body)
+	if pathErrs := pathAgentIDErrors(agentID); len(pathErrs) > 0 {
+		errs = append(pathErrs, errs...)
+	}
 	if len(errs) > 0 {
 		writeValidation(w, errs)
 		return zero, false

@@ -17,7 +17,9 @@ type notifyRequest struct {
 // registration.
 var initialStateDetails = json.RawMessage(`{"reason":"Initial registration"}`)
 
-// parseNotify validates the body against AgentNotificationPayload.
+// parseNotify validates the body against AgentNotificationPayload and the
+// agentId by the agent id rules (agentid.go), except that an empty agentId
+// is left to the event's handler, which answers it with the original's 400.
 func parseNotify(b requestBody) (notifyRequest, []fieldError) {
 	var v validator
 	var req notifyRequest
@@ -37,7 +39,7 @@ func parseNotify(b requestBody) (notifyRequest, []fieldError) {
 		return req, v.errs
 	}
 	req.Details = AgentInfo{
-		AgentID:         v.str(d, raw, loc, "agentId"),
+		AgentID:         v.agentIDMember(d, raw, loc, "agentId", true),
 		AgentName:       v.str(d, raw, loc, "agentName"),
 		Version:         v.str(d, raw, loc, "version"),
 		Capabilities:    v.strList(d, loc, "capabilities"),
@@ -73,15 +75,15 @@ func (s *Service) handleNotify(w http.ResponseWriter, r *http.Request, _ string)
 	}
 }
 
-// checkEventAgentID refuses the agentId of a notify event when it is empty
-// or fails checkAgentID: it writes the 400 itself and returns false when
-// the request must stop.
+// checkEventAgentID refuses the empty agentId of a notify event with the
+// original's 400 (parseNotify has checked every other rule): it writes the
+// answer itself and returns false when the request must stop.
 func checkEventAgentID(w http.ResponseWriter, event, id string) bool {
 	if id == "" {
 		writeDetail(w, http.StatusBadRequest, "Missing agentId in agent_details for "+event+" event.")
 		return false
 	}
-	return checkAgentID(w, id)
+	return true
 }
 
 // register writes the registration and, if the agent has no state yet, the

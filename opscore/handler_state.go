@@ -3,6 +3,7 @@ package opscore
 import (
 	"errors"
 	"net/http"
+	"time"
 )
 
 // stateRequest is the validated AgentStateUpdatePayload.
@@ -16,8 +17,11 @@ type stateRequest struct {
 // stateAccepted is the exact 202 body of a state update (54 bytes).
 var stateAccepted = []byte(`{"status":"success","message":"State update accepted"}`)
 
-// parseState validates the body against AgentStateUpdatePayload.
-func parseState(b requestBody) (stateRequest, []fieldError) {
+// parseState validates the body against AgentStateUpdatePayload, the
+// agentId by the agent id rules (agentid.go) and the timestamp by
+// normaliseTimestamp, which it stores normalised (now standing in for an
+// unparseable one).
+func parseState(b requestBody, now time.Time) (stateRequest, []fieldError) {
 	var v validator
 	var req stateRequest
 	top, ok := v.topObject(b)
@@ -26,8 +30,17 @@ func parseState(b requestBody) (stateRequest, []fieldError) {
 	}
 	loc := []any{"body"}
 	parent := b.json
-	req.AgentID = v.str(top, parent, loc, "agentId")
+	req.AgentID = v.agentIDMember(top, parent, loc, "agentId", false)
+	n := len(v.errs)
 	req.Timestamp = v.str(top, parent, loc, "timestamp")
+	if len(v.errs) == n {
+		ts, err := normaliseTimestamp(req.Timestamp, now)
+		if err != nil {
+			v.add("value_error", at(loc, "timestamp"), "Value error, "+err.Error(), top["timestamp"],
+				map[string]any{"error": map[string]any{}})
+		}
+		req.Timestamp = ts
+	}
 	req.State = v.str(top, parent, loc, "state")
 	req.Details = v.dict(top, loc, "details", nil, true)
 	return req, v.errs
@@ -35,7 +48,9 @@ func parseState(b requestBody) (stateRequest, []fieldError) {
 
 // handleStateUpdate is POST /v1/opscore/agent/{agentId}/state.
 func (s *Service) handleStateUpdate(w http.ResponseWriter, r *http.Request, agentID string) {
-	req, ok := decodeAuthorized(s, w, r, parseState)
+	req, ok := decodeAuthorized(s, w, r, agentID, func(b requestBody) (stateRequest, []fieldError) {
+		return parseState(b, s.now())
+	})
 	if !ok {
 		return
 	}
@@ -43,14 +58,11 @@ func (s *Service) handleStateUpdate(w http.ResponseWriter, r *http.Request, agen
 		writeDetail(w, http.StatusBadRequest, "Agent ID in path does not match agent ID in payload")
 		return
 	}
-	if !checkAgentID(w, agentID) {
-		return
-	}
 	st := AgentState{
 		AgentID:   agentID,
 		State:     req.State,
 		Details:   req.Details,
-		Timestamp: normaliseTimestamp(req.Timestamp, s.now()),
+		Timestamp: req.Timestamp,
 	}
 	switch err := s.store.SetState(r.Context(), st); {
 	case errors.Is(err, ErrAgentNotFound):
@@ -68,7 +80,8 @@ func (s *Service) handleStateGet(w http.ResponseWriter, r *http.Request, agentID
 	if !s.authorize(w, r) {
 		return
 	}
-	if !checkAgentID(w, agentID) {
+	if errs := pathAgentIDErrors(agentID); len(errs) > 0 {
+		writeValidation(w, errs)
 		return
 	}
 	st, err := s.store.GetState(r.Context(), agentID)

@@ -21,15 +21,12 @@ type triggerResponse struct {
 // definition (by id, or inline and saved first-writer-wins), check the
 // agent, create a session and queue the first task.
 func (s *Service) handleWorkflow(w http.ResponseWriter, r *http.Request, agentID string) {
-	req, ok := decodeAuthorized(s, w, r, parseWorkflow)
+	req, ok := decodeAuthorized(s, w, r, agentID, parseWorkflow)
 	if !ok {
 		return
 	}
 	if req.DefinitionID == "" && req.Definition == nil {
 		writeDetail(w, http.StatusBadRequest, "Missing workflowDefinitionId or workflowDefinition")
-		return
-	}
-	if !checkAgentID(w, agentID) {
 		return
 	}
 	ctx := r.Context()

@@ -2,6 +2,7 @@ package opscore
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -40,7 +41,7 @@ type Options struct {
 // Service is the Ops-Core core: the HTTP API over a Store.
 type Service struct {
 	store     Store
-	apiKey    []byte
+	apiKeySum [sha256.Size]byte // SHA-256 of the API key; the key itself is not kept
 	log       *slog.Logger
 	metrics   *Metrics
 	preloaded map[string]WorkflowDefinition
@@ -81,7 +82,7 @@ func New(opts Options) (*Service, error) {
 		s.log.Warn("OPSCORE_API_KEY is not set: using the public default key 'test-api-key'; " +
 			"anyone who knows it can write agent states. Set OPSCORE_API_KEY in production.")
 	}
-	s.apiKey = []byte(key)
+	s.apiKeySum = sha256.Sum256([]byte(key))
 
 	reg := opts.Registerer
 	if reg == nil {

@@ -1,6 +1,7 @@
 package opscore
 
 import (
+	"errors"
 	"strconv"
 	"strings"
 	"time"
@@ -13,16 +14,27 @@ func formatTimestamp(t time.Time) string {
 	return t.UTC().Truncate(time.Microsecond).Format("2006-01-02T15:04:05.999999Z")
 }
 
+// errTimestampRange refuses a timestamp that formatTimestamp cannot write
+// as YYYY (Go would write "0000-12-31..." or "10000-01-01..."; Python's
+// astimezone raises OverflowError).
+var errTimestampRange = errors.New("timestamp is outside the years 0001-9999 once converted to UTC")
+
 // normaliseTimestamp turns a client timestamp into the stored form: parsed
 // like Python's datetime.fromisoformat (after replacing a trailing "Z"),
 // converted to UTC (naive values are taken as UTC), and written by
 // formatTimestamp. Empty or unparseable input yields now, as the original
-// does.
-func normaliseTimestamp(s string, now time.Time) string {
-	if t, ok := parseISO(s); ok {
-		return formatTimestamp(t)
+// does. A timestamp (or now) whose UTC year is outside 0001-9999, such as
+// 0001-01-01T00:30:00+01:00, is errTimestampRange: the caller refuses it
+// (422) and writes nothing.
+func normaliseTimestamp(s string, now time.Time) (string, error) {
+	t, ok := parseISO(s)
+	if !ok {
+		t = now
 	}
-	return formatTimestamp(now)
+	if y := t.UTC().Year(); y < 1 || y > 9999 {
+		return "", errTimestampRange
+	}
+	return formatTimestamp(t), nil
 }
 
 // parseISO accepts the ISO 8601 forms of Python 3.11's fromisoformat that

@@ -1,6 +1,7 @@
 package opscore
 
 import (
+	"errors"
 	"testing"
 	"time"
 )
@@ -24,10 +25,37 @@ func TestNormaliseTimestamp(t *testing.T) {
 		{"2025-04-21T24:00:00", "2030-01-02T03:04:05Z"},
 		{"2025-04-21T18:15:00+25:00", "2030-01-02T03:04:05Z"},
 		{"2025-04-21T18:15:00.", "2030-01-02T03:04:05Z"},
+		{"0001-01-01T05:00:00+05:00", "0001-01-01T00:00:00Z"},
+		{"9999-12-31T23:59:59.9999999Z", "9999-12-31T23:59:59.999999Z"},
+		{"0000-12-31T23:00:00-02:00", "2030-01-02T03:04:05Z"}, // year 0 does not parse, as in Python
 	}
 	for _, tt := range tests {
-		if got := normaliseTimestamp(tt.in, now); got != tt.want {
-			t.Errorf("normaliseTimestamp(%q): got %s, want %s", tt.in, got, tt.want)
+		if got, err := normaliseTimestamp(tt.in, now); got != tt.want || err != nil {
+			t.Errorf("normaliseTimestamp(%q): got %s, %v; want %s", tt.in, got, err, tt.want)
+		}
+	}
+}
+
+// TestNormaliseTimestampRefusesYearsOutside1To9999 checks timestamps whose
+// UTC year leaves 0001-9999, and a clock that does, are refused rather than
+// written as "0000-..." or "10000-...".
+func TestNormaliseTimestampRefusesYearsOutside1To9999(t *testing.T) {
+	now := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	for _, in := range []string{
+		"0001-01-01T00:00:00+00:01",
+		"0001-01-01T04:59:59.999999+05:00",
+		"00010101T000000+2359",
+		"9999-12-31T23:00:00-01:00",
+		"9999-12-31T23:59:59.999999-00:00:01",
+	} {
+		got, err := normaliseTimestamp(in, now)
+		if !errors.Is(err, errTimestampRange) {
+			t.Errorf("normaliseTimestamp(%q): got %q, %v; want errTimestampRange", in, got, err)
+		}
+	}
+	for _, clock := range []time.Time{time.Date(0, 12, 31, 0, 0, 0, 0, time.UTC), time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)} {
+		if got, err := normaliseTimestamp("not a time", clock); !errors.Is(err, errTimestampRange) {
+			t.Errorf("normaliseTimestamp with the clock at %v: got %q, %v; want errTimestampRange", clock, got, err)
 		}
 	}
 }
