@@ -101,7 +101,11 @@ func (s *BoltStore) load() error {
 				return err
 			}
 		}
-		s.dead = d.Stats().KeyN
+		s.dead = 0
+		dc := d.Cursor()
+		for k, _ := dc.First(); k != nil; k, _ = dc.Next() {
+			s.dead++
+		}
 		return nil
 	})
 }
