@@ -93,10 +93,10 @@ type roundResult struct {
 	err  error
 
 	cancel  context.CancelCauseFunc
-	wire    int              // wire attempts of the whole request so far
+	wire    int                // wire attempts of the whole request so far
 	last    policy.AttemptKind // kind of the last attempt
-	reached bool             // some attempt may have reached the upstream
-	refused bool             // the breaker refused the last attempt
+	reached bool               // some attempt may have reached the upstream
+	refused bool               // the breaker refused the last attempt
 }
 
 // round runs attempts through next until one answers, the route's policy
