@@ -22,9 +22,9 @@
 //
 // Enqueue returns only after the message is stored: for bolt, after the
 // transaction is committed and fsynced (a crash or SIGKILL after Enqueue
-// returns loses nothing, see TestBoltCrashKeepsEveryAcknowledgedMessage);
-// for Redis, after the server answered the script, which is as durable as
-// that server's persistence (appendonly with fsync everysec loses up to a
+// returns loses nothing; see TestBoltCrashKeepsEveryAcknowledgedMessage in
+// bolt_test.go); for Redis, after the server answered the script, which
+// is as durable as that server's persistence (appendonly with fsync everysec loses up to a
 // second on a power cut; no persistence loses everything on restart).
 // Release, Ack, DeadLetter and RetryDead are just as durable.
 //
