@@ -3,12 +3,14 @@ package outbox
 import (
 	"context"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -131,10 +133,22 @@ func key(seq uint64) []byte {
 	return k
 }
 
-func idOf(k []byte) string { return fmt.Sprintf("%020d", binary.BigEndian.Uint64(k)) }
+// idOf is the ID of key k; a key of another length (never written by this
+// package) shows as "x" and hex so that it can still be listed, dead-lettered
+// and retried.
+func idOf(k []byte) string {
+	if len(k) != 8 {
+		return fmt.Sprintf("x%x", k)
+	}
+	return fmt.Sprintf("%020d", binary.BigEndian.Uint64(k))
+}
 
 // keyOf parses an ID back into its key.
 func keyOf(id string) ([]byte, bool) {
+	if strings.HasPrefix(id, "x") {
+		k, err := hex.DecodeString(id[1:])
+		return k, err == nil && len(k) > 0
+	}
 	if len(id) != 20 {
 		return nil, false
 	}
@@ -145,7 +159,16 @@ func keyOf(id string) ([]byte, bool) {
 	return key(n), true
 }
 
+// decode decodes a queued message: its key must be a sequence.
 func decode(k, v []byte) (*Message, error) {
+	if len(k) != 8 {
+		return nil, fmt.Errorf("unreadable message %s: key is not an 8-byte sequence", idOf(k))
+	}
+	return decodeValue(k, v)
+}
+
+// decodeValue decodes a value of either bucket, whatever its key.
+func decodeValue(k, v []byte) (*Message, error) {
 	var m Message
 	if err := json.Unmarshal(v, &m); err != nil {
 		return nil, fmt.Errorf("unreadable message %s: %w", idOf(k), err)
@@ -395,8 +418,12 @@ func (s *BoltStore) list(ctx context.Context, bucket []byte, limit int) ([]Messa
 	var out []Message
 	err := s.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucket).Cursor()
+		dec := decode
+		if string(bucket) == string(bucketDead) {
+			dec = decodeValue
+		}
 		for k, v := c.First(); k != nil && (limit <= 0 || len(out) < limit); k, v = c.Next() {
-			m, err := decode(k, v)
+			m, err := dec(k, v)
 			if err != nil {
 				// Shown, not hidden: the raw bytes and why.
 				m = &Message{ID: idOf(k), Body: append([]byte(nil), v...), DeadReason: err.Error()}
@@ -439,7 +466,7 @@ func (s *BoltStore) RetryDead(ctx context.Context, id string) error {
 		if v == nil {
 			return ErrNotFound
 		}
-		m, err := decode(dk, v)
+		m, err := decodeValue(dk, v)
 		if err != nil {
 			return err
 		}

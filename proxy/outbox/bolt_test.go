@@ -140,7 +140,12 @@ func TestBoltUnreadableMessageGoesToDeadLetters(t *testing.T) {
 		t.Fatal(err)
 	}
 	k, _ := keyOf(m1.ID)
-	if err := db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketQueue).Put(k, []byte(`{"id": garbage`)) }); err != nil {
+	if err := db.Update(func(tx *bolt.Tx) error {
+		if err := tx.Bucket(bucketQueue).Put([]byte("odd"), []byte(`{}`)); err != nil { // a key of the wrong length
+			return err
+		}
+		return tx.Bucket(bucketQueue).Put(k, []byte(`{"id": garbage`))
+	}); err != nil {
 		t.Fatal(err)
 	}
 	db.Close()
@@ -154,14 +159,27 @@ func TestBoltUnreadableMessageGoesToDeadLetters(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(dead) != 1 || dead[0].ID != m1.ID || string(dead[0].Body) != `{"id": garbage` || !strings.Contains(dead[0].DeadReason, "unreadable message") {
+	if len(dead) != 2 || dead[0].ID != m1.ID || string(dead[0].Body) != `{"id": garbage` || !strings.Contains(dead[0].DeadReason, "unreadable message") {
 		t.Fatalf("Dead = %+v, want the raw corrupt record with a reason", dead)
 	}
-	if st := stats(t, s); st.Depth != 1 || st.Dead != 1 || st.Bytes != m2.Size() {
+	if dead[1].ID != "x6f6464" || string(dead[1].Body) != `{}` || !strings.Contains(dead[1].DeadReason, "not an 8-byte sequence") {
+		t.Fatalf("Dead[1] = %+v, want the record under a bad key", dead[1])
+	}
+	if st := stats(t, s); st.Depth != 1 || st.Dead != 2 || st.Bytes != m2.Size() {
 		t.Fatalf("Stats = %+v", st)
 	}
 	if pending(t, s, "a") || !pending(t, s, "b") {
 		t.Fatal("Pending index counts the unreadable message")
+	}
+	if h := mustClaim(t, s); h == nil || h.ID != m2.ID {
+		t.Fatalf("Claim = %+v, want r2", h)
+	}
+	// An operator can still requeue the record under a bad key; it gets a proper ID.
+	if err := s.RetryDead(context.Background(), "x6f6464"); err != nil {
+		t.Fatal(err)
+	}
+	if ms, _ := s.List(context.Background(), 0); len(ms) != 2 || len(ms[1].ID) != 20 {
+		t.Fatalf("List after RetryDead = %+v", ms)
 	}
 	if h := mustClaim(t, s); h == nil || h.ID != m2.ID {
 		t.Fatalf("Claim = %+v, want r2", h)

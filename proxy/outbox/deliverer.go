@@ -113,7 +113,7 @@ func classify(status int, err error) outcome {
 	return outcomeRetry
 }
 
-// Run delivers until ctx ends. When ctx ends during a send, the message
+// Run delivers until ctx ends; call it once per Deliverer. When ctx ends during a send, the message
 // is left as it is in the store (neither acked nor released): it is sent
 // again later, by this process after a restart or by another replica.
 func (d *Deliverer) Run(ctx context.Context) {

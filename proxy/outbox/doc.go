@@ -22,9 +22,9 @@
 //
 // Enqueue returns only after the message is stored: for bolt, after the
 // transaction is committed and fsynced (a crash or SIGKILL after Enqueue
-// returns loses nothing, see TestBoltCrashKeepsEveryAcknowledgedMessage);
-// for Redis, after the server answered the script, which is as durable as
-// that server's persistence (appendonly with fsync everysec loses up to a
+// returns loses nothing; see TestBoltCrashKeepsEveryAcknowledgedMessage in
+// bolt_test.go); for Redis, after the server answered the script, which
+// is as durable as that server's persistence (appendonly with fsync everysec loses up to a
 // second on a power cut; no persistence loses everything on restart).
 // Release, Ack, DeadLetter and RetryDead are just as durable.
 //
@@ -42,7 +42,13 @@
 // the lease while a claimed message is out. When it dies, the lease
 // expires and the next replica to Claim takes it, first claims
 // (XAUTOCLAIM) the entries left pending by the dead one, oldest first,
-// and only then reads new ones, so order holds across replicas.
+// and only then reads new ones, so order holds across replicas. The lease
+// is renewed every Lease/3 from Claim until Ack, Release or DeadLetter, or
+// until the context given to Claim ends (a stopped Deliverer stops
+// renewing). A replica that holds the lease while idle keeps it as long as
+// it polls, so a message enqueued through another replica waits at most
+// one DelivererOptions.Poll of the holder; after the holder dies the next
+// replica delivers within Lease plus its own Poll.
 //
 // # Delivery guarantee
 //
@@ -59,6 +65,16 @@
 // "upstream answered <code>"), and Release plus an exponential backoff
 // with jitter otherwise. It waits for Kick or DelivererOptions.Poll when
 // the queue is empty or DelivererOptions.Ready reports the upstream down.
+// Kick does not cut a backoff short. There is no cap on attempts: a
+// message that keeps failing with 5xx blocks the queue until it succeeds,
+// is dead-lettered by a 4xx, or is removed by an operator.
+//
+// # Limits and sizes
+//
+// Limits bound the queue (not the dead letters) in messages and in bytes,
+// where a message counts Message.Size (body, path, headers and the other
+// strings; not the JSON encoding). Enqueue and RetryDead past a limit
+// return ErrFull and store nothing.
 //
 // Messages that cannot be decoded are never dropped: they move to the
 // dead-letter list with their raw bytes as Body and the decode error as

@@ -276,3 +276,64 @@ func TestOpenRedisRejectsBadOptions(t *testing.T) {
 		t.Fatalf("OpenRedis to a closed port = %v, want an error naming %s", err, addr)
 	}
 }
+
+// TestRedisLeaseHandover: only the lease holder claims; Close gives the
+// lease up so another replica takes over at once, starting with the
+// message the first one had claimed and not acked.
+func TestRedisLeaseHandover(t *testing.T) {
+	r := harness.StartRedis(t)
+	a := openReplica(t, r.Addr, "a", 5*time.Second)
+	b := openReplica(t, r.Addr, "b", 5*time.Second)
+	m1, m2 := msg("x", "r1"), msg("x", "r2")
+	mustEnqueue(t, a, m1, m2)
+	if h := mustClaim(t, a); h == nil || h.ID != m1.ID {
+		t.Fatalf("a claims %+v, want r1", h)
+	}
+	if h := mustClaim(t, b); h != nil {
+		t.Fatalf("b claimed %+v while a holds the lease", h)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	h := mustClaim(t, b)
+	if h == nil || h.ID != m1.ID {
+		t.Fatalf("b claims %+v after a closed, want r1 (pending to a)", h)
+	}
+	if err := b.Ack(context.Background(), h); err != nil {
+		t.Fatal(err)
+	}
+	if h := mustClaim(t, b); h == nil || h.ID != m2.ID {
+		t.Fatalf("b claims %+v, want r2", h)
+	}
+}
+
+// TestRedisSurvivesServerRestart: a Redis restarted without persistence
+// has lost the stream and the group; the store recreates the group
+// instead of failing every Claim with NOGROUP.
+func TestRedisSurvivesServerRestart(t *testing.T) {
+	r := harness.StartRedis(t)
+	s := openReplica(t, r.Addr, "a", time.Second)
+	mustEnqueue(t, s, msg("x", "r1"))
+	if err := r.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	var err error
+	for range 50 { // the client reconnects on its own; give it a few tries
+		if _, err = s.Claim(ctx); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("Claim after a restart: %v", err)
+	}
+	m := msg("x", "r2")
+	mustEnqueue(t, s, m)
+	if h := mustClaim(t, s); h == nil || h.ID != m.ID {
+		t.Fatalf("Claim = %+v, want r2", h)
+	}
+}
