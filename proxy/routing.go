@@ -9,7 +9,9 @@ import (
 // from the Host header or an absolute-form URI: the upstream is fixed by
 // config), counts the request in flight, and enforces the route's body
 // limit: a declared Content-Length over the limit gets 413 at once, a
-// chunked body is cut at the limit and the ErrorHandler answers 413.
+// chunked body is cut at the limit and the ErrorHandler answers 413. It
+// also arms server.body_read_timeout on the body (wrapBody,
+// request_body.go), which the body step after auth reads.
 func (s *Sidecar) routeLayer(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		info := InfoFrom(r.Context())
@@ -29,6 +31,10 @@ func (s *Sidecar) routeLayer(next http.Handler) http.Handler {
 				return
 			}
 			r.Body = http.MaxBytesReader(w, r.Body, rt.BodyLimit)
+		}
+		if r.Body != nil && r.Body != http.NoBody {
+			info.body = wrapBody(w, r, info.Start, snap.Config.Server)
+			defer info.body.end()
 		}
 		next.ServeHTTP(w, r)
 	})
