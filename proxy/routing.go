@@ -25,6 +25,15 @@ func (s *Sidecar) routeLayer(next http.Handler) http.Handler {
 		g.Inc()
 		defer g.Dec()
 
+		if name == RouteDefault {
+			if allow := snap.Routes.Allowed(r.URL.Path); allow != "" {
+				WriteProblem(w, r, Problem{Status: http.StatusMethodNotAllowed, Outcome: OutcomeBadRequest, Reason: reasonMethodNotAllowed,
+					Title: "Method not allowed", Detail: "this path takes only " + allow,
+					Header: http.Header{"Allow": {allow}}})
+				return
+			}
+		}
+
 		if rt.BodyLimit > 0 && r.Body != nil && r.Body != http.NoBody {
 			if r.ContentLength > rt.BodyLimit {
 				WriteProblem(w, r, problemTooLarge(rt.BodyLimit))

@@ -103,6 +103,7 @@ func Start(ctx context.Context, opts RunOptions) (*Server, error) {
 		srv.shutdownTracing()
 		return nil, fmt.Errorf("admin.listen: %w", err)
 	}
+	srv.proxyLn = limitListen(srv.proxyLn, cfg.Server.MaxConnections, srv.Metrics.ConnectionsRefused.Inc)
 	srv.proxySrv = newServer(cfg.Server, s.Handler(), opts.Logger)
 	srv.adminSrv = &http.Server{Handler: srv.Admin, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 120 * time.Second}
 	go srv.serve(srv.proxySrv, srv.proxyLn)
