@@ -81,7 +81,8 @@ type ConcurrencyConfig struct {
 	// client_limit. The address is the peer's, or X-Forwarded-For's from a
 	// trusted proxy (TrustedProxies); IPv6 addresses count per /64. Behind
 	// a load balancer that is not in TrustedProxies every client shares
-	// one address. 0 means no per-client cap. Default 128. It follows Mode.
+	// one address. 0 means no per-client cap; it applies only when Limit is
+	// set (> 0). Default 128. It follows Mode.
 	PerClientLimit int `mapstructure:"per_client_limit" json:"per_client_limit" yaml:"per_client_limit"`
 }
 

@@ -58,7 +58,7 @@ func (s *Sidecar) admit(w http.ResponseWriter, r *http.Request) (admission, bool
 	}
 
 	var held admission
-	if global.Clients != nil {
+	if global.Clients != nil && info.Snapshot.Config.Admission.Concurrency.Limit > 0 {
 		client := policy.ClientAddrKey(global.Trusted.ClientIP(r.RemoteAddr, r.Header["X-Forwarded-For"]))
 		switch {
 		case global.Clients.Acquire(client):
