@@ -36,31 +36,22 @@ const (
 // clientBody is the request body as the route layer hands it on. It keeps
 // the first read error, so that whichever layer meets it (the auth layer
 // reading a body to verify, the body step, a streamed attempt) answers
-// through writeBodyError. While the body deadline is armed, the first EOF
-// or error puts the connection's read deadline back to what the server set
-// (server.read_timeout): net/http's background read, which starts at the
-// body's EOF and watches for the client going away, must not hit the
-// shorter body deadline while the request waits on the upstream.
+// through writeBodyError.
 type clientBody struct {
 	io.ReadCloser
-	rc      *http.ResponseController
-	restore time.Time // the server's own read deadline; zero for none
 
 	mu     sync.Mutex
-	armed  bool // the body deadline is set and not yet restored
-	ended  bool // the handler returned: rc must not be used
 	closed bool
 	err    error
 }
 
 func (b *clientBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
-	if err != nil {
+	if err != nil && err != io.EOF {
 		b.mu.Lock()
-		if err != io.EOF && b.err == nil && !b.closed {
+		if b.err == nil && !b.closed {
 			b.err = err
 		}
-		b.restoreLocked()
 		b.mu.Unlock()
 	}
 	return n, err
@@ -83,36 +74,18 @@ func (b *clientBody) readErr() error {
 	return b.err
 }
 
-// end is called when the route layer returns; from then on the deadline
-// is net/http's business.
-func (b *clientBody) end() {
-	b.mu.Lock()
-	b.ended = true
-	b.mu.Unlock()
-}
-
-func (b *clientBody) restoreLocked() {
-	if b.armed && !b.ended {
-		_ = b.rc.SetReadDeadline(b.restore)
-	}
-	b.armed = false
-}
-
-// wrapBody bounds r's body by the body deadline: the connection's read
-// deadline becomes start + timeout, never later than the server's own
-// (start + server.read_timeout). start is when the sidecar began the
-// request. Where the writer cannot set a deadline (tests with a recorder),
-// the body is still wrapped, without a deadline.
+// wrapBody wraps r's body in a clientBody and bounds it by the body
+// deadline: the connection's read deadline becomes start + timeout (start
+// is when the sidecar began the request), unless the server's own
+// (start + server.read_timeout) comes first. Nothing needs to undo it:
+// net/http clears the read deadline itself when the body ends (to watch
+// for the client going away), and sets its own for the next request on
+// the connection. Where the writer cannot set a deadline (tests with a
+// recorder), the body goes without one.
 func wrapBody(w http.ResponseWriter, r *http.Request, start time.Time, srv ServerConfig) *clientBody {
-	b := &clientBody{ReadCloser: r.Body, rc: http.NewResponseController(w)}
-	if srv.ReadTimeout > 0 {
-		b.restore = start.Add(srv.ReadTimeout)
-	}
-	if srv.BodyReadTimeout > 0 {
-		deadline := start.Add(srv.BodyReadTimeout)
-		if b.restore.IsZero() || deadline.Before(b.restore) {
-			b.armed = b.rc.SetReadDeadline(deadline) == nil
-		}
+	b := &clientBody{ReadCloser: r.Body}
+	if srv.BodyReadTimeout > 0 && (srv.ReadTimeout == 0 || srv.BodyReadTimeout < srv.ReadTimeout) {
+		_ = http.NewResponseController(w).SetReadDeadline(start.Add(srv.BodyReadTimeout))
 	}
 	r.Body = b
 	return b

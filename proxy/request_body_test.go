@@ -205,3 +205,26 @@ func TestPreReadStreamsTheRestOfALargeBody(t *testing.T) {
 		t.Errorf("streamed %q, want the whole body", got)
 	}
 }
+
+// TestBodyDeadlineEndsWithTheBody: once the body is in, no read deadline
+// applies: an upstream slower than server.body_read_timeout (and than
+// server.read_timeout) still answers. net/http clears the connection's
+// read deadline when it starts its background read at the body's end; a
+// deadline set again after that would cancel the request when it fired.
+func TestBodyDeadlineEndsWithTheBody(t *testing.T) {
+	up := proxytest.New(t, proxytest.OK().Delayed(1500*time.Millisecond))
+	cfg := testConfig(up.URL)
+	cfg.Server.BodyReadTimeout = 300 * time.Millisecond
+	cfg.Server.ReadTimeout = time.Second // nor the server's own read deadline
+	env := startSidecar(t, cfg)
+	for _, chunked := range []bool{false, true} {
+		var body io.Reader = strings.NewReader(`{"state":"idle"}`)
+		if chunked {
+			body = io.MultiReader(body) // unknown length: sent chunked
+		}
+		resp, b := do(t, newRequest(t, "POST", env.url+"/v1/opscore/agent/a/state", body))
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("chunked=%v: got %d %s, want 200 from an upstream slower than the body deadline", chunked, resp.StatusCode, b)
+		}
+	}
+}

@@ -43,7 +43,6 @@ func (s *Sidecar) routeLayer(next http.Handler) http.Handler {
 		}
 		if r.Body != nil && r.Body != http.NoBody {
 			info.body = wrapBody(w, r, info.Start, snap.Config.Server)
-			defer info.body.end()
 		}
 		next.ServeHTTP(w, r)
 	})
