@@ -66,13 +66,13 @@ func (c *ClientSlots) Held(client string) int {
 // not an address is its own key.
 func ClientAddrKey(addr string) string {
 	a, err := netip.ParseAddr(addr)
-	if err != nil {
-		return addr
+	if err != nil || a.Is4() {
+		return addr // ParseAddr takes only the canonical IPv4 form
 	}
 	a = a.Unmap()
-	if a.Is6() {
-		p, _ := a.Prefix(64)
-		return p.String()
+	if a.Is4() {
+		return a.String()
 	}
-	return a.String()
+	p, _ := a.Prefix(64)
+	return p.String()
 }

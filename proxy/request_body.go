@@ -85,10 +85,25 @@ func (b *clientBody) readErr() error {
 func wrapBody(w http.ResponseWriter, r *http.Request, start time.Time, srv ServerConfig) *clientBody {
 	b := &clientBody{ReadCloser: r.Body}
 	if srv.BodyReadTimeout > 0 && (srv.ReadTimeout == 0 || srv.BodyReadTimeout < srv.ReadTimeout) {
-		_ = http.NewResponseController(w).SetReadDeadline(start.Add(srv.BodyReadTimeout))
+		_ = setReadDeadline(w, start.Add(srv.BodyReadTimeout))
 	}
 	r.Body = b
 	return b
+}
+
+// setReadDeadline is http.ResponseController's SetReadDeadline without its
+// allocation: it follows Unwrap down to net/http's writer.
+func setReadDeadline(w http.ResponseWriter, t time.Time) error {
+	for {
+		switch v := w.(type) {
+		case interface{ SetReadDeadline(time.Time) error }:
+			return v.SetReadDeadline(t)
+		case interface{ Unwrap() http.ResponseWriter }:
+			w = v.Unwrap()
+		default:
+			return http.ErrNotSupported
+		}
+	}
 }
 
 // preReadBody is a request body the body step has read before admission:
