@@ -17,5 +17,5 @@ func ExampleNew() {
 	metrics.ObserveDuration(m.RequestDuration.WithLabelValues("notify", "forwarded"), 40*time.Millisecond, "4bf92f3577b34da6a3ce929d0e0e4736")
 	families, _ := reg.Gather()
 	fmt.Println(len(families))
-	// Output: 30
+	// Output: 31
 }

@@ -24,7 +24,7 @@ var Classes = []string{"critical", "bulk"}
 // Outcomes is the closed set of request outcomes (label outcome).
 var Outcomes = []string{
 	"forwarded", "rate_limited", "shed", "queue_timeout", "breaker_open",
-	"auth_failed", "too_large", "upstream_error", "upstream_timeout", "client_closed",
+	"auth_failed", "too_large", "upstream_error", "upstream_timeout", "client_closed", "bad_request",
 	"queued",
 }
 
@@ -53,7 +53,7 @@ var RetryReasons = []string{ResultRefused, ResultReset, ResultClosed, ResultTime
 
 // AdmissionReasons lists every admission rejection reason (label reason
 // of admission_rejections_total; policy.AdmissionReason).
-var AdmissionReasons = []string{"global_rate", "route_rate", "key_rate", "shed", "queue_full", "queue_timeout", "canceled", "draining"}
+var AdmissionReasons = []string{"global_rate", "route_rate", "key_rate", "shed", "queue_full", "queue_timeout", "canceled", "draining", "client_limit"}
 
 // Modes are the policy modes (label mode).
 var Modes = []string{"enforce", "shadow"}

@@ -56,6 +56,9 @@ type Metrics struct {
 	WebhookAuthFailures *prometheus.CounterVec
 	// ConfigReloads counts configuration reloads by result (success, failure).
 	ConfigReloads *prometheus.CounterVec
+	// ConnectionsRefused counts client connections closed unread because
+	// server.max_connections were already open.
+	ConnectionsRefused prometheus.Counter
 	// ConfigLastReloadSuccess is the Unix time of the last good (re)load.
 	ConfigLastReloadSuccess prometheus.Gauge
 	// BuildInfo is always 1, labelled with the version and Go version.
@@ -153,6 +156,9 @@ func New(reg prometheus.Registerer) *Metrics {
 		ConfigReloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: ns + "config_reloads_total", Help: "Configuration (re)loads, by result.",
 		}, []string{"result"}),
+		ConnectionsRefused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: ns + "connections_refused_total", Help: "Client connections closed unread because server.max_connections were open.",
+		}),
 		ConfigLastReloadSuccess: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: ns + "config_last_reload_success_timestamp_seconds", Help: "Unix time of the last successful configuration (re)load.",
 		}),
@@ -207,7 +213,7 @@ func (m *Metrics) collectors() []prometheus.Collector {
 		m.Requests, m.RequestDuration, m.Inflight, m.UpstreamAttempts, m.UpstreamAttemptDuration,
 		m.Retries, m.RetryBudgetExhausted, m.AdmissionRejections, m.QueueDepth, m.ConcurrencyLimit, m.AdmissionInflight,
 		m.RateLimitKeys, m.BreakerState, m.BreakerTransitions, m.WebhookAuthFailures,
-		m.ConfigReloads, m.ConfigLastReloadSuccess, m.BuildInfo,
+		m.ConfigReloads, m.ConnectionsRefused, m.ConfigLastReloadSuccess, m.BuildInfo,
 		m.HeldRequests, m.Holds, m.OutboxEnqueued, m.OutboxDelivered, m.OutboxDeadLetters,
 		m.OutboxDeliveryAttempts, m.OutboxDeliveryLatency, m.OutboxDepth, m.OutboxOldestAge, m.OutboxDead,
 		m.HealthProbes, m.UpstreamHealthy,

@@ -38,6 +38,7 @@ var designNames = map[string][]string{
 	"opscore_sidecar_webhook_auth_failures_total":                  {"reason"},
 	"opscore_sidecar_config_reloads_total":                         {"result"},
 	"opscore_sidecar_config_last_reload_success_timestamp_seconds": nil,
+	"opscore_sidecar_connections_refused_total":                    nil,
 	"opscore_sidecar_build_info":                                   {"version", "goversion"},
 	"opscore_sidecar_held_requests":                                {"route"},
 	"opscore_sidecar_hold_total":                                   {"route", "result"},

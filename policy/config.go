@@ -76,6 +76,15 @@ type ConcurrencyConfig struct {
 	QueueTimeout time.Duration `mapstructure:"queue_timeout" json:"queue_timeout" yaml:"queue_timeout"`
 	// Mode is enforce or shadow. Default enforce.
 	Mode Mode `mapstructure:"mode" json:"mode" yaml:"mode"`
+	// PerClientLimit caps the bulk-class requests one client address may
+	// have holding or waiting for a slot at once (a count of requests); one
+	// more gets 429 client_limit. Critical requests are not counted: they
+	// come from AgentKit's one address and are held through core outages. The address is the peer's, or X-Forwarded-For's from a
+	// trusted proxy (TrustedProxies); IPv6 addresses count per /64. Behind
+	// a load balancer that is not in TrustedProxies every client shares
+	// one address. 0 means no per-client cap; it applies only when Limit is
+	// set (> 0). Default 128. It follows Mode.
+	PerClientLimit int `mapstructure:"per_client_limit" json:"per_client_limit" yaml:"per_client_limit"`
 }
 
 // AdmissionConfig is the sidecar-wide admission settings.
@@ -216,6 +225,7 @@ func DefaultAdmission() AdmissionConfig {
 		Concurrency: ConcurrencyConfig{
 			Limit: 256, CriticalReserved: 0.25, QueueSize: 1024,
 			QueueTimeout: 500 * time.Millisecond, Mode: ModeEnforce,
+			PerClientLimit: 128,
 		},
 	}
 }
@@ -319,6 +329,9 @@ func (c ConcurrencyConfig) Validate(prefix string) []error {
 	}
 	if c.QueueSize < 0 {
 		p.add(prefix+".queue_size", "must be >= 0, got %d", c.QueueSize)
+	}
+	if c.PerClientLimit < 0 {
+		p.add(prefix+".per_client_limit", "must be >= 0, got %d", c.PerClientLimit)
 	}
 	if c.QueueSize > 0 && c.QueueTimeout <= 0 {
 		p.add(prefix+".queue_timeout", "must be > 0 when queue_size > 0, got %s", c.QueueTimeout)

@@ -34,6 +34,9 @@ const (
 	ReasonCanceled AdmissionReason = "canceled"
 	// ReasonDraining means the sidecar is shutting down.
 	ReasonDraining AdmissionReason = "draining"
+	// ReasonClientLimit means the client address already had
+	// per_client_limit requests holding or waiting for a slot.
+	ReasonClientLimit AdmissionReason = "client_limit"
 )
 
 // RateDecision is the verdict of the token buckets on one request.

@@ -17,13 +17,30 @@ const (
 	HeaderRetryAfter      = "Retry-After"
 )
 
-// admit runs the token buckets, then the concurrency gate. It returns the
-// slot and true when the request may be forwarded; otherwise it has
-// answered (429, 503, or 499 when the client left while queued). Every
+// admission is an admitted request's hold on the concurrency gate: its
+// slot and its count against the client's per_client_limit.
+type admission struct {
+	slot    policy.GateSlot
+	clients *policy.ClientSlots
+	client  string // counted in clients when non-empty
+}
+
+// release gives the slot and the client's count back.
+func (a admission) release() {
+	a.slot.Release()
+	if a.client != "" {
+		a.clients.Release(a.client)
+	}
+}
+
+// admit runs the token buckets, then the per-client cap, then the
+// concurrency gate. It returns the admission and true when the request may
+// be forwarded; otherwise it has answered (429, 503, or nothing when the
+// client left while queued, logged as 499). Every
 // refusal and every shadow-mode would-be refusal is counted in
 // admission_rejections_total{route,class,reason,mode}; shadow ones are
 // also listed in the access log line's "shadow" field.
-func (s *Sidecar) admit(w http.ResponseWriter, r *http.Request) (policy.GateSlot, bool) {
+func (s *Sidecar) admit(w http.ResponseWriter, r *http.Request) (admission, bool) {
 	info := InfoFrom(r.Context())
 	rt, global := info.Runtime, &info.Snapshot.Global.Admission
 	adm := &rt.Admission
@@ -37,9 +54,40 @@ func (s *Sidecar) admit(w http.ResponseWriter, r *http.Request) (policy.GateSlot
 	}
 	if !d.Allowed {
 		WriteProblem(w, r, rateLimited(info.Route, d))
-		return policy.GateSlot{}, false
+		return admission{}, false
 	}
 
+	var held admission
+	// The per-client cap is for bulk traffic. Critical requests (AgentKit's
+	// webhooks and workflow triggers) come from one address by design and
+	// are held through a core outage (hold.go): counting them would refuse
+	// registrations exactly when they are being kept. The gate's limit and
+	// the routes' rate limits bound them.
+	if global.Clients != nil && rt.Class == policy.ClassBulk && info.Snapshot.Config.Admission.Concurrency.Limit > 0 {
+		client := policy.ClientAddrKey(global.Trusted.ClientIP(r.RemoteAddr, r.Header["X-Forwarded-For"]))
+		switch {
+		case global.Clients.Acquire(client):
+			held = admission{clients: global.Clients, client: client}
+		case info.Snapshot.Config.Admission.Concurrency.Mode == policy.ModeShadow:
+			s.countRejection(info, policy.ReasonClientLimit, policy.ModeShadow)
+		default:
+			s.countRejection(info, policy.ReasonClientLimit, policy.ModeEnforce)
+			WriteProblem(w, r, clientLimited(info.Snapshot.Config.Admission.Concurrency.PerClientLimit))
+			return admission{}, false
+		}
+	}
+	slot, ok := s.acquireSlot(w, r, info)
+	if !ok {
+		held.release()
+		return admission{}, false
+	}
+	held.slot = slot
+	return held, true
+}
+
+// acquireSlot takes a concurrency slot, waiting in the queue when allowed.
+func (s *Sidecar) acquireSlot(w http.ResponseWriter, r *http.Request, info *RequestInfo) (policy.GateSlot, bool) {
+	rt, global := info.Runtime, &info.Snapshot.Global.Admission
 	var slot policy.GateSlot
 	var reason policy.AdmissionReason
 	var err error
@@ -91,6 +139,17 @@ func (s *Sidecar) countRejection(info *RequestInfo, reason policy.AdmissionReaso
 		info.AddShadow("admission:" + string(reason))
 		s.deps.Logger.Debug("shadow mode: request would have been refused",
 			"request_id", info.RequestID, "route", info.Route, "reason", string(reason))
+	}
+}
+
+// clientLimited is the 429 of a client over per_client_limit. Retry-After
+// is 1 s: one of the client's own requests finishing frees a place.
+func clientLimited(limit int) Problem {
+	return Problem{
+		Status: http.StatusTooManyRequests, Outcome: OutcomeRateLimited, Reason: string(policy.ReasonClientLimit),
+		Title:  "Too many requests",
+		Detail: fmt.Sprintf("this client already has %d requests in flight or waiting (the per-client limit)", limit),
+		Header: http.Header{HeaderRetryAfter: {"1"}},
 	}
 }
 

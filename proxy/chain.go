@@ -4,8 +4,9 @@ import (
 	"net/http"
 )
 
-// StatusClientClosed is the status logged (never sent: nobody is
-// listening) for a request whose client went away, as nginx's 499.
+// StatusClientClosed is the status logged for a request whose client went
+// away, as nginx's 499. It is never sent: the connection is closed without
+// a response (abortClientClosed, problem.go).
 const StatusClientClosed = 499
 
 // chain assembles the sidecar's request path. The order, outermost first:
@@ -17,9 +18,13 @@ const StatusClientClosed = 499
 //     snapshot; body over the route's limit → 413 (routeLayer, routing.go)
 //  4. auth: webhook HMAC / API key, per route (authLayer, layer_auth.go;
 //     the checks: auth.go)
-//  5. admission: token buckets, then the concurrency gate with its priority
-//     queue (admissionLayer, layer_admission.go; the decision: admission.go)
-//  6. proxy: httputil.ReverseProxy (Rewrite, ErrorHandler: proxy.go;
+//  5. body: the request body is read (bounded by body_limit and
+//     server.body_read_timeout, up to retry.buffer_limit) before the request
+//     may take a concurrency slot (bodyLayer, request_body.go)
+//  6. admission: token buckets, the per-client cap, then the concurrency
+//     gate with its priority queue (admissionLayer, layer_admission.go; the
+//     decision: admission.go)
+//  7. proxy: httputil.ReverseProxy (Rewrite, ErrorHandler: proxy.go;
 //     ModifyResponse reads a short body in full: response_buffer.go), whose
 //     Transport is, outermost first:
 //     a. retry: per-route retries with budget (retryTransport,
@@ -41,6 +46,7 @@ func (s *Sidecar) chain() http.Handler {
 	})
 	var h http.Handler = s.newReverseProxy(transport)
 	h = s.admissionLayer(h)
+	h = s.bodyLayer(h)
 	h = s.authLayer(h)
 	h = s.routeLayer(h)
 	h = s.observeLayer(h)

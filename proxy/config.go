@@ -85,6 +85,17 @@ type ServerConfig struct {
 	IdleTimeout time.Duration `mapstructure:"idle_timeout" json:"idle_timeout" yaml:"idle_timeout"`
 	// MaxHeaderBytes caps the request line plus headers, in bytes. Default 65536.
 	MaxHeaderBytes int `mapstructure:"max_header_bytes" json:"max_header_bytes" yaml:"max_header_bytes"`
+	// BodyReadTimeout bounds receiving a request's whole body, counted from
+	// the moment the sidecar starts on the request; the body is read before
+	// the request may take a concurrency slot, and a body not in by then
+	// gets 408. It never extends ReadTimeout. 0 means no body deadline of
+	// its own (ReadTimeout still applies). Default 5s.
+	BodyReadTimeout time.Duration `mapstructure:"body_read_timeout" json:"body_read_timeout" yaml:"body_read_timeout"`
+	// MaxConnections caps the client connections open at once, idle
+	// keep-alive ones included; a connection accepted beyond it is closed
+	// at once, before anything is read (the client sees the connection
+	// closed, and may retry). 0 means no cap. Default 4096.
+	MaxConnections int `mapstructure:"max_connections" json:"max_connections" yaml:"max_connections"`
 	// DrainDelay is how long /readyz reports 503 before the listener stops
 	// accepting, so load balancers notice first. Default 2s; 0 means none.
 	DrainDelay time.Duration `mapstructure:"drain_delay" json:"drain_delay" yaml:"drain_delay"`
@@ -285,6 +296,7 @@ func Defaults() *Config {
 		Server: ServerConfig{
 			ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second,
 			MaxHeaderBytes: 65536, DrainDelay: 2 * time.Second, DrainTimeout: 20 * time.Second,
+			BodyReadTimeout: 5 * time.Second, MaxConnections: 4096,
 		},
 		HealthCheck: HealthCheckConfig{
 			Enabled: true, Path: "/health", Interval: 100 * time.Millisecond, Jitter: 0.5, Timeout: 500 * time.Millisecond,

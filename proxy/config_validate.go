@@ -62,6 +62,10 @@ func (c *Config) Validate() error {
 	if c.Server.MaxHeaderBytes < 4096 || c.Server.MaxHeaderBytes > 1<<20 {
 		add("server.max_header_bytes", "must be between 4096 and 1048576, got %d", c.Server.MaxHeaderBytes)
 	}
+	nonNegative("server.body_read_timeout", c.Server.BodyReadTimeout)
+	if c.Server.MaxConnections < 0 {
+		add("server.max_connections", "must be >= 0, got %d", c.Server.MaxConnections)
+	}
 	nonNegative("server.drain_delay", c.Server.DrainDelay)
 	positive("server.drain_timeout", c.Server.DrainTimeout)
 

@@ -6,8 +6,9 @@
 // (tracing.go, observe.go), problem+json responses (problem.go), the admin
 // server, hot reload and graceful drain.
 //
-// The policy layers are auth and admission (layer_auth.go, auth.go,
-// layer_admission.go, admission.go), middlewares in front of the proxy,
+// The policy layers are auth, body and admission (layer_auth.go, auth.go,
+// request_body.go, layer_admission.go, admission.go), middlewares in front
+// of the proxy,
 // and retry and breaker (layer_retry.go, retry_transport.go,
 // layer_breaker.go, breaker_transport.go), RoundTrippers under it. Each
 // layer reads the request's *RequestInfo (InfoFrom), which carries the

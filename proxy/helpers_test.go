@@ -93,7 +93,7 @@ func startSidecar(t *testing.T, cfg *Config) *testEnv {
 // startWith starts a sidecar with opts, its registry, tracing and logs
 // replaced by the captured ones of the returned testEnv, and drains it
 // when the test ends.
-func startWith(t *testing.T, opts RunOptions) *testEnv {
+func startWith(t testing.TB, opts RunOptions) *testEnv {
 	t.Helper()
 	if err := opts.Config.Validate(); err != nil {
 		t.Fatalf("test config invalid: %v", err)

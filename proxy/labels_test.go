@@ -20,6 +20,7 @@ func TestPolicyReasonsArePrecreatedLabels(t *testing.T) {
 		{"admission", []string{
 			string(policy.ReasonGlobalRate), string(policy.ReasonRouteRate), string(policy.ReasonKeyRate), string(policy.ReasonShed),
 			string(policy.ReasonQueueFull), string(policy.ReasonQueueTimeout), string(policy.ReasonCanceled), string(policy.ReasonDraining),
+			string(policy.ReasonClientLimit),
 		}, metrics.AdmissionReasons},
 		{"retry", []string{
 			string(policy.RetryNotReached), string(policy.RetryReset), string(policy.RetryClosed),
@@ -32,6 +33,7 @@ func TestPolicyReasonsArePrecreatedLabels(t *testing.T) {
 		{"outcomes", []string{
 			string(OutcomeForwarded), string(OutcomeRateLimited), string(OutcomeShed), string(OutcomeQueueTimeout), string(OutcomeBreakerOpen),
 			string(OutcomeAuthFailed), string(OutcomeTooLarge), string(OutcomeUpstreamError), string(OutcomeUpstreamTimeout), string(OutcomeClientClosed),
+			string(OutcomeBadRequest),
 		}, metrics.Outcomes},
 		{"routes", RouteNames, metrics.Routes},
 	}

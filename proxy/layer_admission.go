@@ -34,6 +34,9 @@ type GlobalAdmissionRuntime struct {
 	Gate *policy.ConcurrencyGate
 	// Trusted are the proxies whose X-Forwarded-For is believed.
 	Trusted policy.TrustedProxies
+	// Clients counts each client address's requests holding or waiting
+	// for a slot (admission.concurrency.per_client_limit).
+	Clients *policy.ClientSlots
 }
 
 // buildAdmission builds a route's AdmissionRuntime; prev is the route's
@@ -69,6 +72,12 @@ func buildGlobalAdmission(cfg *Config, prev *GlobalRuntime, deps Deps) (GlobalAd
 	var err error
 	if g.Trusted, err = policy.ParseTrustedProxies(cfg.Admission.TrustedProxies); err != nil {
 		return GlobalAdmissionRuntime{}, err
+	}
+	if prev != nil && prev.Admission.Clients != nil {
+		g.Clients = prev.Admission.Clients
+		g.Clients.SetLimit(cfg.Admission.Concurrency.PerClientLimit)
+	} else {
+		g.Clients = policy.NewClientSlots(cfg.Admission.Concurrency.PerClientLimit)
 	}
 	if prev != nil && prev.Admission.Rates != nil {
 		g.Rates, g.Gate = prev.Admission.Rates, prev.Admission.Gate
@@ -111,14 +120,17 @@ func gateGauges(m *metrics.Metrics) func(policy.GateStats) {
 
 // admissionLayer admits, queues, sheds or rate-limits the request and
 // answers 429/503 through WriteProblem (see admission.go). An admitted
-// request holds its concurrency slot until the response is written.
+// request holds its concurrency slot (and its count against the client's
+// per_client_limit) until the response is written. The body step before
+// it (bodyLayer, request_body.go) has already read the request body, so a
+// slow client never holds a slot while it sends.
 func (s *Sidecar) admissionLayer(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		slot, ok := s.admit(w, r)
+		adm, ok := s.admit(w, r)
 		if !ok {
 			return
 		}
-		defer slot.Release()
+		defer adm.release()
 		next.ServeHTTP(w, r)
 	})
 }

@@ -41,7 +41,7 @@ func (s *Sidecar) observeLayer(next http.Handler) http.Handler {
 		ctx := s.tracing.Propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
 		ctx, span := s.tracing.tracer.Start(ctx, r.Method, trace.WithSpanKind(trace.SpanKindServer))
 		sc := span.SpanContext()
-		info := &RequestInfo{RequestID: reqID, TraceID: sc.TraceID().String(), Method: r.Method, Path: r.URL.Path, Route: RouteDefault}
+		info := &RequestInfo{RequestID: reqID, TraceID: sc.TraceID().String(), Method: r.Method, Path: r.URL.Path, Route: RouteDefault, Start: start}
 		rec := &responseRecorder{ResponseWriter: w}
 		// bytes_in is the declared Content-Length; only a body of unknown
 		// length (chunked) is wrapped to count it, saving an allocation on

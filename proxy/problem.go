@@ -47,8 +47,8 @@ type problemBody struct {
 
 // WriteProblem writes p as application/problem+json, sets its headers, and
 // records its outcome and reason on the request's RequestInfo. Every
-// response the sidecar makes itself goes through here, except the 499 of a
-// client that went away (writeClientClosed), which is never sent.
+// response the sidecar makes itself goes through here; a client that went
+// away gets nothing (writeClientClosed, logged as 499).
 func WriteProblem(w http.ResponseWriter, r *http.Request, p Problem) {
 	var requestID string
 	if info := InfoFrom(r.Context()); info != nil {
@@ -74,13 +74,40 @@ func WriteProblem(w http.ResponseWriter, r *http.Request, p Problem) {
 }
 
 // writeClientClosed ends a request whose client went away: outcome
-// client_closed, status 499 for the log and the metrics (nothing is sent,
-// nobody is listening).
+// client_closed, status 499 for the log and the metrics. 499 is never
+// sent: the connection is closed without a response (abortClientClosed).
+// When the cause was in fact a body the client could not deliver (a
+// malformed chunked body, a body past the body deadline: the route
+// layer's clientBody kept the error), that is answered instead, with 400
+// or 408, through writeBodyError.
 func writeClientClosed(w http.ResponseWriter, r *http.Request) {
+	if err := InfoFrom(r.Context()).bodyErr(); err != nil {
+		writeBodyError(w, r, err)
+		return
+	}
+	if r.Context().Err() == nil {
+		// The client is still connected, so it did not go away: a
+		// cancellation of the sidecar's own that nothing else explains.
+		WriteProblem(w, r, Problem{Status: http.StatusBadGateway, Outcome: OutcomeUpstreamError, Reason: "canceled",
+			Title: "Upstream failed", Detail: "the upstream attempt was canceled before it answered"})
+		return
+	}
+	abortClientClosed(w, r)
+}
+
+// abortClientClosed records outcome client_closed and status 499 and
+// aborts the handler with http.ErrAbortHandler, which makes net/http close
+// the connection without writing anything: neither a 499 status line nor
+// the 200 net/http would write for a handler that wrote nothing. The
+// observe layer logs and counts the request before the panic goes on.
+func abortClientClosed(w http.ResponseWriter, r *http.Request) {
 	if info := InfoFrom(r.Context()); info != nil {
 		info.SetOutcome(OutcomeClientClosed, "")
 	}
-	w.WriteHeader(StatusClientClosed)
+	if rec, ok := w.(*responseRecorder); ok && rec.status == 0 {
+		rec.status = StatusClientClosed
+	}
+	panic(http.ErrAbortHandler)
 }
 
 // RetryAfter formats d as a Retry-After value in whole seconds, rounded

@@ -40,14 +40,22 @@ func rewrite(pr *httputil.ProxyRequest) {
 // error to a problem response, so a client never sees a reset connection.
 //
 //   - *ProblemError (from the retry or breaker layer): that problem.
+//   - reading the client's body failed: writeBodyError (413 too_large,
+//     408 or 400 bad_request, or the client went away).
 //   - *http.MaxBytesError: 413 too_large (a chunked body over the limit).
-//   - the client went away: 499 client_closed, logged only.
+//   - the client went away: client_closed, logged as 499, nothing sent.
 //   - timeout: 504 upstream_timeout.
 //   - refused, reset, closed before a response, anything else: 502 upstream_error.
 func (s *Sidecar) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	var pe *ProblemError
 	if errors.As(err, &pe) {
 		WriteProblem(w, r, pe.Problem)
+		return
+	}
+	if berr := InfoFrom(r.Context()).bodyErr(); berr != nil {
+		// Reading the client's (streamed) body failed: the client's
+		// fault, answered as such (413, 408, 400, or nothing).
+		writeBodyError(w, r, berr)
 		return
 	}
 	var mbe *http.MaxBytesError

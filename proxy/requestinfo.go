@@ -27,6 +27,7 @@ const (
 	// OutcomeQueued: the upstream was down; the request was accepted into
 	// the durable outbox and answered 202 (queue.go).
 	OutcomeQueued Outcome = "queued"
+	// OutcomeBadRequest: see request_body.go.
 )
 
 // RequestInfo is the per-request state shared by the chain's layers. The
@@ -53,6 +54,11 @@ type RequestInfo struct {
 	Snapshot *Snapshot
 	// Runtime is the route's runtime (policy objects) from Snapshot.
 	Runtime *RouteRuntime
+	// Start is when the observe layer began the request.
+	Start time.Time
+	// body is the client's body as the route layer wrapped it (nil for
+	// none); it keeps the first error met reading it.
+	body *clientBody
 
 	mu             sync.Mutex
 	outcome        Outcome
@@ -75,6 +81,15 @@ func WithInfo(ctx context.Context, info *RequestInfo) context.Context {
 func InfoFrom(ctx context.Context) *RequestInfo {
 	info, _ := ctx.Value(infoKey{}).(*RequestInfo)
 	return info
+}
+
+// bodyErr returns the first error met reading the client's body, or nil
+// (also for a nil RequestInfo).
+func (ri *RequestInfo) bodyErr() error {
+	if ri == nil {
+		return nil
+	}
+	return ri.body.readErr()
 }
 
 // SetOutcome records how the request ended and why (reason is a bounded

@@ -37,6 +37,10 @@ func bufferBody(req *http.Request, limit int64) (*retryBody, error) {
 	if req.Body == nil || req.Body == http.NoBody {
 		return noBody, nil
 	}
+	if pb, ok := req.Body.(*preReadBody); ok {
+		// The body step read it before admission (request_body.go).
+		return pb.retryBody(limit), nil
+	}
 	if req.ContentLength > limit {
 		return &retryBody{stream: req.Body, length: req.ContentLength}, nil
 	}

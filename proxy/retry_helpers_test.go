@@ -61,9 +61,15 @@ func (r *retryRig) do(t *testing.T, ctx context.Context, method, path, body stri
 	return serve(ctx, r.s, method, path, body, header...)
 }
 
+// codeAborted is the recorded Code of a request the chain aborted with
+// http.ErrAbortHandler: net/http closes the connection and sends nothing
+// (a client that went away; logged as 499).
+const codeAborted = -1
+
 // serve sends one request through s's chain and returns the recorded
-// response; header holds name, value pairs.
-func serve(ctx context.Context, s *Sidecar, method, path, body string, header ...string) *httptest.ResponseRecorder {
+// response; header holds name, value pairs. A handler aborted with
+// http.ErrAbortHandler gives Code codeAborted; any other panic goes on.
+func serve(ctx context.Context, s *Sidecar, method, path, body string, header ...string) (rec *httptest.ResponseRecorder) {
 	var rd io.Reader
 	if body != "" {
 		rd = strings.NewReader(body)
@@ -72,7 +78,18 @@ func serve(ctx context.Context, s *Sidecar, method, path, body string, header ..
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
 	}
-	rec := httptest.NewRecorder()
+	rec = httptest.NewRecorder()
+	defer func() {
+		if p := recover(); p != nil {
+			if p != http.ErrAbortHandler {
+				panic(p)
+			}
+			if rec.Flushed || rec.Body.Len() > 0 {
+				panic("aborted after writing a response")
+			}
+			rec.Code = codeAborted
+		}
+	}()
 	s.Handler().ServeHTTP(rec, req)
 	return rec
 }

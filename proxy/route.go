@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -118,11 +119,14 @@ func newRouteTable(cfg *Config) (*RouteTable, error) {
 
 // Match returns the route name for method and path (RouteDefault when no
 // route matches) and the agent_id path parameter when the pattern has one.
-// Matching uses the decoded path; query strings play no part.
+// Matching uses the decoded path; query strings play no part. A route
+// whose method is GET also matches HEAD: HEAD is GET without the body
+// (RFC 9110), and the upstream answers it with its GET handler, so it must
+// meet the same policies (API key, limits), not the default route's.
 func (t *RouteTable) Match(method, path string) (route, agentID string) {
 	for i := range t.entries {
 		e := &t.entries[i]
-		if e.method != "" && e.method != method {
+		if !methodMatches(e.method, method) {
 			continue
 		}
 		if ok, id := e.pat.match(path); ok {
@@ -130,4 +134,31 @@ func (t *RouteTable) Match(method, path string) (route, agentID string) {
 		}
 	}
 	return RouteDefault, ""
+}
+
+// methodMatches reports whether a route matching want (empty: any) takes a
+// request with method got.
+func methodMatches(want, got string) bool {
+	return want == "" || want == got || (want == "GET" && got == "HEAD")
+}
+
+// Allowed returns the methods of the routes whose path pattern matches
+// path ("GET, HEAD, POST"), or "" when none does. For a request that fell
+// to the default route it says the path belongs to another route that does
+// not take this method: the route layer answers 405 rather than let the
+// request through the default route's (other) policies.
+func (t *RouteTable) Allowed(path string) string {
+	var methods []string
+	for i := range t.entries {
+		e := &t.entries[i]
+		if ok, _ := e.pat.match(path); !ok || e.method == "" {
+			continue
+		}
+		methods = append(methods, e.method)
+		if e.method == "GET" {
+			methods = append(methods, "HEAD")
+		}
+	}
+	slices.Sort(methods)
+	return strings.Join(slices.Compact(methods), ", ")
 }

@@ -18,7 +18,9 @@ func TestRouteTableMatchesOpsCoreAPI(t *testing.T) {
 		{"GET", "/v1/opscore/internal/agent/notify", RouteDefault, ""},
 		{"POST", "/v1/opscore/agent/a-1/state", RouteStateUpdate, "a-1"},
 		{"GET", "/v1/opscore/agent/a-1/state", RouteStateGet, "a-1"},
-		{"HEAD", "/v1/opscore/agent/a-1/state", RouteDefault, ""},
+		{"HEAD", "/v1/opscore/agent/a-1/state", RouteStateGet, "a-1"},
+		{"HEAD", "/v1/opscore/internal/agent/notify", RouteDefault, ""},
+		{"PUT", "/v1/opscore/agent/a-1/state", RouteDefault, ""},
 		{"POST", "/v1/opscore/agent/a-1/workflow", RouteWorkflow, "a-1"},
 		{"POST", "/v1/opscore/agent//state", RouteDefault, ""},
 		{"POST", "/v1/opscore/agent/a/b/state", RouteDefault, ""},
@@ -120,4 +122,25 @@ func referenceMatch(pattern, path string) (bool, string) {
 		}
 	}
 	return true, agent
+}
+
+// TestRouteTableAllowed: a path that a method-bound route owns reports the
+// methods it takes (HEAD with GET), so the route layer can answer 405
+// instead of letting another method through the default route.
+func TestRouteTableAllowed(t *testing.T) {
+	table, err := newRouteTable(Defaults())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]string{
+		"/v1/opscore/agent/a-1/state":       "GET, HEAD, POST",
+		"/v1/opscore/internal/agent/notify": "POST",
+		"/v1/opscore/agent/a-1/workflow":    "POST",
+		"/health":                           "",
+		"/v1/opscore/agent/a-1/state/":      "",
+	} {
+		if got := table.Allowed(path); got != want {
+			t.Errorf("Allowed(%q) = %q, want %q", path, got, want)
+		}
+	}
 }

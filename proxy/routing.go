@@ -9,7 +9,9 @@ import (
 // from the Host header or an absolute-form URI: the upstream is fixed by
 // config), counts the request in flight, and enforces the route's body
 // limit: a declared Content-Length over the limit gets 413 at once, a
-// chunked body is cut at the limit and the ErrorHandler answers 413.
+// chunked body is cut at the limit and the ErrorHandler answers 413. It
+// also arms server.body_read_timeout on the body (wrapBody,
+// request_body.go), which the body step after auth reads.
 func (s *Sidecar) routeLayer(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		info := InfoFrom(r.Context())
@@ -23,12 +25,24 @@ func (s *Sidecar) routeLayer(next http.Handler) http.Handler {
 		g.Inc()
 		defer g.Dec()
 
+		if name == RouteDefault {
+			if allow := snap.Routes.Allowed(r.URL.Path); allow != "" {
+				WriteProblem(w, r, Problem{Status: http.StatusMethodNotAllowed, Outcome: OutcomeBadRequest, Reason: reasonMethodNotAllowed,
+					Title: "Method not allowed", Detail: "this path takes only " + allow,
+					Header: http.Header{"Allow": {allow}}})
+				return
+			}
+		}
+
 		if rt.BodyLimit > 0 && r.Body != nil && r.Body != http.NoBody {
 			if r.ContentLength > rt.BodyLimit {
 				WriteProblem(w, r, problemTooLarge(rt.BodyLimit))
 				return
 			}
 			r.Body = http.MaxBytesReader(w, r.Body, rt.BodyLimit)
+		}
+		if r.Body != nil && r.Body != http.NoBody {
+			info.body = wrapBody(w, r, info.Start, snap.Config.Server)
 		}
 		next.ServeHTTP(w, r)
 	})

@@ -108,6 +108,7 @@ func Start(ctx context.Context, opts RunOptions) (*Server, error) {
 		srv.shutdownTracing()
 		return nil, fmt.Errorf("admin.listen: %w", err)
 	}
+	srv.proxyLn = limitListen(srv.proxyLn, cfg.Server.MaxConnections, srv.Metrics.ConnectionsRefused.Inc)
 	// The outbox opens last: its bolt file is locked by one process at a
 	// time, so a start that fails on a busy port must not hold it.
 	st := opts.Outbox

@@ -2,6 +2,7 @@ package harness
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"os"
@@ -87,13 +88,21 @@ var (
 )
 
 // Bins builds the binaries once per test process and returns them; it
-// fails tb when the build fails. They go to one directory per user under
-// os.TempDir() that every test process reuses (go build's cache keeps a
-// rebuild fast), so test runs leave nothing behind.
+// fails tb when the build fails. They go to one directory per user and
+// checkout under os.TempDir() that every test process of that checkout
+// reuses (go build's cache keeps a rebuild fast), so test runs leave
+// nothing behind. The checkout (module root) is part of the name: two
+// worktrees tested at once would otherwise run each other's binaries.
 func Bins(tb testing.TB) Binaries {
 	tb.Helper()
 	binsOnce.Do(func() {
-		dir := filepath.Join(os.TempDir(), fmt.Sprintf("opscore-sidecar-e2e-bin-%d", os.Getuid()))
+		root, err := ModuleRoot()
+		if err != nil {
+			binsErr = err
+			return
+		}
+		sum := sha256.Sum256([]byte(root))
+		dir := filepath.Join(os.TempDir(), fmt.Sprintf("opscore-sidecar-e2e-bin-%d-%x", os.Getuid(), sum[:6]))
 		bins, binsErr = BuildBinaries(dir)
 	})
 	if binsErr != nil {
