@@ -7,6 +7,7 @@ import (
 	"os"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -92,6 +93,7 @@ func decode(v *viper.Viper, keyErrs []error, overrides map[string]any) (cfg *Con
 	if err := v.Unmarshal(cfg, func(dc *mapstructure.DecoderConfig) {
 		dc.ErrorUnused = len(keyErrs) == 0
 		dc.DecodeHook = mapstructure.ComposeDecodeHookFunc(
+			durationNeedsUnit,
 			mapstructure.StringToTimeDurationHookFunc(),
 			mapstructure.StringToSliceHookFunc(","),
 		)
@@ -132,7 +134,8 @@ func decodeErrors(err error, v *viper.Viper) (named []error, keys []string) {
 		}
 		key := strings.NewReplacer("[", ".", "]", "").Replace(de.Name())
 		msg := de.Unwrap().Error()
-		if raw := v.Get(key); raw != nil {
+		var nu *noUnitError
+		if raw := v.Get(key); raw != nil && !errors.As(de.Unwrap(), &nu) {
 			if _, scalar := raw.(string); scalar {
 				msg += fmt.Sprintf(", got %q", raw)
 			}
@@ -144,6 +147,46 @@ func decodeErrors(err error, v *viper.Viper) (named []error, keys []string) {
 		keys = append(keys, key)
 	}
 	return named, keys
+}
+
+// noUnitError is a duration given as a bare number ("2", 2, 2.5): Go
+// would read it as nanoseconds, which is never what an operator means.
+type noUnitError struct{ value string }
+
+func (e *noUnitError) Error() string {
+	return strconv.Quote(e.value) + " has no unit; write e.g. 2s or 250ms"
+}
+
+// durationNeedsUnit is a decode hook that refuses a duration written as a
+// number without a unit, in the file (YAML int or float) or in the
+// environment (a string of digits). A bare 0 is allowed: zero is the same
+// in every unit, and keys where zero means "off" or "none" say so in
+// configs/sidecar.yaml.
+func durationNeedsUnit(from, to reflect.Type, data any) (any, error) {
+	if to != durationType || from == durationType {
+		return data, nil
+	}
+	var f float64
+	switch from.Kind() {
+	case reflect.String:
+		n, err := strconv.ParseFloat(strings.TrimSpace(data.(string)), 64)
+		if err != nil {
+			return data, nil // a duration string, or an error for the next hook
+		}
+		f = n
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		f = float64(reflect.ValueOf(data).Int())
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		f = float64(reflect.ValueOf(data).Uint())
+	case reflect.Float32, reflect.Float64:
+		f = reflect.ValueOf(data).Float()
+	default:
+		return data, nil
+	}
+	if f == 0 {
+		return time.Duration(0), nil
+	}
+	return nil, &noUnitError{value: fmt.Sprint(data)}
 }
 
 // SplitErrors unpacks joined errors (errors.Join, mapstructure's list) into

@@ -135,6 +135,9 @@ func TestLoadRejects(t *testing.T) {
 		{"upstream without host", "upstream:\n  url: http://\n", []string{"upstream.url: must name a host"}, nil},
 		{"upstream with credentials", "upstream:\n  url: http://u:p@host:1\n", []string{"upstream.url: must not carry user info"}, nil},
 		{"bad duration", "server:\n  drain_timeout: soon\n", []string{`server.drain_timeout: time: invalid duration, got "soon"`}, []string{"drain_timeout: must be"}},
+		{"bare number as a duration", "routes:\n  notify:\n    retry:\n      per_try_timeout: 2\n", []string{`routes.notify.retry.per_try_timeout: "2" has no unit; write e.g. 2s or 250ms`}, []string{"got", "deadline"}},
+		{"bare float as a duration", "server:\n  drain_delay: 1.5\n", []string{`server.drain_delay: "1.5" has no unit`}, nil},
+		{"quoted bare number as a duration", "reload:\n  debounce: '250'\n", []string{`reload.debounce: "250" has no unit`}, nil},
 		{"scalar for a block", "routes:\n  notify:\n    retry: 5\n", []string{"routes.notify.retry"}, nil},
 		{"malformed yaml", "listen: [\n", []string{"config: parse"}, nil},
 		{
@@ -179,6 +182,31 @@ func TestEnvValueThatCannotBeDecodedNamesKeyAndVariable(t *testing.T) {
 	want := `routes.notify.retry.attempts: cannot parse value as 'int': strconv.ParseInt: invalid syntax, got "many" (from SIDECAR_ROUTES_NOTIFY_RETRY_ATTEMPTS)`
 	if err == nil || err.Error() != want {
 		t.Errorf("got %v, want %s", err, want)
+	}
+}
+
+// TestDurationWithoutUnitFromEnv: a bare number in the environment is
+// refused like one in the file, naming the key and the variable.
+func TestDurationWithoutUnitFromEnv(t *testing.T) {
+	t.Setenv("SIDECAR_ROUTES_NOTIFY_RETRY_PER_TRY_TIMEOUT", "2")
+	_, err := LoadBytes([]byte("{}\n"), nil)
+	want := `routes.notify.retry.per_try_timeout: "2" has no unit; write e.g. 2s or 250ms (from SIDECAR_ROUTES_NOTIFY_RETRY_PER_TRY_TIMEOUT)`
+	if err == nil || err.Error() != want {
+		t.Errorf("got %v, want %s", err, want)
+	}
+}
+
+// TestDurationZeroWithoutUnit: 0 is the same in every unit, so a bare 0
+// stays allowed, in the file and in the environment.
+func TestDurationZeroWithoutUnit(t *testing.T) {
+	t.Setenv("SIDECAR_UPSTREAM_RESPONSE_HEADER_TIMEOUT", "0")
+	cfg, err := LoadBytes([]byte("server:\n  write_timeout: 0\n  drain_delay: 0.0\n"), nil)
+	if err != nil {
+		t.Fatalf("LoadBytes: %v", err)
+	}
+	if cfg.Server.WriteTimeout != 0 || cfg.Server.DrainDelay != 0 || cfg.Upstream.ResponseHeaderTimeout != 0 {
+		t.Errorf("got write_timeout %s, drain_delay %s, response_header_timeout %s; want all 0",
+			cfg.Server.WriteTimeout, cfg.Server.DrainDelay, cfg.Upstream.ResponseHeaderTimeout)
 	}
 }
 
