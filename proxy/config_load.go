@@ -40,8 +40,20 @@ func Load(opts LoadOptions) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	return LoadBytes(doc, opts.Overrides)
+	cfg, err := LoadBytes(doc, opts.Overrides)
+	if errors.Is(err, ErrEmptyConfig) {
+		return nil, fmt.Errorf("config: %s is empty: %w", opts.Path, ErrEmptyConfig)
+	}
+	return cfg, err
 }
+
+// ErrEmptyConfig means a config document holds no keys at all: it is empty,
+// blank, or only comments. Such a file is refused, at start and on reload,
+// because it is what an editor's save leaves for a moment after truncating
+// the file, and taking it would reset every key to its default (webhook
+// auth back to off among them). A file that means "all defaults" says so
+// with an empty map: {}.
+var ErrEmptyConfig = errors.New("no keys (empty, blank or only comments); write {} to mean every default")
 
 // LoadBytes is Load for a YAML document held in memory (used by tests and
 // the fuzzer); the environment still applies.
@@ -49,6 +61,9 @@ func LoadBytes(doc []byte, overrides map[string]any) (*Config, error) {
 	var raw map[string]any
 	if err := yaml.Unmarshal(doc, &raw); err != nil {
 		return nil, fmt.Errorf("config: parse: %w", err)
+	}
+	if raw == nil {
+		return nil, fmt.Errorf("config: document has %w", ErrEmptyConfig)
 	}
 	keyErrs := unknownKeys(raw)
 	v := newViper()
