@@ -210,6 +210,40 @@ func TestDurationZeroWithoutUnit(t *testing.T) {
 	}
 }
 
+// TestUnknownEnvIsAnError: every SIDECAR_* variable that maps to no key is
+// an error (all of them at once, with a suggestion when one is close),
+// while real keys, SIDECAR_CONFIG and Kubernetes' service-link variables
+// are not.
+func TestUnknownEnvIsAnError(t *testing.T) {
+	t.Setenv("SIDECAR_ROUTES_NOTIFY_WEBHOOKAUTH_MODE", "required")
+	t.Setenv("SIDECAR_ROUTES_NOTIFY_RETRY", "3")
+	t.Setenv("SIDECAR_LISTN", "127.0.0.1:1")
+	t.Setenv("Sidecar_Admin_Listen", "127.0.0.1:2")
+	t.Setenv("SIDECAR_NOTHING_LIKE_ANY_KEY_AT_ALL", "1")
+	// Not errors:
+	t.Setenv("SIDECAR_LISTEN", "127.0.0.1:3")
+	t.Setenv("SIDECAR_CONFIG", "/etc/sidecar/sidecar.yaml")
+	t.Setenv("SIDECAR_SERVICE_HOST", "10.0.0.1")
+	t.Setenv("SIDECAR_PORT", "tcp://10.0.0.1:8080")
+	t.Setenv("SIDECAR_PORT_8080_TCP_ADDR", "10.0.0.1")
+	t.Setenv("SIDECARS", "x")
+	_, err := LoadBytes([]byte("{}\n"), nil)
+	want := []string{
+		"SIDECAR_LISTN: unknown environment variable: no config key has this name; did you mean SIDECAR_LISTEN?",
+		"SIDECAR_NOTHING_LIKE_ANY_KEY_AT_ALL: unknown environment variable: no config key has this name",
+		"SIDECAR_ROUTES_NOTIFY_RETRY: unknown environment variable: routes.notify.retry is a block, not a key; set its keys (e.g. SIDECAR_ROUTES_NOTIFY_RETRY_...)",
+		"SIDECAR_ROUTES_NOTIFY_WEBHOOKAUTH_MODE: unknown environment variable: no config key has this name; did you mean SIDECAR_ROUTES_NOTIFY_WEBHOOK_AUTH_MODE?",
+		"Sidecar_Admin_Listen: unknown environment variable: no config key has this name; did you mean SIDECAR_ADMIN_LISTEN?",
+	}
+	var got []string
+	for _, e := range SplitErrors(err) {
+		got = append(got, e.Error())
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("errors:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
 // TestValidateNamesEveryRule breaks one rule at a time and checks the error
 // names the key and the rule.
 func TestValidateNamesEveryRule(t *testing.T) {

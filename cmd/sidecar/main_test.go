@@ -101,3 +101,15 @@ func TestHealthcheck(t *testing.T) {
 		})
 	}
 }
+
+// TestMisspelledEnvFailsCheckConfig: the example, a misspelled
+// override that used to leave webhook auth off in silence.
+func TestMisspelledEnvFailsCheckConfig(t *testing.T) {
+	t.Setenv("SIDECAR_ROUTES_NOTIFY_WEBHOOKAUTH_MODE", "required")
+	var out, errb bytes.Buffer
+	code := run([]string{"--check-config"}, &out, &errb)
+	want := "SIDECAR_ROUTES_NOTIFY_WEBHOOKAUTH_MODE: unknown environment variable: no config key has this name; did you mean SIDECAR_ROUTES_NOTIFY_WEBHOOK_AUTH_MODE?"
+	if code != 1 || !strings.Contains(errb.String(), want) {
+		t.Errorf("got exit %d %q, want 1 with %q", code, errb.String(), want)
+	}
+}
