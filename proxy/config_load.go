@@ -120,6 +120,12 @@ func decode(v *viper.Viper, keyErrs []error, overrides map[string]any) (cfg *Con
 	if len(cfg.Admission.TrustedProxies) == 0 {
 		cfg.Admission.TrustedProxies = nil // as in Defaults, so configs compare equal
 	}
+	for name, rc := range cfg.Routes {
+		if len(rc.ForwardPaths) == 0 && rc.ForwardPaths != nil {
+			rc.ForwardPaths = nil
+			cfg.Routes[name] = rc
+		}
+	}
 	for _, e := range SplitErrors(cfg.Validate()) {
 		// A key that failed to decode holds its zero value; its validation
 		// error would only repeat the decode error in a confusing form.

@@ -101,6 +101,7 @@ var keyComments = map[string]string{
 	"routes.*.breaker.open_timeout":           "time open before half-open probes",
 	"routes.*.breaker.half_open_requests":     "probes allowed while half-open",
 	"routes.*.breaker.enabled":                "turn the breaker on",
+	"routes.*.forward_paths":                  "default route only: paths forwarded (x/ = prefix, x = x and x/...); others get 404; [] = none",
 }
 
 // ReferenceYAML renders cfg as the commented reference file: every key in

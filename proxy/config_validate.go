@@ -144,6 +144,14 @@ func (c *Config) validateRoutes() []error {
 		errs = append(errs, rc.APIKey.Validate(p+".api_key")...)
 		errs = append(errs, rc.Retry.Validate(p+".retry")...)
 		errs = append(errs, rc.Breaker.Validate(p+".breaker")...)
+		if name != RouteDefault && len(rc.ForwardPaths) > 0 {
+			add(p+".forward_paths", "must be empty: only the default route forwards by path; a named route forwards what its match matches")
+		}
+		for i, fp := range rc.ForwardPaths {
+			if err := validForwardPath(fp); err != nil {
+				add(fmt.Sprintf("%s.forward_paths[%d]", p, i), "%v", err)
+			}
+		}
 	}
 	return errs
 }

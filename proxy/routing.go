@@ -9,7 +9,9 @@ import (
 // from the Host header or an absolute-form URI: the upstream is fixed by
 // config), counts the request in flight, and enforces the route's body
 // limit: a declared Content-Length over the limit gets 413 at once, a
-// chunked body is cut at the limit and the ErrorHandler answers 413.
+// chunked body is cut at the limit and the ErrorHandler answers 413. A
+// request left to the default route whose path routes.default.forward_paths
+// does not list gets 404 at once (proxy/forward_paths.go).
 func (s *Sidecar) routeLayer(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		info := InfoFrom(r.Context())
@@ -18,6 +20,10 @@ func (s *Sidecar) routeLayer(next http.Handler) http.Handler {
 		rt := snap.Runtime[name]
 		info.Snapshot, info.Runtime = snap, rt
 		info.Route, info.Class, info.AgentID = name, rt.Class, agentID
+		if name == RouteDefault && !forwardedPath(snap.Config.Routes[RouteDefault].ForwardPaths, r.URL.Path) {
+			WriteProblem(w, r, problemNotForwarded)
+			return
+		}
 
 		g := s.deps.Metrics.Inflight.WithLabelValues(name)
 		g.Inc()
