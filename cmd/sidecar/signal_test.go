@@ -59,11 +59,15 @@ func TestSecondSignalEndsTheDrain(t *testing.T) {
 	waitStatus(t, "http://"+adminAddr+"/readyz", http.StatusOK, nil)
 
 	go func() {
-		if resp, err := http.Get("http://" + proxyAddr + "/hang"); err == nil {
+		if resp, err := http.Get("http://" + proxyAddr + "/v1/opscore/hang"); err == nil {
 			resp.Body.Close()
 		}
 	}()
-	<-arrived // the request is in flight at the upstream
+	select { // the request is in flight at the upstream
+	case <-arrived:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("the request never reached the upstream; output:\n%s", out.String())
+	}
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
