@@ -24,7 +24,7 @@ var Classes = []string{"critical", "bulk"}
 // Outcomes is the closed set of request outcomes (label outcome).
 var Outcomes = []string{
 	"forwarded", "rate_limited", "shed", "queue_timeout", "breaker_open",
-	"auth_failed", "too_large", "upstream_error", "upstream_timeout", "client_closed", "bad_request",
+	"auth_failed", "too_large", "not_found", "upstream_error", "upstream_timeout", "client_closed", "bad_request",
 	"queued",
 }
 

@@ -80,15 +80,18 @@ func NewWebhookVerifier(cfg WebhookAuthConfig, getenv func(string) string) (*Web
 }
 
 // With returns a new verifier configured by cfg, re-reading the secret,
-// that shares v's replay cache (unless its size changed), leaving v
-// unchanged: a config reload builds the next snapshot's verifier this way,
-// so a delivery accepted before the reload is still a replay after it.
+// that shares v's replay cache: a config reload builds the next snapshot's
+// verifier this way, so a delivery accepted before the reload is still a
+// replay after it. A changed replay_cache_size resizes the shared cache in
+// place, keeping its newest entries; a changed tolerance applies to the
+// remembered entries too (they hold their timestamps, see
+// policy/webhook_auth_replay.go). v's other settings are unchanged.
 func (v *WebhookVerifier) With(cfg WebhookAuthConfig, getenv func(string) string) (*WebhookVerifier, error) {
 	return newWebhookVerifier(cfg, getenv, v.replay)
 }
 
-// newWebhookVerifier builds a verifier from cfg around replay, or around a
-// new replay cache when replay is nil or of another size.
+// newWebhookVerifier builds a verifier from cfg around replay (resized to
+// cfg.ReplayCacheSize), or around a new replay cache when replay is nil.
 func newWebhookVerifier(cfg WebhookAuthConfig, getenv func(string) string, replay *replayCache) (*WebhookVerifier, error) {
 	if err := errors.Join(cfg.Validate("webhook_auth")...); err != nil {
 		return nil, err
@@ -100,8 +103,10 @@ func newWebhookVerifier(cfg WebhookAuthConfig, getenv func(string) string, repla
 			return nil, fmt.Errorf("webhook_auth: %w", err)
 		}
 	}
-	if replay == nil || replay.size != max(1, cfg.ReplayCacheSize) {
+	if replay == nil {
 		replay = newReplayCache(cfg.ReplayCacheSize)
+	} else {
+		replay.resize(cfg.ReplayCacheSize)
 	}
 	key := secret.b
 	return &WebhookVerifier{
@@ -113,35 +118,53 @@ func newWebhookVerifier(cfg WebhookAuthConfig, getenv func(string) string, repla
 // Mode returns the verifier's mode: off, optional or required.
 func (v *WebhookVerifier) Mode() string { return v.mode }
 
-// Verify checks one request's headers and raw body at now.
-func (v *WebhookVerifier) Verify(timestamp, signature string, body []byte, now time.Time) AuthVerdict {
+// Precheck checks what needs no body: the mode, the presence of the
+// headers, the timestamp's form and window, and the signature's form (64
+// hex digits). When needBody is false the verdict is final and the body
+// need not be read at all, so a request that fails these cheap checks
+// costs no body read (proxy/auth.go calls it before reading); when it is
+// true, Verify decides.
+func (v *WebhookVerifier) Precheck(timestamp, signature string, now time.Time) (verdict AuthVerdict, needBody bool) {
+	verdict, _, _, needBody = v.precheck(timestamp, signature, now)
+	return verdict, needBody
+}
+
+func (v *WebhookVerifier) precheck(timestamp, signature string, now time.Time) (verdict AuthVerdict, ts time.Time, sig [sha256.Size]byte, needBody bool) {
 	switch {
 	case v.mode == AuthOff:
-		return AuthVerdict{Allowed: true}
+		return AuthVerdict{Allowed: true}, ts, sig, false
 	case timestamp == "" && signature == "" && v.mode == AuthOptional:
-		return AuthVerdict{Allowed: true, Reason: AuthReasonUnsigned}
+		return AuthVerdict{Allowed: true, Reason: AuthReasonUnsigned}, ts, sig, false
 	case timestamp == "" || signature == "":
-		return AuthVerdict{Reason: AuthReasonMissing}
+		return AuthVerdict{Reason: AuthReasonMissing}, ts, sig, false
 	}
 	ts, ok := parseWebhookTimestamp(timestamp)
 	if !ok {
-		return AuthVerdict{Reason: AuthReasonBadTimestamp}
+		return AuthVerdict{Reason: AuthReasonBadTimestamp}, ts, sig, false
 	}
-	var got [sha256.Size]byte
 	if len(signature) != hex.EncodedLen(sha256.Size) {
-		return AuthVerdict{Reason: AuthReasonBadSignature}
+		return AuthVerdict{Reason: AuthReasonBadSignature}, ts, sig, false
 	}
-	if _, err := hex.Decode(got[:], []byte(signature)); err != nil {
-		return AuthVerdict{Reason: AuthReasonBadSignature}
+	if _, err := hex.Decode(sig[:], []byte(signature)); err != nil {
+		return AuthVerdict{Reason: AuthReasonBadSignature}, ts, sig, false
 	}
 	if d := now.Sub(ts); d > v.tolerance || d < -v.tolerance {
-		return AuthVerdict{Reason: AuthReasonExpired}
+		return AuthVerdict{Reason: AuthReasonExpired}, ts, sig, false
+	}
+	return AuthVerdict{}, ts, sig, true
+}
+
+// Verify checks one request's headers and raw body at now.
+func (v *WebhookVerifier) Verify(timestamp, signature string, body []byte, now time.Time) AuthVerdict {
+	verdict, ts, got, needBody := v.precheck(timestamp, signature, now)
+	if !needBody {
+		return verdict
 	}
 	want := webhookMAC(v.macs, timestamp, body)
 	if !hmac.Equal(got[:], want[:]) {
 		return AuthVerdict{Reason: AuthReasonBadSignature}
 	}
-	if v.replay.seen(got, ts.Add(v.tolerance).Unix(), now) {
+	if v.replay.seen(got, ts.Unix(), v.tolerance, now) {
 		return AuthVerdict{Reason: AuthReasonReplayed}
 	}
 	return AuthVerdict{Allowed: true}

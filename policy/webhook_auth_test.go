@@ -2,6 +2,7 @@ package policy
 
 import (
 	"encoding/json"
+	"fmt"
 	"math/rand/v2"
 	"strconv"
 	"strings"
@@ -286,7 +287,7 @@ func TestReplayCacheMatchesModel(t *testing.T) {
 				}
 				model = append(model, entry{sig, exp})
 			}
-			if got := c.seen(sig, exp, time.Unix(now, 0)); got != want {
+			if got := c.seen(sig, exp, 0, time.Unix(now, 0)); got != want {
 				t.Fatalf("size %d step %d: seen got %v, want %v", size, step, got, want)
 			}
 			if c.n != len(model) || len(c.ring) > size {
@@ -302,5 +303,103 @@ func TestReplayCacheGrowsWithUse(t *testing.T) {
 	c := newReplayCache(1 << 30)
 	if got := cap(c.ring); got > 4096 {
 		t.Errorf("ring capacity of an empty cache of 2^30: got %d, want at most 4096", got)
+	}
+}
+
+// reloadVerifier is v.With a config of mode required, tolerance and size.
+func reloadVerifier(t *testing.T, v *WebhookVerifier, tolerance time.Duration, size int) *WebhookVerifier {
+	t.Helper()
+	cfg := DefaultWebhookAuth()
+	cfg.Mode, cfg.Tolerance, cfg.ReplayCacheSize = AuthRequired, tolerance, size
+	next, err := v.With(cfg, func(string) string { return specSecret })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return next
+}
+
+// TestWebhookReloadOfCacheSizeKeepsReplays: a reload that changes
+// replay_cache_size keeps the remembered signatures (the newest ones when
+// it shrinks), so a refused replay stays refused.
+func TestWebhookReloadOfCacheSizeKeepsReplays(t *testing.T) {
+	now := time.Unix(1745287627, 0)
+	v := mustVerifier(t, AuthRequired, time.Minute, 10)
+	sigs := make([]string, 5)
+	bodies := make([][]byte, 5)
+	for i := range sigs {
+		bodies[i] = agentKitBody(t, fmt.Sprintf("agent-%d", i))
+		sigs[i] = SignWebhook([]byte(specSecret), specTimestamp, bodies[i])
+		if got := v.Verify(specTimestamp, sigs[i], bodies[i], now); !got.Allowed {
+			t.Fatalf("delivery %d: got %+v, want allowed", i, got)
+		}
+	}
+	grown := reloadVerifier(t, v, time.Minute, 1000)
+	for i := range sigs {
+		if got := grown.Verify(specTimestamp, sigs[i], bodies[i], now); got.Reason != AuthReasonReplayed {
+			t.Errorf("after growing the cache, delivery %d again: got %+v, want replayed", i, got)
+		}
+	}
+	shrunk := reloadVerifier(t, grown, time.Minute, 2)
+	for i := 3; i < 5; i++ { // the two newest
+		if got := shrunk.Verify(specTimestamp, sigs[i], bodies[i], now); got.Reason != AuthReasonReplayed {
+			t.Errorf("after shrinking the cache to 2, newest delivery %d again: got %+v, want replayed", i, got)
+		}
+	}
+	if n := shrunk.replay.len(); n != 2 {
+		t.Errorf("after shrinking to 2: got %d remembered, want 2", n)
+	}
+}
+
+// TestWebhookReloadOfToleranceKeepsReplays: a reload that widens the
+// tolerance must not let a delivery accepted under the narrow one through
+// again once the narrow window has passed but the wide one has not.
+func TestWebhookReloadOfToleranceKeepsReplays(t *testing.T) {
+	now := time.Unix(1745287627, 0)
+	v := mustVerifier(t, AuthRequired, time.Minute, 10)
+	body := agentKitBody(t, "agent-1")
+	sig := SignWebhook([]byte(specSecret), specTimestamp, body)
+	if got := v.Verify(specTimestamp, sig, body, now); !got.Allowed {
+		t.Fatalf("first delivery: got %+v, want allowed", got)
+	}
+	wide := reloadVerifier(t, v, 10*time.Minute, 10)
+	if got := wide.Verify(specTimestamp, sig, body, now.Add(3*time.Minute)); got.Reason != AuthReasonReplayed {
+		t.Errorf("3m later under a 10m tolerance: got %+v, want replayed", got)
+	}
+	narrow := reloadVerifier(t, wide, 30*time.Second, 10)
+	if got := narrow.Verify(specTimestamp, sig, body, now); got.Reason != AuthReasonReplayed {
+		t.Errorf("same second under a 30s tolerance: got %+v, want replayed", got)
+	}
+}
+
+// TestWebhookPrecheckNeedsNoBody: every refusal that the headers alone
+// decide is final in Precheck, which asks for the body only when the
+// headers are well-formed and in the window.
+func TestWebhookPrecheckNeedsNoBody(t *testing.T) {
+	now := time.Unix(1745287627, 0)
+	v := mustVerifier(t, AuthRequired, time.Minute, 10)
+	opt := mustVerifier(t, AuthOptional, time.Minute, 10)
+	stale := strconv.FormatInt(now.Add(-time.Hour).Unix(), 10)
+	tests := []struct {
+		name     string
+		v        *WebhookVerifier
+		ts, sig  string
+		reason   AuthReason
+		allowed  bool
+		needBody bool
+	}{
+		{"unsigned, optional", opt, "", "", AuthReasonUnsigned, true, false},
+		{"unsigned, required", v, "", "", AuthReasonMissing, false, false},
+		{"no signature", v, specTimestamp, "", AuthReasonMissing, false, false},
+		{"bad timestamp", v, "soon", specSignature, AuthReasonBadTimestamp, false, false},
+		{"stale", v, stale, specSignature, AuthReasonExpired, false, false},
+		{"short signature", v, specTimestamp, "abcd", AuthReasonBadSignature, false, false},
+		{"not hex", v, specTimestamp, strings.Repeat("zz", 32), AuthReasonBadSignature, false, false},
+		{"well-formed", v, specTimestamp, specSignature, AuthReasonNone, false, true},
+	}
+	for _, tt := range tests {
+		got, needBody := tt.v.Precheck(tt.ts, tt.sig, now)
+		if got.Reason != tt.reason || got.Allowed != tt.allowed || needBody != tt.needBody {
+			t.Errorf("%s: got %+v needBody=%v, want reason %q allowed=%v needBody=%v", tt.name, got, needBody, tt.reason, tt.allowed, tt.needBody)
+		}
 	}
 }

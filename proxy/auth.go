@@ -27,10 +27,14 @@ func (s *Sidecar) authenticate(w http.ResponseWriter, r *http.Request) bool {
 		return true
 	}
 	ts, sig := r.Header.Get(policy.HeaderAgentKitTimestamp), r.Header.Get(policy.HeaderAgentKitSignature)
-	var body []byte
-	if ts != "" || sig != "" {
-		var err error
-		if body, err = readBody(r); err != nil {
+	now := s.deps.now()
+	// The headers alone decide most refusals (missing, malformed, out of
+	// the window): answer those before reading a byte of the body, so that
+	// junk-signed requests cannot make the sidecar buffer their bodies.
+	v, needBody := auth.Webhook.Precheck(ts, sig, now)
+	if needBody {
+		body, err := readBody(r)
+		if err != nil {
 			var mbe *http.MaxBytesError
 			if errors.As(err, &mbe) {
 				WriteProblem(w, r, problemTooLarge(mbe.Limit))
@@ -39,8 +43,8 @@ func (s *Sidecar) authenticate(w http.ResponseWriter, r *http.Request) bool {
 			writeClientClosed(w, r)
 			return false
 		}
+		v = auth.Webhook.Verify(ts, sig, body, now)
 	}
-	v := auth.Webhook.Verify(ts, sig, body, s.deps.now())
 	if v.Reason != policy.AuthReasonNone {
 		s.deps.Metrics.WebhookAuthFailures.WithLabelValues(string(v.Reason)).Inc()
 	}

@@ -1,9 +1,14 @@
 package proxy
 
 import (
+	"encoding/json"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -139,4 +144,121 @@ func TestRejectedReloadChangesNoLimit(t *testing.T) {
 	if got := testutil.ToFloat64(a.m.ConcurrencyLimit.WithLabelValues("bulk")); got != limitBefore {
 		t.Errorf("concurrency_limit{bulk} after the rejected reload: got %v, want %v", got, limitBefore)
 	}
+}
+
+// junkBody is a request body of n zero bytes that counts what is read
+// from it; it holds no buffer of its own.
+type junkBody struct {
+	left int64
+	read *atomic.Int64
+}
+
+func (b *junkBody) Read(p []byte) (int, error) {
+	if b.left <= 0 {
+		return 0, io.EOF
+	}
+	n := int(min(int64(len(p)), b.left))
+	clear(p[:n])
+	b.left -= int64(n)
+	b.read.Add(int64(n))
+	return n, nil
+}
+
+func (b *junkBody) Close() error { return nil }
+
+// signedJunk sends one POST to the notify route with a 1 MiB body whose
+// reads are counted in read.
+func signedJunk(s *Sidecar, read *atomic.Int64, header ...string) *httptest.ResponseRecorder {
+	const size = 1<<20 - 1
+	req := httptest.NewRequest("POST", pathNotify, nil)
+	req.Body, req.ContentLength = &junkBody{left: size, read: read}, size
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	rec := httptest.NewRecorder()
+	s.Handler().ServeHTTP(rec, req)
+	return rec
+}
+
+// TestWebhookBadHeadersRefusedBeforeBody: 200 concurrent requests whose
+// AgentKit headers are missing, malformed or out of the window, each with
+// a 1 MiB body, are refused with 401 without the sidecar reading one byte
+// of their bodies. A well-formed but wrong signature is the control: its
+// body must be read to be checked.
+func TestWebhookBadHeadersRefusedBeforeBody(t *testing.T) {
+	t.Setenv("OPSCORE_WEBHOOK_SECRET", "s")
+	a := newAdmissionRig(t, false, func(c *Config) {
+		route(c, RouteNotify, func(rc *RouteConfig) { rc.WebhookAuth.Mode = policy.AuthRequired })
+	})
+	now := time.Now()
+	fresh := strconv.FormatInt(now.Unix(), 10)
+	stale := strconv.FormatInt(now.Add(-time.Hour).Unix(), 10)
+	future := strconv.FormatInt(now.Add(time.Hour).Unix(), 10)
+	goodForm := strings.Repeat("ab", 32)
+	cases := []struct {
+		reason string
+		header []string
+	}{
+		{"stale_timestamp", []string{"X-AgentKit-Timestamp", stale, "X-AgentKit-Signature", goodForm}},
+		{"stale_timestamp", []string{"X-AgentKit-Timestamp", future, "X-AgentKit-Signature", goodForm}},
+		{"bad_timestamp", []string{"X-AgentKit-Timestamp", "yesterday", "X-AgentKit-Signature", goodForm}},
+		{"bad_signature", []string{"X-AgentKit-Timestamp", fresh, "X-AgentKit-Signature", "abc"}},
+		{"bad_signature", []string{"X-AgentKit-Timestamp", fresh, "X-AgentKit-Signature", strings.Repeat("zz", 32)}},
+		{"missing_signature", []string{"X-AgentKit-Timestamp", fresh}},
+		{"missing_signature", []string{"X-AgentKit-Signature", goodForm}},
+	}
+	const conns = 200
+	var read atomic.Int64
+	var wg sync.WaitGroup
+	codes := make([]int, conns)
+	reasons := make([]string, conns)
+	for i := range conns {
+		wg.Go(func() {
+			c := cases[i%len(cases)]
+			rec := signedJunk(a.s, &read, c.header...)
+			codes[i] = rec.Code
+			var p problemDoc
+			_ = json.Unmarshal(rec.Body.Bytes(), &p)
+			reasons[i] = p.Reason
+		})
+	}
+	wg.Wait()
+	for i := range conns {
+		if want := cases[i%len(cases)].reason; codes[i] != http.StatusUnauthorized || reasons[i] != want {
+			t.Errorf("request %d: got %d %q, want 401 %q", i, codes[i], reasons[i], want)
+		}
+	}
+	if n := read.Load(); n != 0 {
+		t.Errorf("body bytes read for %d requests refused by their headers: got %d, want 0", conns, n)
+	}
+	if n := a.u.seen.Load(); n != 0 {
+		t.Errorf("forwarded: got %d, want 0", n)
+	}
+
+	// The control: a well-formed, in-window, wrong signature needs the body.
+	rec := signedJunk(a.s, &read, "X-AgentKit-Timestamp", fresh, "X-AgentKit-Signature", goodForm)
+	if p := problemOf(t, rec, http.StatusUnauthorized); p.Reason != "bad_signature" {
+		t.Errorf("control: reason %q, want bad_signature", p.Reason)
+	}
+	if n := read.Load(); n != 1<<20-1 {
+		t.Errorf("control: read %d body bytes, want the whole body (%d)", n, 1<<20-1)
+	}
+}
+
+// BenchmarkWebhookStaleRefusal is the cost of refusing one request with a
+// stale timestamp and a 1 MiB body (B/op shows whether the body is read).
+func BenchmarkWebhookStaleRefusal(b *testing.B) {
+	b.Setenv("OPSCORE_WEBHOOK_SECRET", "s")
+	cfg := Defaults()
+	route(cfg, RouteNotify, func(rc *RouteConfig) { rc.WebhookAuth.Mode = policy.AuthRequired })
+	s, _ := newTestSidecar(b, cfg)
+	stale := strconv.FormatInt(time.Now().Add(-time.Hour).Unix(), 10)
+	var read atomic.Int64
+	b.ReportAllocs()
+	for b.Loop() {
+		if rec := signedJunk(s, &read, "X-AgentKit-Timestamp", stale, "X-AgentKit-Signature", strings.Repeat("ab", 32)); rec.Code != http.StatusUnauthorized {
+			b.Fatalf("got %d, want 401", rec.Code)
+		}
+	}
+	b.ReportMetric(float64(read.Load())/float64(b.N), "bodyB/op")
 }

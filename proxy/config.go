@@ -222,6 +222,17 @@ type RouteConfig struct {
 	// Outbox accepts the request with 202 into the durable outbox when the
 	// upstream stays down past the deadline.
 	Outbox RouteOutboxConfig `mapstructure:"outbox" json:"outbox" yaml:"outbox"`
+	// ForwardPaths lists the paths the default route forwards to the
+	// upstream; any other path that no named route matches gets a 404
+	// problem from the sidecar and is never forwarded, so the core's
+	// /metrics and /readyz stay off the public port. An entry ending in "/"
+	// is a prefix ("/v1/opscore/" forwards everything under it); any other
+	// entry forwards that path and the paths under it ("/health" forwards
+	// /health and /health/x, not /healthz). A path with a "." or ".."
+	// segment is never forwarded. Default route only (empty on the others);
+	// default ["/v1/opscore/", "/health"]; empty means the default route
+	// forwards nothing, ["/"] forwards every path (see proxy/forward_paths.go).
+	ForwardPaths []string `mapstructure:"forward_paths" json:"forward_paths" yaml:"forward_paths"`
 }
 
 // MatchConfig is a route's request matcher.
@@ -286,6 +297,8 @@ func Defaults() *Config {
 	notify.Retry.Deadline = NotifyDeadline
 	notify.Hold.Enabled = true
 	notify.Outbox.Enabled = true
+	defaultRoute := route(policy.ClassBulk, "", "", false)
+	defaultRoute.ForwardPaths = DefaultForwardPaths()
 	return &Config{
 		Listen: ":8080",
 		Admin:  AdminConfig{Listen: "127.0.0.1:9901"},
@@ -315,7 +328,11 @@ func Defaults() *Config {
 			RouteStateUpdate: route(policy.ClassBulk, "POST", "/v1/opscore/agent/{agent_id}/state", true),
 			RouteStateGet:    route(policy.ClassBulk, "GET", "/v1/opscore/agent/{agent_id}/state", true),
 			RouteWorkflow:    route(policy.ClassCritical, "POST", "/v1/opscore/agent/{agent_id}/workflow", false),
-			RouteDefault:     route(policy.ClassBulk, "", "", false),
+			RouteDefault:     defaultRoute,
 		},
 	}
 }
+
+// DefaultForwardPaths is routes.default.forward_paths by default: the
+// Ops-Core API and its liveness check, nothing else of the core.
+func DefaultForwardPaths() []string { return []string{"/v1/opscore/", "/health"} }

@@ -3,7 +3,9 @@ package proxy
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -90,6 +92,50 @@ func TestDocsListEveryKeyWithItsEnv(t *testing.T) {
 		}
 		if !strings.Contains(doc, "`"+env+"`") {
 			t.Errorf("docs/sidecar.md: key %s lacks its environment variable %s", k, env)
+		}
+	}
+}
+
+// TestRepoSetsOnlyKnownSidecarEnv: every SIDECAR_* name that the files
+// building the sidecar's environment or telling operators what to set
+// (Dockerfile, compose, harness, commands, docs) spell out is a config
+// key or one of the allowed non-key names, since an unknown one is now a
+// start-up error.
+func TestRepoSetsOnlyKnownSidecarEnv(t *testing.T) {
+	// Shown in docs/sidecar.md as the example of a misspelling.
+	deliberate := map[string]bool{"SIDECAR_ROUTES_NOTIFY_WEBHOOKAUTH_MODE": true}
+	var files []string
+	for _, pattern := range []string{
+		"../Dockerfile", "../docker-compose*.yml", "../README.md", "../docs/*.md", "../configs/compose/*",
+		"../configs/*.yaml", "../configs/prometheus/*.yml", "../e2e/harness/*.go", "../e2e/*.go", "../e2e/loadgen/*.go",
+		"../cmd/*/*.go",
+	} {
+		m, err := filepath.Glob(pattern)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, m...)
+	}
+	if len(files) < 10 {
+		t.Fatalf("found only %d files to check: %v", len(files), files)
+	}
+	name := regexp.MustCompile(`\bSIDECAR_[A-Z0-9_]*[A-Z0-9]\b`)
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue // tests set unknown names on purpose
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, loc := range name.FindAllIndex(b, -1) {
+			n := string(b[loc[0]:loc[1]])
+			if loc[1] < len(b) && (b[loc[1]] == '<' || b[loc[1]] == '_') {
+				continue // a pattern such as SIDECAR_ROUTES_<ROUTE>_...
+			}
+			if errs, _ := unknownEnv([]string{n + "=x"}); len(errs) > 0 && !deliberate[n] {
+				t.Errorf("%s: %v", f, errs[0])
+			}
 		}
 	}
 }

@@ -130,6 +130,7 @@ var keyComments = map[string]string{
 	"routes.*.hold.release_concurrency":       "held requests sent at once on recovery, in arrival order",
 	"routes.*.outbox":                         "accept-and-queue (202) when the upstream stays down",
 	"routes.*.outbox.enabled":                 "answer 202 and deliver later instead of 502/503/504",
+	"routes.*.forward_paths":                  "default route only: paths forwarded (x/ = prefix, x = x and x/...); others get 404; [] = none",
 }
 
 // ReferenceYAML renders cfg as the commented reference file: every key in
@@ -140,7 +141,9 @@ func ReferenceYAML(cfg *Config) string {
 	b.WriteString("# opscore-sidecar reference configuration: every key with its default.\n")
 	b.WriteString("# Every key can be overridden by SIDECAR_<PATH> (dots -> underscores),\n")
 	b.WriteString("# e.g. SIDECAR_UPSTREAM_URL, SIDECAR_ROUTES_NOTIFY_RETRY_ATTEMPTS.\n")
-	b.WriteString("# Durations are Go durations (250ms, 2s, 5m). Unknown keys are errors.\n")
+	b.WriteString("# Durations are Go durations (250ms, 2s, 5m); a number without a unit is an\n")
+	b.WriteString("# error, except 0. Unknown keys and unknown SIDECAR_* variables are errors.\n")
+	b.WriteString("# An empty file is refused: write {} to mean every default.\n")
 	writeYAML(&b, "", 0, reflect.ValueOf(cfg).Elem())
 	return b.String()
 }

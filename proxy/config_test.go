@@ -135,6 +135,9 @@ func TestLoadRejects(t *testing.T) {
 		{"upstream without host", "upstream:\n  url: http://\n", []string{"upstream.url: must name a host"}, nil},
 		{"upstream with credentials", "upstream:\n  url: http://u:p@host:1\n", []string{"upstream.url: must not carry user info"}, nil},
 		{"bad duration", "server:\n  drain_timeout: soon\n", []string{`server.drain_timeout: time: invalid duration, got "soon"`}, []string{"drain_timeout: must be"}},
+		{"bare number as a duration", "routes:\n  notify:\n    retry:\n      per_try_timeout: 2\n", []string{`routes.notify.retry.per_try_timeout: "2" has no unit; write e.g. 2s or 250ms`}, []string{"got", "deadline"}},
+		{"bare float as a duration", "server:\n  drain_delay: 1.5\n", []string{`server.drain_delay: "1.5" has no unit`}, nil},
+		{"quoted bare number as a duration", "reload:\n  debounce: '250'\n", []string{`reload.debounce: "250" has no unit`}, nil},
 		{"scalar for a block", "routes:\n  notify:\n    retry: 5\n", []string{"routes.notify.retry"}, nil},
 		{"malformed yaml", "listen: [\n", []string{"config: parse"}, nil},
 		{
@@ -179,6 +182,65 @@ func TestEnvValueThatCannotBeDecodedNamesKeyAndVariable(t *testing.T) {
 	want := `routes.notify.retry.attempts: cannot parse value as 'int': strconv.ParseInt: invalid syntax, got "many" (from SIDECAR_ROUTES_NOTIFY_RETRY_ATTEMPTS)`
 	if err == nil || err.Error() != want {
 		t.Errorf("got %v, want %s", err, want)
+	}
+}
+
+// TestDurationWithoutUnitFromEnv: a bare number in the environment is
+// refused like one in the file, naming the key and the variable.
+func TestDurationWithoutUnitFromEnv(t *testing.T) {
+	t.Setenv("SIDECAR_ROUTES_NOTIFY_RETRY_PER_TRY_TIMEOUT", "2")
+	_, err := LoadBytes([]byte("{}\n"), nil)
+	want := `routes.notify.retry.per_try_timeout: "2" has no unit; write e.g. 2s or 250ms (from SIDECAR_ROUTES_NOTIFY_RETRY_PER_TRY_TIMEOUT)`
+	if err == nil || err.Error() != want {
+		t.Errorf("got %v, want %s", err, want)
+	}
+}
+
+// TestDurationZeroWithoutUnit: 0 is the same in every unit, so a bare 0
+// stays allowed, in the file and in the environment.
+func TestDurationZeroWithoutUnit(t *testing.T) {
+	t.Setenv("SIDECAR_UPSTREAM_RESPONSE_HEADER_TIMEOUT", "0")
+	cfg, err := LoadBytes([]byte("server:\n  write_timeout: 0\n  drain_delay: 0.0\n"), nil)
+	if err != nil {
+		t.Fatalf("LoadBytes: %v", err)
+	}
+	if cfg.Server.WriteTimeout != 0 || cfg.Server.DrainDelay != 0 || cfg.Upstream.ResponseHeaderTimeout != 0 {
+		t.Errorf("got write_timeout %s, drain_delay %s, response_header_timeout %s; want all 0",
+			cfg.Server.WriteTimeout, cfg.Server.DrainDelay, cfg.Upstream.ResponseHeaderTimeout)
+	}
+}
+
+// TestUnknownEnvIsAnError: every SIDECAR_* variable that maps to no key is
+// an error (all of them at once, with a suggestion when one is close),
+// while real keys, SIDECAR_CONFIG and Kubernetes' service-link variables
+// are not.
+func TestUnknownEnvIsAnError(t *testing.T) {
+	t.Setenv("SIDECAR_ROUTES_NOTIFY_WEBHOOKAUTH_MODE", "required")
+	t.Setenv("SIDECAR_ROUTES_NOTIFY_RETRY", "3")
+	t.Setenv("SIDECAR_LISTN", "127.0.0.1:1")
+	t.Setenv("Sidecar_Admin_Listen", "127.0.0.1:2")
+	t.Setenv("SIDECAR_NOTHING_LIKE_ANY_KEY_AT_ALL", "1")
+	// Not errors:
+	t.Setenv("SIDECAR_LISTEN", "127.0.0.1:3")
+	t.Setenv("SIDECAR_CONFIG", "/etc/sidecar/sidecar.yaml")
+	t.Setenv("SIDECAR_SERVICE_HOST", "10.0.0.1")
+	t.Setenv("SIDECAR_PORT", "tcp://10.0.0.1:8080")
+	t.Setenv("SIDECAR_PORT_8080_TCP_ADDR", "10.0.0.1")
+	t.Setenv("SIDECARS", "x")
+	_, err := LoadBytes([]byte("{}\n"), nil)
+	want := []string{
+		"SIDECAR_LISTN: unknown environment variable: no config key has this name; did you mean SIDECAR_LISTEN?",
+		"SIDECAR_NOTHING_LIKE_ANY_KEY_AT_ALL: unknown environment variable: no config key has this name",
+		"SIDECAR_ROUTES_NOTIFY_RETRY: unknown environment variable: routes.notify.retry is a block, not a key; set its keys (e.g. SIDECAR_ROUTES_NOTIFY_RETRY_...)",
+		"SIDECAR_ROUTES_NOTIFY_WEBHOOKAUTH_MODE: unknown environment variable: no config key has this name; did you mean SIDECAR_ROUTES_NOTIFY_WEBHOOK_AUTH_MODE?",
+		"Sidecar_Admin_Listen: unknown environment variable: no config key has this name; did you mean SIDECAR_ADMIN_LISTEN?",
+	}
+	var got []string
+	for _, e := range SplitErrors(err) {
+		got = append(got, e.Error())
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("errors:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
 
@@ -317,6 +379,15 @@ func FuzzLoadBytes(f *testing.F) {
 	f.Add([]byte("listen: 127.0.0.1:1\nserver: {drain_timeout: 1s, idle_timeout: 2m}\n"))
 	f.Add([]byte("routes:\n  workflow:\n    match: {method: PUT, path: /v2/{agent_id}/run}\n"))
 	f.Add([]byte("admission:\n  trusted_proxies: [10.0.0.0/8]\n  concurrency: {limit: 1, queue_size: 0}\n"))
+	// Issue 11: durations without a unit, empty documents, forward_paths.
+	f.Add([]byte("routes:\n  notify:\n    retry: {per_try_timeout: 2, deadline: 1.5}\n"))
+	f.Add([]byte("server: {drain_delay: 0, write_timeout: '0'}\n"))
+	f.Add([]byte(""))
+	f.Add([]byte("# only a comment\n---\n"))
+	f.Add([]byte("{}\n"))
+	f.Add([]byte("routes:\n  default:\n    forward_paths: [/v1/opscore/, /health, /a/../b]\n"))
+	f.Add([]byte("routes:\n  notify:\n    forward_paths: [/]\n"))
+	f.Add([]byte("routes:\n  default: {forward_paths: []}\n  notify: {webhook_auth: {mode: required, tolerance: 30, replay_cache_size: 1}}\n"))
 	f.Fuzz(func(t *testing.T, doc []byte) {
 		cfg, err := LoadBytes(doc, nil)
 		if err == nil {

@@ -198,6 +198,14 @@ func (c *Config) validateRoutes() []error {
 		if (rc.Hold.Enabled || rc.Outbox.Enabled) && !rc.Retry.Idempotent {
 			add(p+".hold.enabled", "holding or queueing a request that is sent again later needs retry.idempotent: true")
 		}
+		if name != RouteDefault && len(rc.ForwardPaths) > 0 {
+			add(p+".forward_paths", "must be empty: only the default route forwards by path; a named route forwards what its match matches")
+		}
+		for i, fp := range rc.ForwardPaths {
+			if err := validForwardPath(fp); err != nil {
+				add(fmt.Sprintf("%s.forward_paths[%d]", p, i), "%v", err)
+			}
+		}
 	}
 	return errs
 }

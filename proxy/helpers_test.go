@@ -128,7 +128,7 @@ func startWith(t testing.TB, opts RunOptions) *testEnv {
 
 // newTestSidecar validates cfg and builds a Sidecar (no listeners) with its
 // own metrics registry, for tests that drive its Handler directly.
-func newTestSidecar(t *testing.T, cfg *Config) (*Sidecar, *metrics.Metrics) {
+func newTestSidecar(t testing.TB, cfg *Config) (*Sidecar, *metrics.Metrics) {
 	t.Helper()
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("config: %v", err)

@@ -32,7 +32,7 @@ func TestPolicyReasonsArePrecreatedLabels(t *testing.T) {
 		}, metrics.AuthFailureReasons},
 		{"outcomes", []string{
 			string(OutcomeForwarded), string(OutcomeRateLimited), string(OutcomeShed), string(OutcomeQueueTimeout), string(OutcomeBreakerOpen),
-			string(OutcomeAuthFailed), string(OutcomeTooLarge), string(OutcomeUpstreamError), string(OutcomeUpstreamTimeout), string(OutcomeClientClosed),
+			string(OutcomeAuthFailed), string(OutcomeTooLarge), string(OutcomeNotFound), string(OutcomeUpstreamError), string(OutcomeUpstreamTimeout), string(OutcomeClientClosed),
 			string(OutcomeBadRequest),
 		}, metrics.Outcomes},
 		{"routes", RouteNames, metrics.Routes},

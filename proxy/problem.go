@@ -139,6 +139,11 @@ func (e *ProblemError) Error() string {
 // Unwrap returns the underlying error.
 func (e *ProblemError) Unwrap() error { return e.Err }
 
+// problemNotForwarded is the 404 of a path that no named route matches and
+// routes.default.forward_paths does not list (see proxy/forward_paths.go).
+var problemNotForwarded = Problem{Status: http.StatusNotFound, Outcome: OutcomeNotFound, Title: "Not found",
+	Detail: "this path is not forwarded by the sidecar"}
+
 // problemTooLarge is the 413 of a body over the route's body_limit, whether
 // declared (route layer), met while verifying a signature (auth layer) or
 // met while streaming it upstream (retry layer, ErrorHandler).

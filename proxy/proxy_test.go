@@ -208,7 +208,9 @@ func TestBodilessResponsesWithContentLengthPassThrough(t *testing.T) {
 		_, _ = io.WriteString(w, "123456789")
 	}))
 	defer up.Close()
-	env := startSidecar(t, testConfig(up.URL))
+	cfg := testConfig(up.URL)
+	route(cfg, RouteDefault, func(rc *RouteConfig) { rc.ForwardPaths = []string{"/"} })
+	env := startSidecar(t, cfg)
 	tests := []struct {
 		method, path string
 		status       int

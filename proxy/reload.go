@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+
+	"opscore-sidecar/policy"
 )
 
 // Reloader hot-reloads the config file: on a change it parses, validates,
@@ -128,10 +130,51 @@ func (r *Reloader) Reload() error {
 	return err
 }
 
+// apply loads doc (an empty document is refused: see ErrEmptyConfig) and
+// swaps it in, then warns of every authentication check it weakened.
 func (r *Reloader) apply(doc []byte) error {
 	cfg, err := LoadBytes(doc, r.opts.Overrides)
 	if err != nil {
 		return err
 	}
-	return r.sidecar.Apply(cfg)
+	var old *Config
+	if snap := r.sidecar.snap.Load(); snap != nil {
+		old = snap.Config
+	}
+	if err := r.sidecar.Apply(cfg); err != nil {
+		return err
+	}
+	for _, w := range authWeakenings(old, cfg) {
+		r.logger.Warn("config reload weakens authentication", "path", r.opts.Path,
+			"route", w.route, "check", w.check, "from", w.from, "to", w.to)
+	}
+	return nil
+}
+
+// authWeakening is one route's auth check made weaker by a reload.
+type authWeakening struct {
+	route, check, from, to string
+}
+
+// authStrength orders the auth modes: off < optional < required.
+var authStrength = map[string]int{policy.AuthOff: 0, policy.AuthOptional: 1, policy.AuthRequired: 2}
+
+// authWeakenings lists, in route order, every webhook_auth or api_key
+// mode that is weaker in next than in prev (required → optional or off,
+// optional → off).
+func authWeakenings(prev, next *Config) []authWeakening {
+	if prev == nil || next == nil {
+		return nil
+	}
+	var out []authWeakening
+	for _, name := range RouteNames {
+		p, n := prev.Routes[name], next.Routes[name]
+		if authStrength[n.WebhookAuth.Mode] < authStrength[p.WebhookAuth.Mode] {
+			out = append(out, authWeakening{name, "webhook_auth", p.WebhookAuth.Mode, n.WebhookAuth.Mode})
+		}
+		if authStrength[n.APIKey.Mode] < authStrength[p.APIKey.Mode] {
+			out = append(out, authWeakening{name, "api_key", p.APIKey.Mode, n.APIKey.Mode})
+		}
+	}
+	return out
 }

@@ -1,13 +1,20 @@
 package proxy
 
 import (
+	"bytes"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"opscore-sidecar/metrics"
 	"opscore-sidecar/proxy/proxytest"
@@ -275,5 +282,104 @@ func TestApplyKeepsRestartOnlyKeysRunning(t *testing.T) {
 	}
 	if cfg.Listen != "127.0.0.1:1" {
 		t.Error("Apply modified the caller's config")
+	}
+}
+
+// reloaderFor builds a Sidecar from the config file at path and a
+// Reloader of it whose log goes to the returned buffer. Tests call Reload
+// directly: no watch, no timing.
+func reloaderFor(t *testing.T, path string) (*Reloader, *Sidecar, *metrics.Metrics, *bytes.Buffer) {
+	t.Helper()
+	cfg, err := Load(LoadOptions{Path: path})
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	s, m := newTestSidecar(t, cfg)
+	var logs bytes.Buffer
+	logger := slog.New(slog.NewJSONHandler(&logs, nil))
+	return NewReloader(s, LoadOptions{Path: path}, 0, logger), s, m, &logs
+}
+
+// TestReloadRefusesEmptyFile: a config file truncated during a save (empty,
+// blank or only comments) is refused and counted as a failed reload; the
+// last good config, with its required webhook auth, keeps serving.
+func TestReloadRefusesEmptyFile(t *testing.T) {
+	t.Setenv("OPSCORE_WEBHOOK_SECRET", "s")
+	path := filepath.Join(t.TempDir(), "sidecar.yaml")
+	writeFile(t, path, "routes:\n  notify:\n    webhook_auth: {mode: required}\n")
+	r, s, m, logs := reloaderFor(t, path)
+	for i, doc := range []string{"", "\n  \n", "# saved by an editor\n", "---\n"} {
+		writeFile(t, path, doc+strings.Repeat(" ", i)) // each content differs, so each is a new attempt
+		err := r.Reload()
+		if !errors.Is(err, ErrEmptyConfig) {
+			t.Errorf("reload of %q: got %v, want ErrEmptyConfig", doc, err)
+		}
+		if got := s.snap.Load().Config.Routes[RouteNotify].WebhookAuth.Mode; got != "required" {
+			t.Fatalf("after reloading %q: notify webhook_auth.mode is %q, want required kept", doc, got)
+		}
+	}
+	if got := testutil.ToFloat64(m.ConfigReloads.WithLabelValues(metrics.ReloadFailure)); got != 4 {
+		t.Errorf("config_reloads_total{result=failure}: got %v, want 4", got)
+	}
+	if !strings.Contains(logs.String(), "no keys (empty, blank or only comments)") {
+		t.Errorf("log does not say why the reload was rejected:\n%s", logs)
+	}
+	// {} is the explicit way to ask for every default.
+	writeFile(t, path, "{}\n")
+	if err := r.Reload(); err != nil {
+		t.Fatalf("reload of {}: %v", err)
+	}
+	if got := s.snap.Load().Config.Routes[RouteNotify].WebhookAuth.Mode; got != "off" {
+		t.Errorf("after reloading {}: notify webhook_auth.mode is %q, want the default off", got)
+	}
+}
+
+// TestReloadWarnsWhenAuthWeakens: a reload that lowers an auth mode logs
+// a warning naming the route, the check and both modes; one that
+// strengthens or keeps them logs none.
+func TestReloadWarnsWhenAuthWeakens(t *testing.T) {
+	t.Setenv("OPSCORE_WEBHOOK_SECRET", "s")
+	t.Setenv("OPSCORE_API_KEY", "k")
+	path := filepath.Join(t.TempDir(), "sidecar.yaml")
+	writeFile(t, path, `routes:
+  notify:
+    webhook_auth: {mode: required}
+  state_update:
+    webhook_auth: {mode: optional}
+  state_get:
+    api_key: {mode: required}
+`)
+	r, _, _, logs := reloaderFor(t, path)
+	writeFile(t, path, `routes:
+  notify:
+    webhook_auth: {mode: optional}
+  state_update:
+    webhook_auth: {mode: off}
+  workflow:
+    webhook_auth: {mode: required}
+`)
+	if err := r.Reload(); err != nil {
+		t.Fatalf("Reload: %v", err)
+	}
+	type warning struct {
+		Level, Msg, Route, Check, From, To string
+	}
+	var got []warning
+	for line := range strings.Lines(logs.String()) {
+		var w warning
+		if err := json.Unmarshal([]byte(line), &w); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		if w.Level == "WARN" {
+			got = append(got, w)
+		}
+	}
+	want := []warning{
+		{"WARN", "config reload weakens authentication", "notify", "webhook_auth", "required", "optional"},
+		{"WARN", "config reload weakens authentication", "state_update", "webhook_auth", "optional", "off"},
+		{"WARN", "config reload weakens authentication", "state_get", "api_key", "required", "off"},
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("warnings:\ngot  %+v\nwant %+v", got, want)
 	}
 }

@@ -21,6 +21,7 @@ const (
 	OutcomeBreakerOpen     Outcome = "breaker_open"
 	OutcomeAuthFailed      Outcome = "auth_failed"
 	OutcomeTooLarge        Outcome = "too_large"
+	OutcomeNotFound        Outcome = "not_found"
 	OutcomeUpstreamError   Outcome = "upstream_error"
 	OutcomeUpstreamTimeout Outcome = "upstream_timeout"
 	OutcomeClientClosed    Outcome = "client_closed"

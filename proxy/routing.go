@@ -12,6 +12,8 @@ import (
 // chunked body is cut at the limit and the ErrorHandler answers 413. It
 // also arms server.body_read_timeout on the body (wrapBody,
 // request_body.go), which the body step after auth reads.
+// A request left to the default route whose path routes.default.forward_paths
+// does not list gets 404 at once (proxy/forward_paths.go).
 func (s *Sidecar) routeLayer(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		info := InfoFrom(r.Context())
@@ -20,6 +22,10 @@ func (s *Sidecar) routeLayer(next http.Handler) http.Handler {
 		rt := snap.Runtime[name]
 		info.Snapshot, info.Runtime = snap, rt
 		info.Route, info.Class, info.AgentID = name, rt.Class, agentID
+		if name == RouteDefault && !forwardedPath(snap.Config.Routes[RouteDefault].ForwardPaths, r.URL.Path) {
+			WriteProblem(w, r, problemNotForwarded)
+			return
+		}
 
 		g := s.deps.Metrics.Inflight.WithLabelValues(name)
 		g.Inc()

@@ -18,6 +18,14 @@ func TestCheckConfig(t *testing.T) {
 	os.WriteFile(bad, []byte("lisen: x\nroutes:\n  notify:\n    retry:\n      attempts: 0\n"), 0o644)
 	undecodable := filepath.Join(dir, "undecodable.yaml")
 	os.WriteFile(undecodable, []byte("lisen: x\nserver:\n  read_header_timeout: soon\nupstream:\n  url: ftp://x\n"), 0o644)
+	bareDuration := filepath.Join(dir, "bare.yaml")
+	os.WriteFile(bareDuration, []byte("routes:\n  notify:\n    retry:\n      per_try_timeout: 2\n"), 0o644)
+	empty := filepath.Join(dir, "empty.yaml")
+	os.WriteFile(empty, nil, 0o644)
+	commentsOnly := filepath.Join(dir, "comments.yaml")
+	os.WriteFile(commentsOnly, []byte("# every key at its default\n\n   \n"), 0o644)
+	allDefaults := filepath.Join(dir, "defaults.yaml")
+	os.WriteFile(allDefaults, []byte("{}\n"), 0o644)
 	tests := []struct {
 		name     string
 		args     []string
@@ -34,6 +42,10 @@ func TestCheckConfig(t *testing.T) {
 			"\n  lisen: unknown key\n", "\n  server.read_header_timeout: time: invalid duration, got \"soon\"\n", "\n  upstream.url: must be an http or https URL"}},
 		{"bad flag value", []string{"--check-config", "--upstream-url", "ftp://x"}, 1, []string{"upstream.url: must be an http or https URL"}},
 		{"missing file", []string{"--check-config", "--config", filepath.Join(dir, "none.yaml")}, 1, []string{"none.yaml"}},
+		{"duration without a unit", []string{"--check-config", "--config", bareDuration}, 1, []string{`routes.notify.retry.per_try_timeout: "2" has no unit; write e.g. 2s or 250ms`}},
+		{"empty file", []string{"--check-config", "--config", empty}, 1, []string{"empty.yaml is empty"}},
+		{"comment-only file", []string{"--check-config", "--config", commentsOnly}, 1, []string{"comments.yaml is empty"}},
+		{"explicit empty map", []string{"--check-config", "--config", allDefaults}, 0, []string{"configuration OK"}},
 		{"unknown flag", []string{"--nope"}, 2, []string{"flag provided but not defined"}},
 	}
 	for _, tt := range tests {
@@ -87,5 +99,17 @@ func TestHealthcheck(t *testing.T) {
 				t.Errorf("exit code: got %d, want %d (%s)", code, tt.code, errb.String())
 			}
 		})
+	}
+}
+
+// TestMisspelledEnvFailsCheckConfig: the issue's example, a misspelled
+// override that used to leave webhook auth off in silence.
+func TestMisspelledEnvFailsCheckConfig(t *testing.T) {
+	t.Setenv("SIDECAR_ROUTES_NOTIFY_WEBHOOKAUTH_MODE", "required")
+	var out, errb bytes.Buffer
+	code := run([]string{"--check-config"}, &out, &errb)
+	want := "SIDECAR_ROUTES_NOTIFY_WEBHOOKAUTH_MODE: unknown environment variable: no config key has this name; did you mean SIDECAR_ROUTES_NOTIFY_WEBHOOK_AUTH_MODE?"
+	if code != 1 || !strings.Contains(errb.String(), want) {
+		t.Errorf("got exit %d %q, want 1 with %q", code, errb.String(), want)
 	}
 }

@@ -14,11 +14,11 @@ import (
 
 // helperEnv makes the test binary run the sidecar's main instead of the
 // tests (see TestMain), so a test can signal a real sidecar process.
-const helperEnv = "SIDECAR_TEST_RUN_MAIN"
+const helperEnv = "OPSCORE_SIDECAR_TEST_RUN_MAIN"
 
 func TestMain(m *testing.M) {
 	if os.Getenv(helperEnv) == "1" {
-		os.Exit(run(strings.Fields(os.Getenv("SIDECAR_TEST_ARGS")), os.Stdout, os.Stderr))
+		os.Exit(run(strings.Fields(os.Getenv("OPSCORE_SIDECAR_TEST_ARGS")), os.Stdout, os.Stderr))
 	}
 	// The sidecars these tests start keep their outbox in a temporary
 	// directory, not in data/ under the package (the helper processes
@@ -54,7 +54,7 @@ func TestSecondSignalEndsTheDrain(t *testing.T) {
 	proxyAddr, adminAddr := freeAddr(t), freeAddr(t)
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), helperEnv+"=1",
-		"SIDECAR_TEST_ARGS=--listen "+proxyAddr+" --admin-listen "+adminAddr+" --upstream-url http://"+upAddr,
+		"OPSCORE_SIDECAR_TEST_ARGS=--listen "+proxyAddr+" --admin-listen "+adminAddr+" --upstream-url http://"+upAddr,
 		"SIDECAR_SERVER_DRAIN_DELAY=0s", "SIDECAR_SERVER_DRAIN_TIMEOUT=10m",
 		"SIDECAR_ROUTES_DEFAULT_RETRY_PER_TRY_TIMEOUT=10m", "SIDECAR_ROUTES_DEFAULT_RETRY_DEADLINE=10m",
 		"SIDECAR_UPSTREAM_RESPONSE_HEADER_TIMEOUT=0s")
@@ -69,11 +69,15 @@ func TestSecondSignalEndsTheDrain(t *testing.T) {
 	waitStatus(t, "http://"+adminAddr+"/readyz", http.StatusOK, nil)
 
 	go func() {
-		if resp, err := http.Get("http://" + proxyAddr + "/hang"); err == nil {
+		if resp, err := http.Get("http://" + proxyAddr + "/v1/opscore/hang"); err == nil {
 			resp.Body.Close()
 		}
 	}()
-	<-arrived // the request is in flight at the upstream
+	select { // the request is in flight at the upstream
+	case <-arrived:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("the request never reached the upstream; output:\n%s", out.String())
+	}
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
