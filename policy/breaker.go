@@ -255,6 +255,11 @@ func (b *Breaker) Recover() bool {
 	return true
 }
 
+// TrippedUnreachable reports whether the breaker's last trip was caused
+// mostly by attempts that could not reach the upstream (the trips Recover
+// closes).
+func (b *Breaker) TrippedUnreachable() bool { return b.tripUnreachable.Load() }
+
 // record keeps the failure bookkeeping of the time-based trip rule and of
 // Recover; it runs before gobreaker hears of the result.
 func (b *Breaker) record(r BreakerResult) {

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -31,6 +32,31 @@ func (a admission) release() {
 	if a.client != "" {
 		a.clients.Release(a.client)
 	}
+}
+
+// yieldSlot gives the request's concurrency slot back while it waits in a
+// hold (hold.go): a held request sends nothing, and the slot is better used
+// by traffic that can. The client's count is kept.
+func (ri *RequestInfo) yieldSlot() {
+	ri.adm.slot.Release()
+	ri.adm.slot = policy.GateSlot{}
+}
+
+// retakeSlot takes a concurrency slot again for a request released from a
+// hold, waiting in the gate's queue like any request of its class (so a
+// recovery never sends the core more than the gate allows). Without a gate
+// (admission off, or a test that drives the transport alone) it does
+// nothing.
+func (ri *RequestInfo) retakeSlot(ctx context.Context) error {
+	if ri.Snapshot == nil || ri.Runtime == nil || ri.Snapshot.Global.Admission.Gate == nil {
+		return nil
+	}
+	slot, _, err := ri.Snapshot.Global.Admission.Gate.Acquire(ctx, ri.Runtime.Class)
+	if err != nil {
+		return err
+	}
+	ri.adm.slot = slot
+	return nil
 }
 
 // admit runs the token buckets, then the per-client cap, then the

@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"opscore-sidecar/metrics"
+	"opscore-sidecar/policy"
 )
 
 // attemptTransport is the attempt layer: it wraps each upstream attempt
@@ -25,6 +26,9 @@ type attemptTransport struct {
 	tracer     trace.Tracer
 	propagator propagation.TextMapPropagator
 	metrics    *metrics.Metrics
+	// health is told of every attempt that could not reach the upstream,
+	// which starts the active health check (health.go).
+	health *healthChecker
 }
 
 // connCounter counts the connections one RoundTrip used.
@@ -78,7 +82,11 @@ func (a *attemptTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	var result string
 	status := 0
 	if err != nil {
-		result = ClassifyError(req.Context(), err)
+		var kind policy.AttemptKind
+		kind, result = policy.ClassifyFailure(err, clientGone(req.Context()))
+		if kind == policy.AttemptNotReached && a.health != nil {
+			a.health.suspect()
+		}
 		err = &AttemptError{Result: result, Err: err}
 		span.RecordError(err)
 		span.SetStatus(codes.Error, result)

@@ -14,7 +14,17 @@ import (
 // and an attempt cut short by the client going away counts neither way.
 type breakerTransport struct {
 	next http.RoundTripper
+	// health, when set, is asked for a fresh probe when the breaker refuses
+	// because the upstream was unreachable (see Sidecar.breakerLayer).
+	health *healthChecker
 }
+
+// recoveryCheckWait bounds how long a request refused by a breaker that an
+// unreachable upstream opened waits for a fresh health probe: a refused
+// connection answers in well under a millisecond, so a down upstream still
+// gets its 503 at once, while a request that arrives just after the
+// upstream came back is forwarded instead of refused.
+const recoveryCheckWait = 50 * time.Millisecond
 
 func (b breakerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	info := InfoFrom(req.Context())
@@ -23,6 +33,9 @@ func (b breakerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	br := info.Runtime.Breaker.Breaker
 	ticket, err := br.Allow()
+	if err != nil && b.health != nil && br.TrippedUnreachable() && b.health.check(req.Context(), recoveryCheckWait) {
+		ticket, err = br.Allow() // the probe passed and closed the breaker
+	}
 	if err != nil {
 		return nil, &ProblemError{Problem: problemBreakerOpen(br, time.Now()), Err: err}
 	}

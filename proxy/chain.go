@@ -43,6 +43,7 @@ func (s *Sidecar) chain() http.Handler {
 		tracer:     s.tracing.tracer,
 		propagator: s.tracing.Propagator,
 		metrics:    s.deps.Metrics,
+		health:     s.health,
 	})
 	var h http.Handler = s.newReverseProxy(transport)
 	h = s.admissionLayer(h)

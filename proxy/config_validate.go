@@ -196,7 +196,7 @@ func (c *Config) validateRoutes() []error {
 		errs = append(errs, rc.Breaker.Validate(p+".breaker")...)
 		errs = append(errs, rc.Hold.Validate(p+".hold")...)
 		if (rc.Hold.Enabled || rc.Outbox.Enabled) && !rc.Retry.Idempotent {
-			add(p+".hold.enabled", "holding or queueing a request that is sent again later needs retry.idempotent: true")
+			add(p+".retry.idempotent", "must be true while hold.enabled or outbox.enabled is (a held or queued request is sent again later)")
 		}
 		if name != RouteDefault && len(rc.ForwardPaths) > 0 {
 			add(p+".forward_paths", "must be empty: only the default route forwards by path; a named route forwards what its match matches")

@@ -33,11 +33,26 @@ type healthChecker struct {
 	healthy func(bool)
 	metrics *metrics.Metrics
 
-	mu      sync.Mutex
-	probing bool
-	stop    chan struct{}
-	stopped bool
+	mu        sync.Mutex
+	probing   bool        // the upstream looks down: the probe loop runs
+	downSince time.Time   // when probing started
+	cur       *probeRound // the probe in flight or scheduled, nil if none
+	lastStart time.Time   // when the last probe was (to be) sent
+	gen       int         // counts outages; a loop of an older one stops
+	stop      chan struct{}
+	stopped   bool
 }
+
+// probeRound is one health probe, shared by every caller waiting for it.
+type probeRound struct {
+	started time.Time     // when it is sent
+	done    chan struct{} // closed when ok is set
+	ok      bool
+}
+
+// probeGap is the least time between two probes, however many requests
+// ask for one (check): a down upstream gets at most 200 probes a second.
+const probeGap = 5 * time.Millisecond
 
 func newHealthChecker(snap func() *Snapshot, up func(), healthy func(bool), m *metrics.Metrics) *healthChecker {
 	return &healthChecker{snap: snap, up: up, healthy: healthy, metrics: m, stop: make(chan struct{})}
@@ -51,9 +66,10 @@ func (h *healthChecker) suspect() {
 	if h.probing || h.stopped {
 		return
 	}
-	h.probing = true
+	h.probing, h.downSince = true, time.Now()
+	h.gen++
 	h.healthy(false)
-	go h.loop()
+	go h.loop(h.gen)
 }
 
 // down reports whether the upstream looks down: the probe loop runs.
@@ -61,6 +77,16 @@ func (h *healthChecker) down() bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.probing
+}
+
+// downFor returns how long the upstream has looked down (0 while it does not).
+func (h *healthChecker) downFor() time.Duration {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.probing {
+		return 0
+	}
+	return time.Since(h.downSince)
 }
 
 // close stops the probe loop for good.
@@ -73,7 +99,9 @@ func (h *healthChecker) close() {
 	}
 }
 
-func (h *healthChecker) loop() {
+// loop probes every interval (plus jitter) until a probe passes, or a
+// request's probe (check) saw the upstream back first.
+func (h *healthChecker) loop(gen int) {
 	for {
 		cfg := h.snap().Config.HealthCheck
 		wait := cfg.Interval + time.Duration(rand.Float64()*cfg.Jitter*float64(cfg.Interval))
@@ -84,16 +112,109 @@ func (h *healthChecker) loop() {
 			return
 		case <-timer.C:
 		}
-		if !h.probe() {
-			continue
-		}
 		h.mu.Lock()
-		h.probing = false
+		if !h.probing || h.gen != gen {
+			h.mu.Unlock()
+			return
+		}
+		r := h.roundLocked(time.Now())
 		h.mu.Unlock()
-		h.healthy(true)
-		h.up()
-		return
+		select {
+		case <-h.stop:
+			return
+		case <-r.done:
+		}
+		if h.passed(r) {
+			return
+		}
 	}
+}
+
+// check is for a request that found its route's breaker open because the
+// upstream was unreachable: it waits (at most maxWait) for a probe sent
+// after the request arrived and reports whether the upstream answered. So
+// a request that arrives once the upstream is back is never refused on the
+// strength of an older probe, and a recovery is seen by the first request
+// after it, not one probe interval later. Requests that arrive together
+// share one probe, and probes are at least probeGap apart.
+func (h *healthChecker) check(ctx context.Context, maxWait time.Duration) bool {
+	arrived := time.Now()
+	timer := time.NewTimer(maxWait)
+	defer timer.Stop()
+	for {
+		h.mu.Lock()
+		if !h.probing {
+			h.mu.Unlock()
+			return true
+		}
+		r := h.roundLocked(arrived)
+		h.mu.Unlock()
+		select {
+		case <-r.done:
+			if !r.started.Before(arrived) {
+				return h.passed(r)
+			}
+			// An older probe ended: ask for a fresh one.
+		case <-timer.C:
+			return false
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
+// roundLocked returns the probe in flight or scheduled, or schedules a new
+// one (sent at after or later, and probeGap after the last one) when there
+// is none. h.mu is held.
+func (h *healthChecker) roundLocked(after time.Time) *probeRound {
+	if r := h.cur; r != nil {
+		return r
+	}
+	start := time.Now()
+	if start.Before(after) {
+		start = after
+	}
+	if next := h.lastStart.Add(probeGap); start.Before(next) {
+		start = next
+	}
+	r := &probeRound{started: start, done: make(chan struct{})}
+	h.cur, h.lastStart = r, start
+	go h.run(r)
+	return r
+}
+
+// run sends the probe r at its time and publishes its result.
+func (h *healthChecker) run(r *probeRound) {
+	if d := time.Until(r.started); d > 0 {
+		time.Sleep(d)
+	}
+	ok := h.probe()
+	h.mu.Lock()
+	r.ok = ok
+	if h.cur == r {
+		h.cur = nil
+	}
+	h.mu.Unlock()
+	close(r.done)
+}
+
+// passed reports whether the finished probe r passed and, for the first
+// caller to see it pass while the upstream looked down, runs the recovery:
+// breakers opened by the outage close and holds open (up) before the gauge
+// says healthy.
+func (h *healthChecker) passed(r *probeRound) bool {
+	if !r.ok {
+		return false
+	}
+	h.mu.Lock()
+	was := h.probing
+	h.probing = false
+	h.mu.Unlock()
+	if was {
+		h.up()
+		h.healthy(true)
+	}
+	return true
 }
 
 // probe sends one health check and reports whether it passed. With

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"opscore-sidecar/metrics"
@@ -15,8 +16,11 @@ import (
 // failing. The hold is opened by the active health check (health.go) at
 // its first good answer and by the breaker leaving the open state; held
 // requests are then released oldest first, hold.release_concurrency at a
-// time, each starting a new round of attempts. A held request keeps its
-// concurrency slot, so the gate's limit bounds what a recovery sends. At
+// time, each starting a new round of attempts. A held request gives its
+// concurrency slot back while it waits and takes one again, through the
+// gate's queue, when released: the hold can keep more requests than the
+// gate has slots, and the gate's limit still bounds what a recovery sends.
+// At
 // the deadline (retry.deadline less queueMargin) the request leaves the
 // hold and, with routes.*.outbox.enabled, is accepted into the outbox
 // (queue.go); docs/resilience.md explains the whole path.
@@ -61,6 +65,18 @@ type holdState struct {
 	result string             // how it left the hold (metrics.Hold*), "" while undecided
 }
 
+// errUpstreamDown is the failure of a holding request that skipped its
+// attempt because the health check was probing an unreachable upstream;
+// finish answers it like a refused connection.
+var errUpstreamDown = &AttemptError{Result: metrics.ResultRefused, Err: errors.New("proxy: upstream down (health check failing)")}
+
+// upstreamKnownDown reports that the request's route holds and the active
+// health check is probing an upstream it could not reach: the request is
+// held at once instead of spending an attempt on a refused connection.
+func (h *holdState) upstreamKnownDown() bool {
+	return h.info.Runtime.Hold.Enabled && h.t.health != nil && h.body.replayable() && h.t.health.down()
+}
+
 // hold decides whether the failed round r is held and, if so, waits. It
 // returns true when the request was released and must start a new round.
 func (h *holdState) hold(ctx context.Context, r roundResult) bool {
@@ -73,6 +89,12 @@ func (h *holdState) hold(ctx context.Context, r roundResult) bool {
 	}
 	until := h.deadline.Add(-queueMargin)
 	if !h.t.now().Before(until) {
+		return false
+	}
+	if h.t.health != nil && h.ticket == nil && rt.Retry.Policy != nil && h.t.health.downFor() > rt.Retry.Policy.Config().Deadline {
+		// The upstream has been down longer than a hold could last: queue
+		// the request now (202 at once) rather than keep it in memory for
+		// nothing, where a crash of the sidecar would lose it.
 		return false
 	}
 	if h.ticket != nil {
@@ -91,8 +113,16 @@ func (h *holdState) hold(ctx context.Context, r roundResult) bool {
 	}
 	g := h.t.metrics.HeldRequests.WithLabelValues(h.info.Route)
 	g.Inc()
+	h.info.yieldSlot()
 	wctx, cancel := context.WithDeadline(ctx, until)
 	err := h.ticket.Wait(wctx)
+	if err == nil {
+		// Back through the gate before the next round: a recovery sends
+		// the core no more than the gate allows.
+		if err = h.info.retakeSlot(wctx); err != nil {
+			h.ticket.Done()
+		}
+	}
 	cancel()
 	g.Dec()
 	if err == nil {

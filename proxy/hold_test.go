@@ -221,7 +221,8 @@ func TestBreakerClosedByHealthCheckNotOpenTimeout(t *testing.T) {
 	core.up()
 	waitGauge(t, env, `opscore_sidecar_upstream_healthy 1`)
 	if br.State().String() != "closed" {
-		t.Fatalf("after a passing health check: breaker %s, want closed", br.State())
+		t.Fatalf("after a passing health check: breaker %s, want closed (probes ok %v fail %v)", br.State(),
+			counter(t, env.srv.Metrics.HealthProbes.WithLabelValues("ok")), counter(t, env.srv.Metrics.HealthProbes.WithLabelValues("fail")))
 	}
 	resp, _ := do(t, newRequest(t, "GET", env.url+"/v1/opscore/agent/a/state", nil))
 	if resp.StatusCode != http.StatusOK {
@@ -229,8 +230,8 @@ func TestBreakerClosedByHealthCheckNotOpenTimeout(t *testing.T) {
 	}
 }
 
-// waitGauge polls the admin /metrics until it shows line (a sample as the
-// text exposition writes it), for up to 20s.
+// waitGauge polls the admin /metrics until it shows line (a whole sample
+// line as the text exposition writes it), for up to 20s.
 func waitGauge(t *testing.T, env *testEnv, line string) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
@@ -239,7 +240,7 @@ func waitGauge(t *testing.T, env *testEnv, line string) {
 		if err == nil {
 			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
-			if strings.Contains(string(b), line) {
+			if strings.Contains("\n"+string(b), "\n"+line+"\n") {
 				return
 			}
 		}
@@ -331,5 +332,66 @@ func TestAgentOf(t *testing.T) {
 		if got := agentOf(info, []byte(tt.body)); got != tt.want {
 			t.Errorf("agentOf(%s, %q) = %q, want %q", tt.route, tt.body, got, tt.want)
 		}
+	}
+}
+
+// TestHeldRequestsDoNotKeepGateSlots: with a gate of 2 slots, 6
+// registrations sent while the core is down are all held (a held request
+// gives its slot back), and all get the core's 200 once it is back; the
+// core never has more than 2 of them in flight.
+func TestHeldRequestsDoNotKeepGateSlots(t *testing.T) {
+	core := newFlakyCore(t)
+	cfg := holdConfig(core.url(), NotifyDeadline)
+	cfg.Admission.Concurrency.Limit = 2
+	cfg.Admission.Concurrency.CriticalReserved = 0
+	env := startSidecar(t, cfg)
+	codes := make(chan int, 6)
+	for i := range 6 {
+		go func() {
+			resp, _ := do(t, newRequest(t, "POST", env.url+pathNotify, strings.NewReader(register("gate-"+string(rune('a'+i))))))
+			codes <- resp.StatusCode
+		}()
+	}
+	waitGauge(t, env, `opscore_sidecar_held_requests{route="notify"} 6`)
+	core.up()
+	for range 6 {
+		if c := <-codes; c != http.StatusOK {
+			t.Errorf("held registration: got %d, want 200", c)
+		}
+	}
+}
+
+// TestFirstReadAfterRecoveryIsForwarded: a state read that finds its
+// breaker open (the core was unreachable) right after the core came back
+// is forwarded, not refused: it asks for a fresh probe instead of waiting
+// for the next scheduled one (a minute away here).
+func TestFirstReadAfterRecoveryIsForwarded(t *testing.T) {
+	core := newFlakyCore(t)
+	cfg := holdConfig(core.url(), NotifyDeadline)
+	cfg.HealthCheck.Interval = time.Minute
+	route(cfg, RouteStateGet, func(rc *RouteConfig) {
+		rc.Breaker.OpenTimeout = time.Hour
+		rc.Breaker.MinFailingTime = 0
+		rc.Retry.Attempts = 1
+	})
+	env := startSidecar(t, cfg)
+	br := env.srv.Sidecar.Snapshot().Runtime[RouteStateGet].Breaker.Breaker
+	for i := 0; br.State().String() != "open"; i++ {
+		if i == 20 {
+			t.Fatalf("breaker %s after 20 refused reads, want open", br.State())
+		}
+		do(t, newRequest(t, "GET", env.url+"/v1/opscore/agent/a/state", nil))
+	}
+	resp, _ := do(t, newRequest(t, "GET", env.url+"/v1/opscore/agent/a/state", nil))
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("read with the core still down: got %d, want 503", resp.StatusCode)
+	}
+	core.up()
+	resp, _ = do(t, newRequest(t, "GET", env.url+"/v1/opscore/agent/a/state", nil))
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("first read after the core came back: got %d, want 200", resp.StatusCode)
+	}
+	if br.State().String() != "closed" {
+		t.Errorf("breaker %s after the read's probe passed, want closed", br.State())
 	}
 }

@@ -130,7 +130,9 @@ func (s *Sidecar) admissionLayer(next http.Handler) http.Handler {
 		if !ok {
 			return
 		}
-		defer adm.release()
+		info := InfoFrom(r.Context())
+		info.adm = adm
+		defer func() { info.adm.release() }()
 		next.ServeHTTP(w, r)
 	})
 }

@@ -58,5 +58,5 @@ func breakerObserver(m *metrics.Metrics, also policy.BreakerStateFunc) policy.Br
 
 // breakerLayer wraps the tuned transport with the route's breaker.
 func (s *Sidecar) breakerLayer(next http.RoundTripper) http.RoundTripper {
-	return breakerTransport{next: next}
+	return breakerTransport{next: next, health: s.health}
 }

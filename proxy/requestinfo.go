@@ -61,6 +61,11 @@ type RequestInfo struct {
 	// none); it keeps the first error met reading it.
 	body *clientBody
 
+	// adm is the request's hold on the concurrency gate, set by the
+	// admission layer and released when it returns; only the request's own
+	// goroutine touches it (a held request yields and retakes its slot).
+	adm admission
+
 	mu             sync.Mutex
 	outcome        Outcome
 	reason         string

@@ -60,9 +60,13 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	h := holdState{t: t, info: info, body: body, deadline: deadline}
 	defer h.finish()
-	for {
-		r := t.round(ctx, req, info, body, deadline)
-		if r.done {
+	for first := true; ; first = false {
+		var r roundResult
+		if first && h.upstreamKnownDown() {
+			// The health check is probing a core that could not be
+			// reached: go straight to the hold, no attempt.
+			r = roundResult{err: errUpstreamDown, cancel: func(error) {}, last: policy.AttemptNotReached}
+		} else if r = t.round(ctx, req, info, body, deadline); r.done {
 			h.attemptEnded()
 			return r.resp, r.err
 		}
@@ -147,9 +151,6 @@ func (t *retryTransport) round(ctx context.Context, req *http.Request, info *Req
 		}
 		outcome := attemptOutcome(ctx, resp, err, now)
 		reached = reached || outcome.Kind != policy.AttemptNotReached
-		if outcome.Kind == policy.AttemptNotReached && t.health != nil {
-			t.health.suspect()
-		}
 		d := pol.Decide(now, policy.RetryAttempt{
 			Outcome:        outcome,
 			Attempts:       wire - first,
