@@ -61,8 +61,9 @@ type overloadRun struct {
 // TestOverloadHoldDoesNotRaiseCoreLoad shows the attempts per second the
 // core sees with the notify hold on (the default) and off, for the same
 // offered load, and fails when the hold raises them by more than
-// overloadMaxRatio. It also checks that the core really was at capacity
-// (it answered 503s) in both passes.
+// overloadMaxRatio, or when either pass sends the core more attempts per
+// second than registrations are offered. It also checks that the core
+// really was at capacity (it answered 503s) in both passes.
 func TestOverloadHoldDoesNotRaiseCoreLoad(t *testing.T) {
 	redis := harness.StartRedis(t)
 	redisToxi := harness.StartToxi(t, redis.Addr)
@@ -86,6 +87,15 @@ func TestOverloadHoldDoesNotRaiseCoreLoad(t *testing.T) {
 	}
 	if off.core503 == 0 || on.core503 == 0 {
 		t.Errorf("core 503s: got %.0f (hold off) and %.0f (hold on), want > 0 in both: the core was not at capacity", off.core503, on.core503)
+	}
+	// The sidecar must not multiply the load on a core at capacity: while
+	// the registrations are offered, the core sees at most one attempt per
+	// offered registration (the breaker opens on its 503s, and a passing
+	// health check does not close a breaker opened by answers).
+	for _, r := range []overloadRun{off, on} {
+		if rate := r.coreLoadAttempts / overloadLoad.Seconds(); rate > overloadRate {
+			t.Errorf("%s: the core saw %.1f notify attempts/s during the offered load, more than the %d/s offered", r.label, rate, overloadRate)
+		}
 	}
 	if off.coreAttempts == 0 {
 		t.Fatalf("hold off: the core saw no notify attempt")
