@@ -108,6 +108,25 @@ func httpErrorMessage(status int, name string) string {
 // <status>') with status 0 when no response arrived.
 const RegistrationFailurePrefix = "CatchResponseError('Failed to register agent: "
 
+// HeaderQueuedID is the header of the sidecar's 202 Accepted that names
+// the outbox message a request became (proxy.HeaderQueuedID in
+// proxy/queue.go; a test keeps the two equal): the sidecar stored the
+// request durably and delivers it when the core is back.
+const HeaderQueuedID = "X-Sidecar-Queued-Id"
+
+// ClassifyResponse is Classify for a request that may have been answered
+// by the sidecar's outbox: a 202 carrying HeaderQueuedID means "accepted,
+// delivered later" and is a success for every request, a registration
+// included (queued is then true); AgentKit sends the webhook once and
+// only needs it not to be lost. A 202 without the header is judged by
+// Locust's rules (a registration needs 200).
+func ClassifyResponse(name string, registration bool, status int, header http.Header, err error) (f *Failure, queued bool) {
+	if err == nil && status == http.StatusAccepted && header.Get(HeaderQueuedID) != "" {
+		return nil, true
+	}
+	return Classify(name, registration, status, err), false
+}
+
 // Classify applies Locust's rules to one request's outcome and returns nil
 // for a success. A registration succeeds only with status 200; any other
 // request succeeds with a status below 400. err is the client's transport

@@ -21,7 +21,6 @@ func cmdDebug(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.DurationVar(&o.ThinkMin, "think-min", 990*time.Millisecond, "shortest think time (keep-alive race profile: about the core's idle timeout)")
 	fs.DurationVar(&o.ThinkMax, "think-max", 1010*time.Millisecond, "longest think time")
 	fs.DurationVar(&o.CoreIdleTimeout, "core-idle-timeout", time.Second, "the core's keep-alive idle timeout (uvicorn: 5s)")
-	fs.DurationVar(&o.SidecarIdleConnTimeout, "sidecar-idle-conn-timeout", 500*time.Millisecond, "the sidecar's upstream.idle_conn_timeout (must be below the core's)")
 	fs.Float64Var(&o.ResetProbability, "reset", 0.2, "share of new connections to the core reset by toxiproxy (0..1)")
 	fs.DurationVar(&o.RestartAt, "restart-at", 0, "when to kill -9 the core in each run (default: a third of --duration; negative: never)")
 	fs.DurationVar(&o.RestartDown, "restart-down", time.Second, "how long the core stays down")
@@ -50,8 +49,8 @@ func cmdDebug(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if o.ResetProbability < 0 || o.ResetProbability > 1 {
 		problems = append(problems, fmt.Sprintf("--reset: must be between 0 and 1, got %v", o.ResetProbability))
 	}
-	if o.CoreIdleTimeout <= 0 || o.SidecarIdleConnTimeout <= 0 {
-		problems = append(problems, "--core-idle-timeout and --sidecar-idle-conn-timeout: must be > 0")
+	if o.CoreIdleTimeout <= 0 {
+		problems = append(problems, fmt.Sprintf("--core-idle-timeout: must be > 0, got %v", o.CoreIdleTimeout))
 	}
 	if o.RestartDown < 0 || o.RestartDown > time.Minute {
 		problems = append(problems, fmt.Sprintf("--restart-down: must be between 0 and 1m, got %v", o.RestartDown))

@@ -29,8 +29,6 @@ type DebugOptions struct {
 	ThinkMin, ThinkMax time.Duration
 	// CoreIdleTimeout is the core's keep-alive idle timeout (uvicorn: 5s).
 	CoreIdleTimeout time.Duration
-	// SidecarIdleConnTimeout is the sidecar's upstream idle_conn_timeout.
-	SidecarIdleConnTimeout time.Duration
 	// ResetProbability is toxiproxy's reset_peer toxicity.
 	ResetProbability float64
 	// RestartAt and RestartDown schedule the core's kill -9 and restart.
@@ -90,8 +88,9 @@ func isFile(p string) bool {
 }
 
 // DebugRegistration is the seed's debugging plan as one command: a clean
-// environment (a fresh redis-server, the core and the sidecar as child
-// processes on free ports, toxiproxy in front of the core), scenario 1
+// environment (a fresh redis-server, the core and the sidecar with its
+// default config as child processes on free ports, toxiproxy in front of
+// the core), scenario 1
 // straight at the core and then through the sidecar under the same faults,
 // each run's output in a file, and a verdict that names the cause of each
 // failure class. Every process is stopped by PID before it returns.
@@ -126,14 +125,15 @@ func DebugRegistration(ctx context.Context, o DebugOptions) (*DebugReport, error
 		return nil, err
 	}
 	defer toxi.Close()
-	side, err := harness.StartSidecarProcess(harness.SidecarOptions{
-		Bin: bins.Sidecar, UpstreamURL: toxi.URL, ConfigYAML: ResilientSidecarYAML(o.SidecarIdleConnTimeout), Dir: o.Out,
-	})
+	// The sidecar runs with its built-in defaults (no config file): only
+	// its listen addresses, its upstream (the proxy) and its outbox
+	// directory (under --out) are set, by the harness's environment.
+	side, err := harness.StartSidecarProcess(harness.SidecarOptions{Bin: bins.Sidecar, UpstreamURL: toxi.URL, Dir: o.Out})
 	if err != nil {
 		return nil, err
 	}
 	defer side.Close()
-	fmt.Fprintf(o.Log, "toxiproxy %s -> core; sidecar pid %d on %s (admin %s, log %s)\n", toxi.Addr, side.PID(), side.URL, side.AdminURL, side.LogPath)
+	fmt.Fprintf(o.Log, "toxiproxy %s -> core; sidecar pid %d on %s with its default config (admin %s, log %s)\n", toxi.Addr, side.PID(), side.URL, side.AdminURL, side.LogPath)
 
 	s, _ := ScenarioByID(1)
 	s.Users, s.InitialUsers, s.SpawnRate, s.Duration = o.Users, min(s.InitialUsers, o.Users), o.SpawnRate, o.Duration

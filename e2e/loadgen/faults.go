@@ -138,28 +138,3 @@ func RunWithFaults(ctx context.Context, cfg Config, plan FaultPlan) (*Result, er
 	}
 	return res, err
 }
-
-// ResilientSidecarYAML is the sidecar configuration of the fault runs,
-// not the sidecar's defaults: upstream keep-alive connections are dropped
-// after idleConnTimeout (below the core's idle timeout, so the sidecar
-// never reuses a connection the core is closing); notify, state_update and
-// state_get retry up to 10 times from 100 ms within 15 s so a one-second
-// core restart cannot exhaust them; and the retry budget (ratio 1.0 plus
-// 200/s) and the breakers (200 consecutive failures, 95 % of at least 500
-// requests) are practically switched off, because either would turn the
-// injected faults into 502/503 answers that clients count as failures.
-// The runs therefore show what generous retries achieve, not what the
-// defaults do under the same faults (docs/loadtest.md).
-func ResilientSidecarYAML(idleConnTimeout time.Duration) string {
-	route := `
-    retry: {attempts: 10, per_try_timeout: 2s, deadline: 15s, backoff_base: 100ms, backoff_max: 1s, budget_ratio: 1.0, budget_min_per_second: 200, idempotent: true}
-    breaker: {consecutive_failures: 200, failure_ratio: 0.95, min_requests: 500, window: 10s, open_timeout: 2s, half_open_requests: 5, enabled: true}`
-	return fmt.Sprintf(`upstream:
-  idle_conn_timeout: %s
-  dial_timeout: 1s
-routes:
-  notify:%s
-  state_update:%s
-  state_get:%s
-`, idleConnTimeout, route, route, route)
-}

@@ -20,11 +20,13 @@ type failKey struct{ Method, Name, Message string }
 type entry struct {
 	hist     *Histogram
 	failures uint64
+	queued   uint64 // successes that were 202s from the sidecar's outbox
 }
 
 // slot holds one second of the run for the charts and the stop rule.
 type slot struct {
 	requests, failures uint64
+	queued             uint64
 	kinds              map[Kind]uint64
 	reused             map[Kind]uint64 // transport failures on reused connections
 	hist               *Histogram
@@ -114,6 +116,21 @@ func (r *Recorder) Record(method, name string, end time.Time, latency time.Durat
 	}
 }
 
+// Queued counts one request, already recorded as a success, that the
+// sidecar answered with 202 from its outbox (ClassifyResponse).
+func (r *Recorder) Queued(method, name string, end time.Time) {
+	k := statKey{method, name}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e := r.entries[k]
+	if e == nil {
+		e = &entry{hist: NewHistogram(7)}
+		r.entries[k] = e
+	}
+	e.queued++
+	r.slotLocked(end).queued++
+}
+
 // window returns, over the last d before now, the mean latency of critical
 // requests, the failure ratio of all requests and the request count.
 func (r *Recorder) window(now time.Time, d time.Duration) (critMean time.Duration, failRatio float64, n uint64) {
@@ -190,15 +207,19 @@ func (r *Recorder) fill(res *Result) {
 		return keys[i].Method < keys[j].Method
 	})
 	total := NewHistogram(7)
-	var totalFail uint64
+	var totalFail, totalQueued uint64
 	res.Stats = res.Stats[:0]
 	for _, k := range keys {
 		e := r.entries[k]
-		res.Stats = append(res.Stats, statRow(k.Method, k.Name, e.hist, e.failures, res.Elapsed))
+		row := statRow(k.Method, k.Name, e.hist, e.failures, res.Elapsed)
+		row.Queued = e.queued
+		res.Stats = append(res.Stats, row)
 		total.Merge(e.hist)
 		totalFail += e.failures
+		totalQueued += e.queued
 	}
 	res.Total = statRow("", "Aggregated", total, totalFail, res.Elapsed)
+	res.Total.Queued = totalQueued
 	res.Failures = res.Failures[:0]
 	for fk, n := range r.failures {
 		res.Failures = append(res.Failures, FailureRow{Method: fk.Method, Name: fk.Name, Error: fk.Message, Kind: r.kinds[fk], Occurrences: n})
@@ -212,7 +233,7 @@ func (r *Recorder) fill(res *Result) {
 	})
 	res.Timeline = res.Timeline[:0]
 	for i, s := range r.slots {
-		p := Point{Second: i, Requests: s.requests, Failures: s.failures, Users: s.users,
+		p := Point{Second: i, Requests: s.requests, Failures: s.failures, Queued: s.queued, Users: s.users,
 			P50Ms: ms(float64(s.hist.Percentile(50))), P99Ms: ms(float64(s.hist.Percentile(99)))}
 		p.Kinds = copyKinds(s.kinds)
 		p.ReusedKinds = copyKinds(s.reused)

@@ -74,6 +74,11 @@ started {{.R.Started.UTC.Format "2006-01-02 15:04:05 UTC"}} · ran {{printf "%.1
 {{range .R.Stats}}<tr><td>{{.Method}}</td><td>{{.Name}}</td><td class="n">{{.Requests}}</td><td class="n{{if .Failures}} bad{{end}}">{{pct .}}</td><td class="n">{{printf "%.1f" .AvgMs}}</td><td class="n">{{printf "%.1f" .MinMs}}</td><td class="n">{{printf "%.1f" .MedianMs}}</td><td class="n">{{printf "%.1f" .P90Ms}}</td><td class="n">{{printf "%.1f" .P99Ms}}</td><td class="n">{{printf "%.1f" .MaxMs}}</td><td class="n">{{printf "%.2f" .RPS}}</td><td class="n">{{printf "%.2f" .FailuresPerSec}}</td></tr>
 {{end}}{{with .R.Total}}<tr class="total"><td></td><td>{{.Name}}</td><td class="n">{{.Requests}}</td><td class="n{{if .Failures}} bad{{end}}">{{pct .}}</td><td class="n">{{printf "%.1f" .AvgMs}}</td><td class="n">{{printf "%.1f" .MinMs}}</td><td class="n">{{printf "%.1f" .MedianMs}}</td><td class="n">{{printf "%.1f" .P90Ms}}</td><td class="n">{{printf "%.1f" .P99Ms}}</td><td class="n">{{printf "%.1f" .MaxMs}}</td><td class="n">{{printf "%.2f" .RPS}}</td><td class="n">{{printf "%.2f" .FailuresPerSec}}</td></tr>{{end}}
 </table>
+{{if .R.Total.Queued}}<h2>Accepted with 202 by the sidecar's outbox</h2>
+<p>Counted as successes: the sidecar stored these requests durably and delivers them to the core later.</p>
+<table><tr><th>Type</th><th>Name</th><th># 202 queued</th></tr>
+{{range .R.Stats}}{{if .Queued}}<tr><td>{{.Method}}</td><td>{{.Name}}</td><td class="n">{{.Queued}}</td></tr>
+{{end}}{{end}}</table>{{end}}
 <h2>Failures</h2>
 {{if .R.Failures}}<table><tr><th># occurrences</th><th>Type</th><th>Name</th><th>Error</th><th>kind</th></tr>
 {{range .R.Failures}}<tr><td class="n">{{.Occurrences}}</td><td>{{.Method}}</td><td>{{.Name}}</td><td><code>{{.Error}}</code></td><td>{{.Kind}}</td></tr>

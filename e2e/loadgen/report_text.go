@@ -37,6 +37,7 @@ func (r *Result) WriteText(w io.Writer) {
 			s.Method, s.Name, s.Requests, failCell(s), s.AvgMs, s.MinMs, s.MaxMs, s.MedianMs, s.RPS, s.FailuresPerSec)
 	}
 	fmt.Fprintln(w)
+	writeQueued(w, r)
 
 	fmt.Fprintln(w, "Response time percentiles (ms)")
 	fmt.Fprintf(w, "%-8s %-40s %7s %7s %7s %7s %7s %7s %9s\n", "Type", "Name", "50%", "90%", "95%", "99%", "99.9%", "100%", "# reqs")
@@ -64,6 +65,26 @@ func (r *Result) WriteText(w io.Writer) {
 	if len(r.Failures) == 0 {
 		fmt.Fprintln(w, "(none)")
 	}
+}
+
+// writeQueued lists, when there are any, the requests the sidecar
+// answered 202 from its outbox: successes, delivered to the core later.
+func writeQueued(w io.Writer, r *Result) {
+	if r.Total.Queued == 0 {
+		return
+	}
+	fmt.Fprintln(w, "Accepted with 202 by the sidecar's outbox (counted as successes, delivered to the core later)")
+	for _, s := range r.Stats {
+		if s.Queued == 0 {
+			continue
+		}
+		what := "queued"
+		if s.Name == NameNotify {
+			what = "registered, delivered later"
+		}
+		fmt.Fprintf(w, "  %-8s %-40s %9d  %s\n", s.Method, s.Name, s.Queued, what)
+	}
+	fmt.Fprintln(w)
 }
 
 // failCell formats "13(0.03%)".

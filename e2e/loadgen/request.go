@@ -90,20 +90,24 @@ func (cl *caller) do(ctx context.Context, c call, scheduled time.Time) (int, []b
 	}
 	resp, err := cl.client.Do(req)
 	var body []byte
+	var header http.Header
 	status := 0
 	if err == nil {
 		body, err = io.ReadAll(resp.Body)
 		resp.Body.Close()
-		status = resp.StatusCode
+		status, header = resp.StatusCode, resp.Header
 	}
 	end := time.Now()
 	if err != nil && ctx.Err() != nil {
 		return 0, nil, nil
 	}
-	f := Classify(c.name, c.registration, status, err)
+	f, queued := ClassifyResponse(c.name, c.registration, status, header, err)
 	if f != nil {
 		f.Reused = reused
 	}
 	cl.rec.Record(c.method, c.name, end, end.Sub(scheduled), f)
+	if queued {
+		cl.rec.Queued(c.method, c.name, end)
+	}
 	return status, body, f
 }

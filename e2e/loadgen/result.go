@@ -12,10 +12,13 @@ import (
 // StatRow is one line of the Locust-style statistics table; times are in
 // milliseconds.
 type StatRow struct {
-	Method         string  `json:"method"`
-	Name           string  `json:"name"`
-	Requests       uint64  `json:"requests"`
-	Failures       uint64  `json:"failures"`
+	Method   string `json:"method"`
+	Name     string `json:"name"`
+	Requests uint64 `json:"requests"`
+	Failures uint64 `json:"failures"`
+	// Queued counts the successes that were the sidecar's 202 Accepted
+	// from its durable outbox (delivered to the core later).
+	Queued         uint64  `json:"queued_202"`
 	AvgMs          float64 `json:"avg_ms"`
 	MinMs          float64 `json:"min_ms"`
 	MaxMs          float64 `json:"max_ms"`
@@ -42,6 +45,7 @@ type Point struct {
 	Second   int             `json:"second"`
 	Requests uint64          `json:"requests"`
 	Failures uint64          `json:"failures"`
+	Queued   uint64          `json:"queued_202,omitempty"`
 	P50Ms    float64         `json:"p50_ms"`
 	P99Ms    float64         `json:"p99_ms"`
 	Users    int64           `json:"users"`
@@ -95,6 +99,18 @@ func (r *Result) RegistrationFailures() uint64 {
 	for _, f := range r.Failures {
 		if strings.HasPrefix(f.Error, RegistrationFailurePrefix) {
 			n += f.Occurrences
+		}
+	}
+	return n
+}
+
+// RegistrationsQueued counts registrations answered 202 by the sidecar's
+// outbox: registered, delivered to the core later; not failures.
+func (r *Result) RegistrationsQueued() uint64 {
+	var n uint64
+	for _, s := range r.Stats {
+		if s.Name == NameNotify {
+			n += s.Queued
 		}
 	}
 	return n

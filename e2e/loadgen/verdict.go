@@ -191,8 +191,14 @@ func verdictWithWindow(direct, side *Result, access AccessSummary, deltas []stri
 	if side == nil {
 		return append(lines, "VERDICT: NONE: interrupted before the run through the sidecar."), false
 	}
-	lines = append(lines, fmt.Sprintf("Through the sidecar (same faults)%s: %d requests, %d failures, %d failed registrations, %d transport errors, %d 5xx.",
-		interrupted(side), side.Total.Requests, side.Total.Failures, side.RegistrationFailures(), side.TransportErrors(), side.ServerErrors()))
+	lines = append(lines, fmt.Sprintf("Through the sidecar (same faults, default config)%s: %d requests, %d failures, %d failed registrations, %d registrations answered 202 (registered, delivered later), %d transport errors, %d 5xx.",
+		interrupted(side), side.Total.Requests, side.Total.Failures, side.RegistrationFailures(), side.RegistrationsQueued(), side.TransportErrors(), side.ServerErrors()))
+	if n := side.RegistrationsQueued(); n > 0 {
+		lines = append(lines, fmt.Sprintf("  - 202 x%d on registrations: the core stayed unreachable past the notify hold, so the sidecar stored the webhook in its durable outbox and answered 202 (header %s); it delivers it when the core is back. Counted as registered, not as failures.", n, HeaderQueuedID))
+	}
+	if n := side.Total.Queued - side.RegistrationsQueued(); n > 0 {
+		lines = append(lines, fmt.Sprintf("  - 202 x%d on other requests: queued behind their agent's queued registration, delivered after it.", n))
+	}
 	kinds, n := kindCounts(side)
 	for _, k := range kinds {
 		lines = append(lines, fmt.Sprintf("  - %s x%d: %s.", k, n[k], sidecarCause(side, k, access, p)))
@@ -208,6 +214,8 @@ func verdictWithWindow(direct, side *Result, access AccessSummary, deltas []stri
 	failed = side.RegistrationFailures() > 0
 	if failed {
 		lines = append(lines, fmt.Sprintf("VERDICT: FAIL: %d registrations failed through the sidecar.", side.RegistrationFailures()))
+	} else if side.Total.Failures == 0 && side.Total.Queued > 0 {
+		lines = append(lines, fmt.Sprintf("VERDICT: PASS: no client saw a failure; the sidecar retried or held through the faults and accepted %d requests (%d registrations) into its outbox with 202 for later delivery.", side.Total.Queued, side.RegistrationsQueued()))
 	} else if side.Total.Failures == 0 {
 		lines = append(lines, "VERDICT: PASS: the sidecar turned every fault into a retried, successful request; no client saw a failure.")
 	} else {
