@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -17,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -85,6 +87,58 @@ func coreRequests(t *testing.T, core *harness.Proc) []coreLine {
 		t.Fatalf("core log: %v", err)
 	}
 	return out
+}
+
+// outagePort returns a free port below the kernel's ephemeral range for a
+// process that is down for a while in the test. A port chosen like
+// harness.FreePort does lies in the ephemeral range, where, on a machine
+// shared with other test runs, another process may bind it while ours is
+// down (it happened: a restarted core found its port answered by someone
+// else's server). Ports below the range are never handed out by the
+// kernel for ":0" binds or outgoing connections.
+func outagePort(t *testing.T) int {
+	t.Helper()
+	low := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil && n > 12000 {
+				low = n
+			}
+		}
+	}
+	for range 50 {
+		port := low - 10000 + rand.IntN(10000)
+		if l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port)); err == nil {
+			l.Close()
+			return port
+		}
+	}
+	t.Fatalf("no free port below %d", low)
+	return 0
+}
+
+// checkCoreRestarted fails the test unless the core process of the
+// harness is running and logged that it listens after since: a readiness
+// answer on its port alone could come from another process.
+func checkCoreRestarted(t *testing.T, core *harness.Proc, since time.Time) {
+	t.Helper()
+	if pid := core.PID(); pid == 0 || syscall.Kill(pid, 0) != nil {
+		t.Fatalf("the restarted core (pid %d) is not running; its port answered anyway: another process took it", pid)
+	}
+	b, err := os.ReadFile(core.LogPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range bytes.Split(b, []byte("\n")) {
+		var l struct {
+			Time time.Time `json:"time"`
+			Msg  string    `json:"msg"`
+		}
+		if json.Unmarshal(line, &l) == nil && l.Msg == "opscore listening" && l.Time.After(since) {
+			return
+		}
+	}
+	t.Fatalf("the restarted core did not log \"opscore listening\" after %v; log tail:\n%s", since, b[max(0, len(b)-2000):])
 }
 
 // agentOfBody returns agent_details.agentId of a registration body.
@@ -213,7 +267,7 @@ func TestRegistrationsSurviveCoreRestartWithDefaults(t *testing.T) {
 
 func runDefaultRestart(t *testing.T, down time.Duration) {
 	redis := harness.StartRedis(t)
-	core := harness.StartCore(t, harness.CoreOptions{Storage: "redis", RedisURL: "redis://" + redis.Addr})
+	core := harness.StartCore(t, harness.CoreOptions{Storage: "redis", RedisURL: "redis://" + redis.Addr, Port: outagePort(t)})
 	sc := harness.StartSidecar(t, harness.SidecarOptions{UpstreamURL: core.URL})
 
 	s, err := loadgen.ScenarioByID(1)
@@ -243,6 +297,7 @@ func runDefaultRestart(t *testing.T, down time.Duration) {
 	if killed.IsZero() {
 		t.Fatal("the core was never killed")
 	}
+	checkCoreRestarted(t, core, killed)
 
 	// The core's first good health answer after the restart (the harness
 	// polls /health every 20 ms until it answers, so this is within a few
@@ -493,7 +548,7 @@ func TestRegistrationsSurviveLongCoreOutage(t *testing.T) {
 func runLongOutage(t *testing.T, crashSidecar bool) {
 	const rate, outage = 20, 60 * time.Second
 	redis := harness.StartRedis(t)
-	core := harness.StartCore(t, harness.CoreOptions{Storage: "redis", RedisURL: "redis://" + redis.Addr})
+	core := harness.StartCore(t, harness.CoreOptions{Storage: "redis", RedisURL: "redis://" + redis.Addr, Port: outagePort(t)})
 	outboxDir := filepath.Join(t.TempDir(), "outbox")
 	sc := harness.StartSidecar(t, harness.SidecarOptions{UpstreamURL: core.URL, Env: []string{"SIDECAR_OUTBOX_DIR=" + outboxDir}})
 
@@ -521,6 +576,7 @@ func runLongOutage(t *testing.T, crashSidecar bool) {
 		t.Fatalf("restart core: %v", err)
 	}
 	back := time.Now()
+	checkCoreRestarted(t, core, killed)
 	t.Logf("core down %.1fs", back.Sub(killed).Seconds())
 	time.Sleep(3 * time.Second)
 	close(stop)
@@ -628,10 +684,7 @@ type countingUpstream struct {
 
 func startCountingUpstream(t *testing.T, coreURL string) *countingUpstream {
 	t.Helper()
-	port, err := harness.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
+	port := outagePort(t)
 	u, err := url.Parse(coreURL)
 	if err != nil {
 		t.Fatal(err)
@@ -715,7 +768,7 @@ func (c *countingUpstream) requests() []upstreamRequest {
 func TestOutboxSharedByTwoSidecarsOnRedisStreams(t *testing.T) {
 	coreRedis := harness.StartRedis(t)
 	outboxRedis := harness.StartRedis(t)
-	core := harness.StartCore(t, harness.CoreOptions{Storage: "redis", RedisURL: "redis://" + coreRedis.Addr})
+	core := harness.StartCore(t, harness.CoreOptions{Storage: "redis", RedisURL: "redis://" + coreRedis.Addr, Port: outagePort(t)})
 	up := startCountingUpstream(t, core.URL)
 	env := []string{"SIDECAR_OUTBOX_BACKEND=redis", "SIDECAR_OUTBOX_REDIS_URL=redis://" + outboxRedis.Addr + "/0"}
 	scs := []*harness.Proc{
@@ -726,6 +779,7 @@ func TestOutboxSharedByTwoSidecarsOnRedisStreams(t *testing.T) {
 	if err := core.Kill(); err != nil {
 		t.Fatal(err)
 	}
+	killed := time.Now()
 
 	stop := make(chan struct{})
 	wait := openLoop("shared-"+strconv.FormatInt(time.Now().UnixNano()%1e6, 36), 20, stop, func(n int) (string, string) {
@@ -757,6 +811,7 @@ func TestOutboxSharedByTwoSidecarsOnRedisStreams(t *testing.T) {
 	if err := core.Start(); err != nil {
 		t.Fatalf("restart core: %v", err)
 	}
+	checkCoreRestarted(t, core, killed)
 	up.up(t)
 	for _, sc := range scs {
 		waitOutboxEmpty(t, sc, 60*time.Second)
