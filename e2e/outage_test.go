@@ -141,6 +141,59 @@ func checkCoreRestarted(t *testing.T, core *harness.Proc, since time.Time) {
 	t.Fatalf("the restarted core did not log \"opscore listening\" after %v; log tail:\n%s", since, b[max(0, len(b)-2000):])
 }
 
+// breakerChange is a change of a route's breaker state seen by
+// watchBreakers, at the first poll that saw it.
+type breakerChange struct {
+	at       time.Time
+	route    string
+	from, to string
+}
+
+// watchBreakers polls the sidecar's /admin/breakers every 10 ms until
+// stop is closed and returns the state changes it saw: when the sidecar
+// let traffic through again, to within a poll.
+func watchBreakers(sc *harness.Proc, stop <-chan struct{}) func() []breakerChange {
+	var changes []breakerChange
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c := &http.Client{Timeout: time.Second}
+		last := map[string]string{}
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			resp, err := c.Get(sc.AdminURL + "/admin/breakers")
+			if err != nil {
+				continue
+			}
+			now := time.Now()
+			var list struct {
+				Breakers []struct{ Route, State string } `json:"breakers"`
+			}
+			err = json.NewDecoder(resp.Body).Decode(&list)
+			resp.Body.Close()
+			if err != nil {
+				continue
+			}
+			for _, b := range list.Breakers {
+				if prev, ok := last[b.Route]; ok && prev != b.State {
+					changes = append(changes, breakerChange{at: now, route: b.Route, from: prev, to: b.State})
+				}
+				last[b.Route] = b.State
+			}
+		}
+	}()
+	return func() []breakerChange {
+		<-done
+		return changes
+	}
+}
+
 // agentOfBody returns agent_details.agentId of a registration body.
 func agentOfBody(body []byte) string {
 	var v struct {
@@ -278,7 +331,10 @@ func runDefaultRestart(t *testing.T, down time.Duration) {
 	var ex exchanges
 	cfg := loadgen.Config{Scenario: s, Target: sc.URL, UniqueIDs: true, APIKey: outageAPIKey, Observe: ex.add}
 	plan := loadgen.FaultPlan{Core: core, RestartAt: 5 * time.Second, RestartDown: down}
+	stopWatch := make(chan struct{})
+	breakers := watchBreakers(sc, stopWatch)
 	res, err := loadgen.RunWithFaults(context.Background(), cfg, plan)
+	close(stopWatch)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -323,6 +379,9 @@ func runDefaultRestart(t *testing.T, down time.Duration) {
 	}
 	t.Logf("core back: first good /health answer %.3fs after the kill; first forwarded request %.3fs after that answer (issue 10 wants <= 0.3s)",
 		healthy.Sub(killed).Seconds(), forwarded.Sub(healthy).Seconds())
+	for _, c := range breakers() {
+		t.Logf("sidecar breaker %s: %s -> %s, seen %+.3fs from the core's first good health answer", c.route, c.from, c.to, c.at.Sub(healthy).Seconds())
+	}
 
 	regs := map[int]int{}
 	var during, bad int
