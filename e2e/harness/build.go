@@ -81,6 +81,15 @@ func BuildBinaries(dir string) (Binaries, error) {
 	return b, nil
 }
 
+// binDir is the directory Bins builds into for the module checked out at
+// root: one per user and checkout, so that tests of two worktrees (or
+// branches) running at once never start each other's binaries, as they
+// did when every checkout shared one directory.
+func binDir(root string) string {
+	sum := sha256.Sum256([]byte(root))
+	return filepath.Join(os.TempDir(), fmt.Sprintf("opscore-sidecar-e2e-bin-%d-%x", os.Getuid(), sum[:6]))
+}
+
 var (
 	binsOnce sync.Once
 	bins     Binaries
@@ -89,10 +98,9 @@ var (
 
 // Bins builds the binaries once per test process and returns them; it
 // fails tb when the build fails. They go to one directory per user and
-// checkout under os.TempDir() that every test process of that checkout
-// reuses (go build's cache keeps a rebuild fast), so test runs leave
-// nothing behind. The checkout (module root) is part of the name: two
-// worktrees tested at once would otherwise run each other's binaries.
+// module checkout under os.TempDir() (binDir) that every test process of
+// that checkout reuses (go build's cache keeps a rebuild fast), so test
+// runs leave nothing behind.
 func Bins(tb testing.TB) Binaries {
 	tb.Helper()
 	binsOnce.Do(func() {
@@ -101,9 +109,7 @@ func Bins(tb testing.TB) Binaries {
 			binsErr = err
 			return
 		}
-		sum := sha256.Sum256([]byte(root))
-		dir := filepath.Join(os.TempDir(), fmt.Sprintf("opscore-sidecar-e2e-bin-%d-%x", os.Getuid(), sum[:6]))
-		bins, binsErr = BuildBinaries(dir)
+		bins, binsErr = BuildBinaries(binDir(root))
 	})
 	if binsErr != nil {
 		tb.Fatalf("harness: build binaries: %v", binsErr)

@@ -34,6 +34,11 @@ type Config struct {
 	StopRule bool
 	// Progress, when set, receives a one-line summary every 5 s.
 	Progress io.Writer
+	// Observe, when set, is called after every recorded request with what
+	// was sent and what came back, for tests that need more than the
+	// aggregated Result (per-request times, statuses and headers). It is
+	// called from many goroutines at once and must not block for long.
+	Observe func(Exchange)
 
 	runTag string
 }

@@ -23,7 +23,7 @@ func runOpen(ctx context.Context, cfg *Config, rec *Recorder) {
 	tr := newTransport(cfg.Connections)
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr, Timeout: cfg.RequestTimeout}
-	cl := &caller{client: client, target: cfg.Target, apiKey: cfg.APIKey, rec: rec}
+	cl := &caller{client: client, target: cfg.Target, apiKey: cfg.APIKey, rec: rec, observe: cfg.Observe}
 	rec.AddUsers(int64(cfg.Connections))
 	defer rec.AddUsers(-int64(cfg.Connections))
 

@@ -44,10 +44,31 @@ type call struct {
 
 // caller sends calls through one http.Client and records them.
 type caller struct {
-	client *http.Client
-	target string
-	apiKey string
-	rec    *Recorder
+	client  *http.Client
+	target  string
+	apiKey  string
+	rec     *Recorder
+	observe func(Exchange)
+}
+
+// Exchange is one request as Config.Observe sees it.
+type Exchange struct {
+	// Method and Name are the request's method and its statistics name
+	// (NameNotify, NameState, ...); Path is the request path sent.
+	Method, Name, Path string
+	// Registration is true for the on_start registration.
+	Registration bool
+	// Body is the request body (nil for a GET).
+	Body []byte
+	// Sent is when the request was handed to the client, End when its
+	// answer (or error) was complete.
+	Sent, End time.Time
+	// Status is the HTTP status, 0 with Err on a transport error.
+	Status int
+	// Header is the response header (nil with Err).
+	Header http.Header
+	// Err is the client's transport error, if any.
+	Err error
 }
 
 // do sends c and records its outcome; latency runs from scheduled (the
@@ -108,6 +129,14 @@ func (cl *caller) do(ctx context.Context, c call, scheduled time.Time) (int, []b
 	cl.rec.Record(c.method, c.name, end, end.Sub(scheduled), f)
 	if queued {
 		cl.rec.Queued(c.method, c.name, end)
+	}
+	if cl.observe != nil {
+		x := Exchange{Method: c.method, Name: c.name, Path: c.path, Registration: c.registration, Body: c.body,
+			Sent: start, End: end, Status: status, Err: err}
+		if resp != nil {
+			x.Header = resp.Header
+		}
+		cl.observe(x)
 	}
 	return status, body, f
 }

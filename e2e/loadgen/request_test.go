@@ -72,3 +72,47 @@ func TestFailureOnFreshConnectionIsNotReused(t *testing.T) {
 		t.Errorf("timeline: got %+v, want 1 closed failure, 0 on a reused connection", res.Timeline)
 	}
 }
+
+// TestObserveSeesEveryExchange pins Config.Observe: a run calls it for
+// each request with the status, the response header and the send time.
+func TestObserveSeesEveryExchange(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Sidecar-Queued-Id", "q1")
+		if r.URL.Path == NameNotify {
+			w.WriteHeader(http.StatusAccepted)
+			return
+		}
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	defer srv.Close()
+	s, err := ScenarioByID(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Users, s.InitialUsers, s.SpawnRate, s.Duration = 2, 2, 1, 1200*time.Millisecond
+	s.ThinkMin, s.ThinkMax = 100*time.Millisecond, 100*time.Millisecond
+	var regs, states, bad atomic.Int64
+	start := time.Now()
+	res, err := Run(context.Background(), Config{Scenario: s, Target: srv.URL, UniqueIDs: true, Observe: func(x Exchange) {
+		if x.Sent.Before(start) || x.End.Before(x.Sent) || x.Header.Get("X-Sidecar-Queued-Id") != "q1" || x.Err != nil {
+			bad.Add(1)
+		}
+		switch {
+		case x.Registration && x.Status == http.StatusAccepted && x.Path == NameNotify && len(x.Body) > 0:
+			regs.Add(1)
+		case !x.Registration && x.Status == http.StatusServiceUnavailable:
+			states.Add(1)
+		default:
+			bad.Add(1)
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if regs.Load() != 2 || states.Load() == 0 || bad.Load() != 0 {
+		t.Errorf("observed %d registrations (want 2), %d state requests (want > 0), %d unexpected", regs.Load(), states.Load(), bad.Load())
+	}
+	if got := uint64(regs.Load() + states.Load()); got != res.Total.Requests {
+		t.Errorf("observed %d exchanges, the result counts %d requests", got, res.Total.Requests)
+	}
+}

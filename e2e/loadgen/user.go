@@ -25,7 +25,7 @@ func newUser(cfg *Config, rec *Recorder, seed uint64) *user {
 	return &user{
 		s:     &cfg.Scenario,
 		cfg:   cfg,
-		cl:    &caller{client: &http.Client{Transport: tr, Timeout: cfg.RequestTimeout}, target: cfg.Target, apiKey: cfg.APIKey, rec: rec},
+		cl:    &caller{client: &http.Client{Transport: tr, Timeout: cfg.RequestTimeout}, target: cfg.Target, apiKey: cfg.APIKey, rec: rec, observe: cfg.Observe},
 		r:     rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
 		total: cfg.Scenario.totalWeight(),
 	}
