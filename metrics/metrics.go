@@ -60,6 +60,9 @@ type Metrics struct {
 	ConfigLastReloadSuccess prometheus.Gauge
 	// BuildInfo is always 1, labelled with the version and Go version.
 	BuildInfo *prometheus.GaugeVec
+
+	// children caches the request path's children (children.go).
+	children children
 }
 
 const ns = "opscore_sidecar_"
