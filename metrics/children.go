@@ -1,8 +1,10 @@
 package metrics
 
 import (
+	"sort"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -61,7 +63,7 @@ type routeOutcomeKey struct{ route, outcome string }
 // children holds the caches of a Metrics.
 type children struct {
 	requests        childCache[requestsKey, prometheus.Counter]
-	requestDuration childCache[routeOutcomeKey, prometheus.Observer]
+	requestDuration childCache[routeOutcomeKey, *durationChild]
 	attempts        childCache[routeOutcomeKey, prometheus.Counter]
 	attemptDuration childCache[string, prometheus.Observer]
 	inflight        childCache[string, prometheus.Gauge]
@@ -76,9 +78,51 @@ func (m *Metrics) RequestsChild(route, class, code, outcome string) prometheus.C
 
 // RequestDurationChild is RequestDuration.WithLabelValues(route, outcome).
 func (m *Metrics) RequestDurationChild(route, outcome string) prometheus.Observer {
-	return m.children.requestDuration.get(m, routeOutcomeKey{route, outcome}, func(m *Metrics, k routeOutcomeKey) prometheus.Observer {
-		return m.RequestDuration.WithLabelValues(k.route, k.outcome)
+	return m.requestDuration(route, outcome).obs
+}
+
+func (m *Metrics) requestDuration(route, outcome string) *durationChild {
+	return m.children.requestDuration.get(m, routeOutcomeKey{route, outcome}, func(m *Metrics, k routeOutcomeKey) *durationChild {
+		c := &durationChild{obs: m.RequestDuration.WithLabelValues(k.route, k.outcome), last: make([]atomic.Int64, len(LatencyBuckets)+1)}
+		c.eo, _ = c.obs.(prometheus.ExemplarObserver)
+		return c
 	})
+}
+
+// ExemplarInterval is the least time between two exemplars of one bucket
+// of one request_duration_seconds series. Only a bucket's latest
+// exemplar is exposed and Prometheus scrapes every 15 s or so, so a bucket
+// still always shows a trace of at most this age, while a busy sidecar
+// does not build an exemplar (labels, timestamp: 8 allocations) for every
+// request. See docs/performance.md.
+const ExemplarInterval = time.Second
+
+// durationChild is a request_duration_seconds child with the time of the
+// last exemplar of each bucket (Unix ns; the last entry is +Inf).
+type durationChild struct {
+	obs  prometheus.Observer
+	eo   prometheus.ExemplarObserver // nil when obs takes no exemplars
+	last []atomic.Int64
+}
+
+// ObserveRequestDuration observes d on
+// request_duration_seconds{route,outcome}, attaching traceID as the
+// trace_id exemplar when it is not empty and the bucket d falls in got no
+// exemplar within ExemplarInterval before now.
+func (m *Metrics) ObserveRequestDuration(route, outcome string, d time.Duration, traceID string, now time.Time) {
+	c := m.requestDuration(route, outcome)
+	v := d.Seconds()
+	if traceID == "" || c.eo == nil {
+		c.obs.Observe(v)
+		return
+	}
+	last := &c.last[sort.SearchFloat64s(LatencyBuckets, v)]
+	t, ns := last.Load(), now.UnixNano()
+	if ns-t < int64(ExemplarInterval) || !last.CompareAndSwap(t, ns) {
+		c.obs.Observe(v)
+		return
+	}
+	c.eo.ObserveWithExemplar(v, prometheus.Labels{"trace_id": traceID})
 }
 
 // UpstreamAttemptsChild is UpstreamAttempts.WithLabelValues(route, result).

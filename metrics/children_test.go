@@ -1,7 +1,9 @@
 package metrics
 
 import (
+	"math"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -70,5 +72,48 @@ func TestChildrenCacheIsBounded(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(m.Requests.WithLabelValues("default", "bulk", "aaa", "forwarded")); got != 1 {
 		t.Errorf("first series = %v, want 1", got)
+	}
+}
+
+// A bucket gets the first traced observation's exemplar, keeps it for
+// ExemplarInterval, then takes the next one; each bucket on its own.
+func TestObserveRequestDurationExemplarPerBucketInterval(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := New(reg)
+	t0 := time.Unix(1_700_000_000, 0)
+	obs := func(d time.Duration, trace string, at time.Duration) {
+		m.ObserveRequestDuration("notify", "forwarded", d, trace, t0.Add(at))
+	}
+	exemplars := func() map[float64]string {
+		got := map[float64]string{}
+		families, _ := reg.Gather()
+		for _, f := range families {
+			if f.GetName() != "opscore_sidecar_request_duration_seconds" {
+				continue
+			}
+			for _, mt := range f.GetMetric() {
+				for _, b := range mt.GetHistogram().GetBucket() {
+					if ex := b.GetExemplar(); ex != nil {
+						got[b.GetUpperBound()] = ex.GetLabel()[0].GetValue()
+					}
+				}
+			}
+		}
+		return got
+	}
+	obs(30*time.Millisecond, "a", 0)
+	obs(40*time.Millisecond, "b", ExemplarInterval/2) // same bucket (le=0.05), too soon
+	obs(3*time.Millisecond, "c", ExemplarInterval/2)  // another bucket (le=0.005)
+	obs(20*time.Second, "d", 0)                       // +Inf
+	if got := exemplars(); got[0.05] != "a" || got[0.005] != "c" || got[math.Inf(1)] != "d" || len(got) != 3 {
+		t.Errorf("exemplars = %v, want a in le=0.05, c in le=0.005 and d in le=+Inf", got)
+	}
+	obs(45*time.Millisecond, "e", ExemplarInterval)
+	obs(45*time.Millisecond, "", 2*ExemplarInterval) // untraced: never an exemplar
+	if got := exemplars(); got[0.05] != "e" {
+		t.Errorf("le=0.05 exemplar = %q after the interval, want e", got[0.05])
+	}
+	if n := testutil.CollectAndCount(m.RequestDuration); n != len(Routes)*len(Outcomes) {
+		t.Errorf("%d series, want %d", n, len(Routes)*len(Outcomes))
 	}
 }

@@ -19,6 +19,10 @@ type retryBody struct {
 	length int64
 	// sent is stream as attached to its one attempt, nil before.
 	sent *streamBody
+	// shared holds buf when it is a pooled buffer (shared.pb != nil): the
+	// retry loop holds one reference until release, each attempt's body
+	// one until http.Transport closes it (bufpool.go).
+	shared sharedBuf
 }
 
 // noBody is the shared, read-only retryBody of a request without a body.
@@ -42,11 +46,15 @@ func bufferBody(req *http.Request, limit int64) (*retryBody, error) {
 	}
 	if req.ContentLength > 0 {
 		// The server's body reader stops at Content-Length.
-		buf := make([]byte, req.ContentLength)
-		if _, err := io.ReadFull(req.Body, buf); err != nil {
+		pb := getBuf(int(req.ContentLength))
+		if _, err := io.ReadFull(req.Body, pb.b); err != nil {
+			putBuf(pb)
 			return nil, err
 		}
-		return &retryBody{buf: buf}, nil
+		b := &retryBody{buf: pb.b}
+		b.shared.pb = pb
+		b.shared.refs.Store(1) // the retry loop's, dropped by release
+		return b, nil
 	}
 	var w bytes.Buffer
 	n, err := w.ReadFrom(io.LimitReader(req.Body, limit+1))
@@ -76,8 +84,19 @@ func (b *retryBody) attach(out *http.Request, fail context.CancelCauseFunc) {
 		out.Body, out.ContentLength = b.sent, b.length
 	case b.buf == nil:
 		out.Body, out.ContentLength = nil, 0
+	case b.shared.pb != nil:
+		out.Body, out.ContentLength = newPooledReader(&b.shared), int64(len(b.buf))
 	default:
 		out.Body, out.ContentLength = io.NopCloser(bytes.NewReader(b.buf)), int64(len(b.buf))
+	}
+}
+
+// release drops the retry loop's reference to a pooled buffer: it is
+// called once, when the loop will attach the body to no more attempts.
+// The buffer goes back to the pool when every attempt's body is closed too.
+func (b *retryBody) release() {
+	if b.shared.pb != nil {
+		b.shared.unref()
 	}
 }
 

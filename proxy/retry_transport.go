@@ -44,6 +44,7 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer body.release() // a pooled body buffer goes back once its attempts closed it (retry_body.go)
 	idemKey := req.Header.Get("Idempotency-Key") != "" || req.Header.Get("X-Idempotency-Key") != ""
 	ctx := req.Context()
 	wire := 0        // wire attempts so far, as counted by the attempt layer
@@ -51,8 +52,7 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	for {
 		resp, err, cancel := t.attempt(ctx, req, body, wire > 0, cfg.PerTryTimeout, deadline)
 		now := t.now()
-		var pe *ProblemError
-		if errors.As(err, &pe) { // the breaker refused the attempt: no retry
+		if pe := asProblemError(err); pe != nil { // the breaker refused the attempt: no retry
 			cancel(nil)
 			pe.Problem.Header = withAttempts(pe.Problem.Header, wire)
 			return nil, err

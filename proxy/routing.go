@@ -19,7 +19,7 @@ func (s *Sidecar) routeLayer(next http.Handler) http.Handler {
 		info.Snapshot, info.Runtime = snap, rt
 		info.Route, info.Class, info.AgentID = name, rt.Class, agentID
 
-		g := s.deps.Metrics.Inflight.WithLabelValues(name)
+		g := s.deps.Metrics.InflightChild(name)
 		g.Inc()
 		defer g.Dec()
 
