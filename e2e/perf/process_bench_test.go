@@ -28,6 +28,7 @@ var (
 	flagDuration = flag.Duration("perf.duration", 5*time.Second, "measured time of one target in one round")
 	flagWarmup   = flag.Duration("perf.warmup", time.Second, "unmeasured traffic sent to a target before each measured round")
 	flagRounds   = flag.Int("perf.rounds", 2, "rounds of the saturated case; the order of the targets alternates between rounds")
+	flagSidecar  = flag.String("perf.sidecar", "", "sidecar binary to measure (e.g. one built from an older commit, for a before/after table); empty: build cmd/sidecar of this module")
 	flagPprof    = flag.String("perf.pprof", "", "directory that receives the sidecar's CPU and allocs profiles of its first saturated round (empty: none)")
 )
 
@@ -388,6 +389,7 @@ func BenchmarkProxyProcess(b *testing.B) {
 	upstream := startUpstream(b)
 	bareURL, barePID := startBareProxy(b, upstream)
 	sc := harness.StartSidecar(b, harness.SidecarOptions{
+		Bin:         *flagSidecar,
 		UpstreamURL: upstream,
 		Env:         []string{"SIDECAR_LOG_ACCESS=false"},
 	})
