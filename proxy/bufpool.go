@@ -8,10 +8,10 @@ import (
 )
 
 // pooledBuf is a byte buffer that goes back to bodyPools when its last
-// user is done with it: request bodies buffered for retries
-// (retry_body.go) and small response bodies read before the headers are
-// sent (response_buffer.go). Reusing them saves an allocation of the
-// body's size per request and the garbage collection it causes.
+// user is done with it: the small response bodies read before the headers
+// are sent (response_buffer.go). Reusing them saves an allocation of the
+// body's size per request and the garbage collection it causes. Request
+// bodies buffered for retries are not pooled: see retryBody.attach.
 type pooledBuf struct {
 	b     []byte
 	class int // index in bodyPools
@@ -77,15 +77,8 @@ type pooledReader struct {
 	closed bool
 }
 
-// newPooledReader returns a reader of buf's bytes that holds a reference
-// to buf (taken here) until it is closed.
-func newPooledReader(buf *sharedBuf) *pooledReader {
-	p := &pooledReader{}
-	p.init(buf)
-	return p
-}
-
-// init makes a zero p a reader of buf's bytes, as newPooledReader.
+// init makes a zero p a reader of buf's bytes that holds a reference to
+// buf (taken here) until it is closed.
 func (p *pooledReader) init(buf *sharedBuf) {
 	buf.ref()
 	p.buf = buf

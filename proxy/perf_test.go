@@ -118,7 +118,9 @@ func TestSharedBufReferences(t *testing.T) {
 	sb := &sharedBuf{pb: getBuf(5)}
 	copy(sb.pb.b, "hello")
 	sb.refs.Store(1) // the retry loop's
-	r1, r2 := newPooledReader(sb), newPooledReader(sb)
+	r1, r2 := &pooledReader{}, &pooledReader{}
+	r1.init(sb)
+	r2.init(sb)
 	if b, _ := io.ReadAll(r1); string(b) != "hello" {
 		t.Errorf("read %q, want hello", b)
 	}
@@ -197,5 +199,50 @@ func TestPooledBodiesStayWithTheirRequest(t *testing.T) {
 	wg.Wait()
 	if resets.Load() == 0 {
 		t.Error("the upstream reset no attempt: the replays were not exercised")
+	}
+}
+
+// writeCounter counts the writes on the connections it dialed.
+type writeCounter struct{ n atomic.Int32 }
+
+type countingConn struct {
+	net.Conn
+	w *writeCounter
+}
+
+func (c countingConn) Write(p []byte) (int, error) { c.w.n.Add(1); return c.Conn.Write(p) }
+
+// A buffered request body goes upstream in the same write (syscall) as
+// the request's headers: http.Transport flushes the headers on their own
+// first unless it knows the body is in memory.
+func TestBufferedBodyGoesInOneWrite(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+	}))
+	defer up.Close()
+	var wc writeCounter
+	tr := &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+		return countingConn{c, &wc}, err
+	}}
+	defer tr.CloseIdleConnections()
+	in := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(bytes.Repeat([]byte("x"), 250)))
+	body, err := bufferBody(in, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for attempt := range 2 {
+		out, _ := http.NewRequest(http.MethodPost, up.URL, nil)
+		body.attach(out, func(error) {})
+		before := wc.n.Load()
+		resp, err := tr.RoundTrip(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if n := wc.n.Load() - before; n != 1 {
+			t.Errorf("attempt %d: %d writes for headers and body, want 1", attempt, n)
+		}
 	}
 }

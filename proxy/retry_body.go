@@ -19,10 +19,6 @@ type retryBody struct {
 	length int64
 	// sent is stream as attached to its one attempt, nil before.
 	sent *streamBody
-	// shared holds buf when it is a pooled buffer (shared.pb != nil): the
-	// retry loop holds one reference until release, each attempt's body
-	// one until http.Transport closes it (bufpool.go).
-	shared sharedBuf
 }
 
 // noBody is the shared, read-only retryBody of a request without a body.
@@ -45,16 +41,13 @@ func bufferBody(req *http.Request, limit int64) (*retryBody, error) {
 		return &retryBody{stream: req.Body, length: req.ContentLength}, nil
 	}
 	if req.ContentLength > 0 {
-		// The server's body reader stops at Content-Length.
-		pb := getBuf(int(req.ContentLength))
-		if _, err := io.ReadFull(req.Body, pb.b); err != nil {
-			putBuf(pb)
+		// The server's body reader stops at Content-Length. The buffer is
+		// not pooled: see attach.
+		buf := make([]byte, req.ContentLength)
+		if _, err := io.ReadFull(req.Body, buf); err != nil {
 			return nil, err
 		}
-		b := &retryBody{buf: pb.b}
-		b.shared.pb = pb
-		b.shared.refs.Store(1) // the retry loop's, dropped by release
-		return b, nil
+		return &retryBody{buf: buf}, nil
 	}
 	var w bytes.Buffer
 	n, err := w.ReadFrom(io.LimitReader(req.Body, limit+1))
@@ -84,19 +77,15 @@ func (b *retryBody) attach(out *http.Request, fail context.CancelCauseFunc) {
 		out.Body, out.ContentLength = b.sent, b.length
 	case b.buf == nil:
 		out.Body, out.ContentLength = nil, 0
-	case b.shared.pb != nil:
-		out.Body, out.ContentLength = newPooledReader(&b.shared), int64(len(b.buf))
 	default:
+		// Exactly io.NopCloser over a *bytes.Reader: net/http knows that
+		// body is in memory and writes the request's headers and body in
+		// one write (one syscall); for any other reader type it flushes
+		// the headers first, a second syscall per attempt, which costs
+		// more than the allocations a pooled buffer would save (the
+		// buffer cannot go back to a pool anyway without a Close of our
+		// own). See docs/performance.md.
 		out.Body, out.ContentLength = io.NopCloser(bytes.NewReader(b.buf)), int64(len(b.buf))
-	}
-}
-
-// release drops the retry loop's reference to a pooled buffer: it is
-// called once, when the loop will attach the body to no more attempts.
-// The buffer goes back to the pool when every attempt's body is closed too.
-func (b *retryBody) release() {
-	if b.shared.pb != nil {
-		b.shared.unref()
 	}
 }
 

@@ -44,7 +44,6 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer body.release() // a pooled body buffer goes back once its attempts closed it (retry_body.go)
 	idemKey := req.Header.Get("Idempotency-Key") != "" || req.Header.Get("X-Idempotency-Key") != ""
 	ctx := req.Context()
 	wire := 0        // wire attempts so far, as counted by the attempt layer
