@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -87,17 +88,33 @@ var (
 )
 
 // Bins builds the binaries once per test process and returns them; it
-// fails tb when the build fails. They go to one directory per user under
-// os.TempDir() that every test process reuses (go build's cache keeps a
-// rebuild fast), so test runs leave nothing behind.
+// fails tb when the build fails. They go to one directory per user and
+// module checkout under os.TempDir() (binDir) that every test process of
+// that checkout reuses (go build's cache keeps a rebuild fast), so test
+// runs leave nothing behind.
 func Bins(tb testing.TB) Binaries {
 	tb.Helper()
 	binsOnce.Do(func() {
-		dir := filepath.Join(os.TempDir(), fmt.Sprintf("opscore-sidecar-e2e-bin-%d", os.Getuid()))
-		bins, binsErr = BuildBinaries(dir)
+		root, err := ModuleRoot()
+		if err != nil {
+			binsErr = err
+			return
+		}
+		bins, binsErr = BuildBinaries(binDir(root))
 	})
 	if binsErr != nil {
 		tb.Fatalf("harness: build binaries: %v", binsErr)
 	}
 	return bins
+}
+
+// binDir is the directory Bins builds into for the module checked out at
+// root. Each checkout (a git worktree, say) gets its own, so that tests
+// of two checkouts running at once never start each other's binaries: a
+// shared directory let one checkout's build replace the binary another
+// was about to start.
+func binDir(root string) string {
+	h := fnv.New32a()
+	h.Write([]byte(root))
+	return filepath.Join(os.TempDir(), fmt.Sprintf("opscore-sidecar-e2e-bin-%d-%08x", os.Getuid(), h.Sum32()))
 }
