@@ -29,6 +29,7 @@ var (
 	flagWarmup   = flag.Duration("perf.warmup", time.Second, "unmeasured traffic sent to a target before each measured round")
 	flagRounds   = flag.Int("perf.rounds", 2, "rounds of the saturated case; the order of the targets alternates between rounds")
 	flagSidecar  = flag.String("perf.sidecar", "", "sidecar binary to measure (e.g. one built from an older commit, for a before/after table); empty: build cmd/sidecar of this module")
+	flagBaseline = flag.String("perf.baseline", "", "a second sidecar binary measured in the same run as row baseline (e.g. built from an older commit); empty: none")
 	flagPprof    = flag.String("perf.pprof", "", "directory that receives the sidecar's CPU and allocs profiles of its first saturated round (empty: none)")
 )
 
@@ -332,6 +333,7 @@ func (t *target) measure(b *testing.B, pause time.Duration, keepLatency bool) {
 	t.ok += r.ok
 	t.elapsed += r.elapsed
 	t.lat = append(t.lat, r.lat...)
+	slices.Sort(t.lat)
 }
 
 // captureProfiles saves the sidecar's CPU profile and allocation delta
@@ -377,10 +379,13 @@ func (t *target) cpuPer10k() float64 { return t.cpu.Seconds() / float64(t.ok) * 
 //   - saturated: 64 closed-loop connections without pause; req/s of each,
 //     the ratio sidecar/bare, each proxy's CPU seconds per 10k requests and
 //     peak RSS. The targets take turns, -perf.rounds rounds of
-//     -perf.duration each, so drifting load hits both alike.
+//     -perf.duration each, so drifting load hits them alike.
 //   - below_saturation: 64 connections each waiting 10 ms between
 //     requests; p50 and p99 of the sidecar, the bare proxy and the upstream
-//     directly, and the sidecar's extra latency over direct.
+//     directly, and each proxy's extra latency over direct.
+//
+// With -perf.baseline=BIN a second sidecar (say, built from the commit
+// before a change) is measured in the same run as row "baseline".
 //
 // One iteration is one whole measurement: run with -benchtime 1x. Figures
 // on a shared machine are only comparable within one run; the 1-minute
@@ -388,37 +393,47 @@ func (t *target) cpuPer10k() float64 { return t.cpu.Seconds() / float64(t.ok) * 
 func BenchmarkProxyProcess(b *testing.B) {
 	upstream := startUpstream(b)
 	bareURL, barePID := startBareProxy(b, upstream)
-	sc := harness.StartSidecar(b, harness.SidecarOptions{
-		Bin:         *flagSidecar,
-		UpstreamURL: upstream,
-		Env:         []string{"SIDECAR_LOG_ACCESS=false"},
-	})
+	env := []string{"SIDECAR_LOG_ACCESS=false"}
+	sc := harness.StartSidecar(b, harness.SidecarOptions{Bin: *flagSidecar, UpstreamURL: upstream, Env: env})
+	var base *harness.Proc
+	if *flagBaseline != "" {
+		base = harness.StartSidecar(b, harness.SidecarOptions{Bin: *flagBaseline, UpstreamURL: upstream, Env: env})
+	}
+	// proxies returns fresh targets: bare, sidecar and, with
+	// -perf.baseline, the baseline sidecar.
+	proxies := func() []*target {
+		ts := []*target{{name: "bare", base: bareURL, pid: barePID}, {name: "sidecar", base: sc.URL, pid: sc.PID()}}
+		if base != nil {
+			ts = append(ts, &target{name: "baseline", base: base.URL, pid: base.PID()})
+		}
+		return ts
+	}
 	b.Logf("load average at start: %s", loadAvg())
 
 	b.Run("saturated", func(b *testing.B) {
 		for range b.N {
-			bare := &target{name: "bare", base: bareURL, pid: barePID}
-			side := &target{name: "sidecar", base: sc.URL, pid: sc.PID()}
+			ts := proxies()
 			for round := range *flagRounds {
-				order := []*target{bare, side}
-				if round%2 == 1 {
-					order = []*target{side, bare}
-				}
-				for _, t := range order {
-					t.measure(b, 0, false)
+				// Each round starts with another target, so drifting
+				// load hits them alike.
+				for i := range ts {
+					ts[(round+i)%len(ts)].measure(b, 0, false)
 				}
 			}
-			ratio := side.rps() / bare.rps()
-			b.ReportMetric(bare.rps(), "bare-req/s")
-			b.ReportMetric(side.rps(), "sidecar-req/s")
-			b.ReportMetric(ratio, "ratio")
-			b.ReportMetric(bare.cpuPer10k(), "bare-cpu-s/10k")
-			b.ReportMetric(side.cpuPer10k(), "sidecar-cpu-s/10k")
-			b.ReportMetric(float64(bare.hwmKiB)/1024, "bare-rss-MiB")
-			b.ReportMetric(float64(side.hwmKiB)/1024, "sidecar-rss-MiB")
-			b.Logf("load %s | bare %.0f req/s, %.2f cpu-s/10k, %.1f MiB | sidecar %.0f req/s, %.2f cpu-s/10k (%.0f µs/req), %.1f MiB | ratio %.3f",
-				loadAvg(), bare.rps(), bare.cpuPer10k(), float64(bare.hwmKiB)/1024,
-				side.rps(), side.cpuPer10k(), side.cpuPer10k()*100, float64(side.hwmKiB)/1024, ratio)
+			bare := ts[0]
+			line := "load " + loadAvg()
+			for _, t := range ts {
+				ratio := t.rps() / bare.rps()
+				b.ReportMetric(t.rps(), t.name+"-req/s")
+				b.ReportMetric(t.cpuPer10k(), t.name+"-cpu-s/10k")
+				b.ReportMetric(float64(t.hwmKiB)/1024, t.name+"-rss-MiB")
+				if t != bare {
+					b.ReportMetric(ratio, t.name+"-ratio")
+				}
+				line += fmt.Sprintf(" | %s %.0f req/s (%.3fx bare), %.2f cpu-s/10k (%.0f µs/req), %.1f MiB",
+					t.name, t.rps(), ratio, t.cpuPer10k(), t.cpuPer10k()*100, float64(t.hwmKiB)/1024)
+			}
+			b.Log(line)
 		}
 		if *flagPprof != "" {
 			// An extra, unmeasured round: profiling costs CPU of its own.
@@ -435,27 +450,25 @@ func BenchmarkProxyProcess(b *testing.B) {
 	b.Run("below_saturation", func(b *testing.B) {
 		for range b.N {
 			direct := &target{name: "direct", base: upstream}
-			bare := &target{name: "bare", base: bareURL, pid: barePID}
-			side := &target{name: "sidecar", base: sc.URL, pid: sc.PID()}
-			for _, t := range []*target{direct, bare, side} {
+			ts := append([]*target{direct}, proxies()...)
+			for _, t := range ts {
 				t.measure(b, think, true)
-				slices.Sort(t.lat)
 			}
 			us := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e3 }
 			d50, d99 := quantile(direct.lat, 0.50), quantile(direct.lat, 0.99)
-			s50, s99 := quantile(side.lat, 0.50), quantile(side.lat, 0.99)
-			b50, b99 := quantile(bare.lat, 0.50), quantile(bare.lat, 0.99)
-			b.ReportMetric(us(d50), "direct-p50-µs")
-			b.ReportMetric(us(d99), "direct-p99-µs")
-			b.ReportMetric(us(b50), "bare-p50-µs")
-			b.ReportMetric(us(b99), "bare-p99-µs")
-			b.ReportMetric(us(s50), "sidecar-p50-µs")
-			b.ReportMetric(us(s99), "sidecar-p99-µs")
-			b.ReportMetric(us(s50-d50), "sidecar-p50-delta-µs")
-			b.ReportMetric(us(s99-d99), "sidecar-p99-delta-µs")
-			b.ReportMetric(side.cpuPer10k(), "sidecar-cpu-s/10k")
-			b.Logf("load %s | direct p50 %v p99 %v | bare p50 %v p99 %v | sidecar p50 %v p99 %v | sidecar-direct p50 %+v p99 %+v | %.0f req/s",
-				loadAvg(), d50, d99, b50, b99, s50, s99, s50-d50, s99-d99, side.rps())
+			line := "load " + loadAvg()
+			for _, t := range ts {
+				p50, p99 := quantile(t.lat, 0.50), quantile(t.lat, 0.99)
+				b.ReportMetric(us(p50), t.name+"-p50-µs")
+				b.ReportMetric(us(p99), t.name+"-p99-µs")
+				line += fmt.Sprintf(" | %s p50 %v p99 %v", t.name, p50.Round(time.Microsecond), p99.Round(time.Microsecond))
+				if t != direct {
+					b.ReportMetric(us(p50-d50), t.name+"-p50-delta-µs")
+					b.ReportMetric(us(p99-d99), t.name+"-p99-delta-µs")
+					line += fmt.Sprintf(" (%+v, %+v vs direct; %.2f cpu-s/10k)", (p50 - d50).Round(time.Microsecond), (p99 - d99).Round(time.Microsecond), t.cpuPer10k())
+				}
+			}
+			b.Log(line)
 		}
 	})
 }
