@@ -92,6 +92,8 @@ type Metrics struct {
 	// while it looks down (an attempt could not reach it and no health
 	// check has passed since).
 	UpstreamHealthy prometheus.Gauge
+	// children caches the request path's children (children.go).
+	children children
 }
 
 const ns = "opscore_sidecar_"

@@ -43,7 +43,7 @@ func (a *attemptTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	if info != nil {
 		route = info.Route
 	}
-	ctx, span := a.tracer.Start(req.Context(), "upstream "+req.Method, trace.WithSpanKind(trace.SpanKindClient))
+	ctx, span := a.tracer.Start(req.Context(), attemptSpanName(req.Method), clientSpan...)
 	defer span.End()
 
 	cc := &connCounter{}
@@ -55,14 +55,13 @@ func (a *attemptTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	// the map: after a cancelled attempt http.Transport's write loop may
 	// still be reading the previous map. Cloning on the first attempt too
 	// cost about 10 allocations per request.
-	a.propagator.Inject(ctx, propagation.HeaderCarrier(out.Header))
+	a.propagator.Inject(ctx, headerCarrier(out.Header))
 
 	start := time.Now()
 	resp, err := a.next.RoundTrip(out)
 	d := time.Since(start)
 
-	var pe *ProblemError
-	if err != nil && errors.As(err, &pe) {
+	if pe := asProblemError(err); pe != nil {
 		// Refused by the open breaker: nothing was sent.
 		span.SetStatus(codes.Error, string(pe.Problem.Outcome))
 		return nil, err
@@ -73,7 +72,7 @@ func (a *attemptTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 		// net/http replayed the request on a new connection after a reused
 		// one died; each earlier connection was a failed wire attempt.
 		span.AddEvent("transport replayed the request after a reused connection closed", trace.WithAttributes(attribute.Int("connections", conns)))
-		a.metrics.UpstreamAttempts.WithLabelValues(route, metrics.ResultClosed).Add(float64(conns - 1))
+		a.metrics.UpstreamAttemptsChild(route, metrics.ResultClosed).Add(float64(conns - 1))
 	}
 	if info != nil {
 		info.AddAttempts(max(conns, 1))
@@ -97,12 +96,52 @@ func (a *attemptTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 			result = metrics.ResultHTTP5xx
 			span.SetStatus(codes.Error, result)
 		}
-		span.SetAttributes(attribute.Int("http.response.status_code", status))
+		if span.IsRecording() {
+			span.SetAttributes(attribute.Int("http.response.status_code", status))
+		}
 	}
 	if info != nil {
 		info.SetUpstream(status, d)
 	}
-	a.metrics.UpstreamAttempts.WithLabelValues(route, result).Inc()
-	a.metrics.UpstreamAttemptDuration.WithLabelValues(route).Observe(d.Seconds())
+	a.metrics.UpstreamAttemptsChild(route, result).Inc()
+	a.metrics.UpstreamAttemptDurationChild(route).Observe(d.Seconds())
 	return resp, err
+}
+
+// clientSpan and serverSpan are the span start options, built once: a
+// variadic call through the Tracer interface would allocate the slice per
+// request.
+var (
+	clientSpan = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindClient)}
+	serverSpan = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer)}
+)
+
+// asProblemError returns err's *ProblemError, or nil. A nil err costs nothing:
+// the variable errors.As needs escapes, so it is only declared for an
+// error.
+func asProblemError(err error) *ProblemError {
+	if err == nil {
+		return nil
+	}
+	var pe *ProblemError
+	if errors.As(err, &pe) {
+		return pe
+	}
+	return nil
+}
+
+// attemptSpanName is "upstream " + method, without building the string
+// for the usual methods.
+func attemptSpanName(method string) string {
+	switch method {
+	case http.MethodGet:
+		return "upstream GET"
+	case http.MethodPost:
+		return "upstream POST"
+	case http.MethodPut:
+		return "upstream PUT"
+	case http.MethodDelete:
+		return "upstream DELETE"
+	}
+	return "upstream " + method
 }

@@ -10,15 +10,15 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
-
-	"opscore-sidecar/metrics"
 )
 
 // HeaderRequestID is the request-id header: kept when the caller sends
 // one, minted otherwise, returned to the caller and forwarded upstream.
-const HeaderRequestID = "X-Request-ID"
+// It is spelled in net/http's canonical form (header names are
+// case-insensitive; this is also how it goes on the wire) so that reading
+// and setting it does not allocate a canonicalized copy per request.
+const HeaderRequestID = "X-Request-Id"
 
 // maxRequestIDLen bounds a caller's request id; a longer one is replaced.
 const maxRequestIDLen = 200
@@ -34,15 +34,28 @@ func (s *Sidecar) observeLayer(next http.Handler) http.Handler {
 		reqID := r.Header.Get(HeaderRequestID)
 		if reqID == "" || len(reqID) > maxRequestIDLen {
 			reqID = rand.Text()
-			r.Header.Set(HeaderRequestID, reqID)
+			// The request and the response share the one-value slice:
+			// both are only read or replaced, never written in place.
+			id := []string{reqID}
+			r.Header[HeaderRequestID] = id
+			w.Header()[HeaderRequestID] = id
+		} else {
+			w.Header().Set(HeaderRequestID, reqID)
 		}
-		w.Header().Set(HeaderRequestID, reqID)
 
-		ctx := s.tracing.Propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
-		ctx, span := s.tracing.tracer.Start(ctx, r.Method, trace.WithSpanKind(trace.SpanKindServer))
+		ctx := s.tracing.Propagator.Extract(r.Context(), headerCarrier(r.Header))
+		ctx, span := s.tracing.tracer.Start(ctx, r.Method, serverSpan...)
 		sc := span.SpanContext()
-		info := &RequestInfo{RequestID: reqID, TraceID: sc.TraceID().String(), Method: r.Method, Path: r.URL.Path, Route: RouteDefault, Start: start}
-		rec := &responseRecorder{ResponseWriter: w}
+		// The RequestInfo and the recorder live and die with the request:
+		// one allocation holds both.
+		st := &struct {
+			info RequestInfo
+			rec  responseRecorder
+		}{
+			info: RequestInfo{RequestID: reqID, TraceID: sc.TraceID().String(), Method: r.Method, Path: r.URL.Path, Route: RouteDefault, Start: start},
+			rec:  responseRecorder{ResponseWriter: w},
+		}
+		info, rec := &st.info, &st.rec
 		// bytes_in is the declared Content-Length; only a body of unknown
 		// length (chunked) is wrapped to count it, saving an allocation on
 		// the common path.
@@ -89,23 +102,25 @@ func (s *Sidecar) finish(ctx context.Context, span trace.Span, info *RequestInfo
 	v := info.View()
 	class := string(info.Class)
 	m := s.deps.Metrics
-	m.Requests.WithLabelValues(info.Route, class, statusCode(rec.status), string(v.Outcome)).Inc()
+	m.RequestsChild(info.Route, class, statusCode(rec.status), string(v.Outcome)).Inc()
 	exemplar := ""
 	if span.SpanContext().IsSampled() {
 		exemplar = info.TraceID
 	}
-	metrics.ObserveDuration(m.RequestDuration.WithLabelValues(info.Route, string(v.Outcome)), d, exemplar)
+	m.ObserveRequestDuration(info.Route, string(v.Outcome), d, exemplar, time.Now())
 
-	span.SetName(info.Method + " " + info.Route)
-	span.SetAttributes(
-		attribute.String("http.request.method", info.Method),
-		attribute.String("http.route", info.Route),
-		attribute.Int("http.response.status_code", rec.status),
-		attribute.String("opscore.outcome", string(v.Outcome)),
-		attribute.String("opscore.request_id", info.RequestID),
-	)
-	if rec.status >= 500 {
-		span.SetStatus(codes.Error, string(v.Outcome))
+	if span.IsRecording() { // not without an exporter (see NewTracing): skip building what nobody reads
+		span.SetName(info.Method + " " + info.Route)
+		span.SetAttributes(
+			attribute.String("http.request.method", info.Method),
+			attribute.String("http.route", info.Route),
+			attribute.Int("http.response.status_code", rec.status),
+			attribute.String("opscore.outcome", string(v.Outcome)),
+			attribute.String("opscore.request_id", info.RequestID),
+		)
+		if rec.status >= 500 {
+			span.SetStatus(codes.Error, string(v.Outcome))
+		}
 	}
 	span.End()
 

@@ -33,7 +33,12 @@ func rewrite(pr *httputil.ProxyRequest) {
 	info := InfoFrom(pr.In.Context())
 	pr.SetURL(info.Snapshot.Upstream)
 	pr.SetXForwarded()
-	pr.Out.Header.Set(HeaderRequestID, info.RequestID)
+	// The outgoing header is a copy of the incoming one, which the observe
+	// layer gave the request id; it is set again only when the copy lost
+	// it (a client naming X-Request-Id in Connection makes it hop-by-hop).
+	if v := pr.Out.Header[HeaderRequestID]; len(v) != 1 || v[0] != info.RequestID {
+		pr.Out.Header.Set(HeaderRequestID, info.RequestID)
+	}
 }
 
 // proxyError is the ReverseProxy's ErrorHandler: it maps the transport's

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bytes"
 	"io"
 	"net/http"
 )
@@ -22,9 +21,10 @@ func bufferSmallResponse(resp *http.Response) error {
 	if n <= 0 || n > maxBufferedResponse || !hasBody(resp) {
 		return nil
 	}
-	b := make([]byte, n)
-	_, err := io.ReadFull(resp.Body, b)
+	pb := getBuf(int(n))
+	_, err := io.ReadFull(resp.Body, pb.b)
 	if err != nil {
+		putBuf(pb)
 		// Classify before closing: closing the body ends the attempt's
 		// context (retry layer), which would look like a cancellation.
 		ctx := resp.Request.Context()
@@ -42,7 +42,8 @@ func bufferSmallResponse(resp *http.Response) error {
 	}
 	resp.Body.Close()
 	body := &bufferedBody{}
-	body.Reset(b)
+	body.buf.pb = pb
+	body.r.init(&body.buf) // the reader's is the only reference
 	resp.Body = body
 	return nil
 }
@@ -57,7 +58,14 @@ func hasBody(resp *http.Response) bool {
 		s >= 200 && s != http.StatusNoContent && s != http.StatusNotModified
 }
 
-// bufferedBody is a response body read in full.
-type bufferedBody struct{ bytes.Reader }
+// bufferedBody is a response body read in full into a pooled buffer,
+// which goes back to the pool when the ReverseProxy closes the body after
+// copying it (bufpool.go).
+type bufferedBody struct {
+	buf sharedBuf
+	r   pooledReader
+}
 
-func (*bufferedBody) Close() error { return nil }
+func (b *bufferedBody) Read(p []byte) (int, error) { return b.r.Read(p) }
+
+func (b *bufferedBody) Close() error { return b.r.Close() }

@@ -116,8 +116,7 @@ func (t *retryTransport) round(ctx context.Context, req *http.Request, info *Req
 	for {
 		resp, err, cancel := t.attempt(ctx, req, body, wire > 0, cfg.PerTryTimeout, deadline)
 		now := t.now()
-		var pe *ProblemError
-		if errors.As(err, &pe) { // the breaker refused the attempt: no retry
+		if pe := asProblemError(err); pe != nil { // the breaker refused the attempt: no retry
 			pe.Problem.Header = withAttempts(pe.Problem.Header, wire)
 			return roundResult{resp: nil, err: err, cancel: cancel, wire: wire, last: policy.AttemptNotReached, reached: reached, refused: true}
 		}

@@ -27,7 +27,7 @@ func (s *Sidecar) routeLayer(next http.Handler) http.Handler {
 			return
 		}
 
-		g := s.deps.Metrics.Inflight.WithLabelValues(name)
+		g := s.deps.Metrics.InflightChild(name)
 		g.Inc()
 		defer g.Dec()
 

@@ -1,0 +1,10 @@
+// Package perf holds the process benchmark of the sidecar (see
+// docs/performance.md): cmd/sidecar as a child process with its default
+// config, next to a bare httputil.ReverseProxy with a BufferPool that this
+// package's own test binary runs as a second child process, both in front
+// of the same loopback upstream and driven by the same closed-loop client.
+//
+// Benchmarks never run in the normal test suite; run it with
+//
+//	go test -run '^$' -bench ProxyProcess -benchtime 1x ./e2e/perf/
+package perf

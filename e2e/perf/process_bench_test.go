@@ -1,0 +1,474 @@
+package perf
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"opscore-sidecar/e2e/harness"
+)
+
+var (
+	flagDuration = flag.Duration("perf.duration", 5*time.Second, "measured time of one target in one round")
+	flagWarmup   = flag.Duration("perf.warmup", time.Second, "unmeasured traffic sent to a target before each measured round")
+	flagRounds   = flag.Int("perf.rounds", 2, "rounds of the saturated case; the order of the targets alternates between rounds")
+	flagSidecar  = flag.String("perf.sidecar", "", "sidecar binary to measure (e.g. one built from an older commit, for a before/after table); empty: build cmd/sidecar of this module")
+	flagBaseline = flag.String("perf.baseline", "", "a second sidecar binary measured in the same run as row baseline (e.g. built from an older commit); empty: none")
+	flagPprof    = flag.String("perf.pprof", "", "directory that receives the sidecar's CPU and allocs profiles of its first saturated round (empty: none)")
+)
+
+const (
+	// conns is the number of client connections (closed loop: each sends
+	// its next request when the previous answer has arrived).
+	conns = 64
+	// think is the wait between two requests of one connection in the
+	// below-saturation case.
+	think = 10 * time.Millisecond
+	// statePath is the state_update route (POST /v1/opscore/agent/{agent_id}/state).
+	statePath = "/v1/opscore/agent/%s/state"
+	// clockTicks is USER_HZ, the unit of utime and stime in /proc/<pid>/stat
+	// (100 on every Linux the project runs on).
+	clockTicks = 100
+)
+
+// stateBody is a 250-byte JSON state update, as agents send it.
+var stateBody = func() []byte {
+	b := []byte(`{"agentId":"perf-agent","state":"idle","details":{"cpu":0.12,"memory":0.34,"task":"none","note":""},"timestamp":"2026-01-01T00:00:00Z"}`)
+	pad := 250 - len(b)
+	if pad < 0 {
+		panic("perf: state body over 250 bytes")
+	}
+	// Pad inside the "note" string so the body stays valid JSON.
+	i := bytes.Index(b, []byte(`"note":""`)) + len(`"note":"`)
+	return slices.Concat(b[:i], bytes.Repeat([]byte("x"), pad), b[i:])
+}()
+
+// Environment of the bare-proxy child: the test binary re-executes itself
+// with these set and TestMain runs the bare proxy instead of the tests.
+const (
+	envBareListen   = "PERF_BARE_PROXY_LISTEN"
+	envBareUpstream = "PERF_BARE_PROXY_UPSTREAM"
+)
+
+func TestMain(m *testing.M) {
+	if listen := os.Getenv(envBareListen); listen != "" {
+		os.Exit(runBareProxy(listen, os.Getenv(envBareUpstream)))
+	}
+	os.Exit(m.Run())
+}
+
+// runBareProxy serves a bare httputil.ReverseProxy with a sync.Pool
+// BufferPool and a keep-alive pool as large as the sidecar's default
+// (upstream.max_idle_conns), until it is killed.
+func runBareProxy(listen, upstream string) int {
+	target, err := url.Parse(upstream)
+	if err != nil || upstream == "" {
+		fmt.Fprintf(os.Stderr, "bare proxy: bad upstream %q: %v\n", upstream, err)
+		return 2
+	}
+	rp := &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) { pr.SetURL(target); pr.SetXForwarded() },
+		Transport: &http.Transport{
+			MaxIdleConns: 512, MaxIdleConnsPerHost: 512, IdleConnTimeout: 4 * time.Second,
+		},
+		BufferPool: pool{},
+	}
+	srv := &http.Server{Addr: listen, Handler: rp, ReadHeaderTimeout: 5 * time.Second}
+	if err := srv.ListenAndServe(); err != nil {
+		fmt.Fprintf(os.Stderr, "bare proxy: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+type pool struct{}
+
+var buffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+func (pool) Get() []byte  { return *(buffers.Get().(*[]byte)) }
+func (pool) Put(b []byte) { buffers.Put(&b) }
+
+// startUpstream serves a loopback upstream that reads the body and answers
+// at once with Ops-Core's small JSON acknowledgement.
+func startUpstream(tb testing.TB) string {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"status":"success","message":"State update accepted"}`)
+	}), IdleTimeout: 5 * time.Minute}
+	go func() { _ = srv.Serve(ln) }()
+	tb.Cleanup(func() { srv.Close() })
+	return "http://" + ln.Addr().String()
+}
+
+// startBareProxy runs the bare proxy as a child process (this test binary)
+// and stops it by PID in tb.Cleanup.
+func startBareProxy(tb testing.TB, upstream string) (base string, pid int) {
+	tb.Helper()
+	port, err := harness.FreePort()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	listen := "127.0.0.1:" + strconv.Itoa(port)
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), envBareListen+"="+listen, envBareUpstream+"="+upstream)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	tb.Cleanup(func() { _ = cmd.Process.Kill(); <-done })
+	base = "http://" + listen
+	client := &http.Client{Timeout: time.Second}
+	defer client.CloseIdleConnections()
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		resp, err := client.Get(base + "/")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return base, cmd.Process.Pid
+			}
+		}
+		select {
+		case <-done:
+			tb.Fatal("bare proxy exited during start")
+		default:
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("bare proxy on %s not ready: %v", listen, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// procStats reads a process's CPU time (user + system) and peak RSS.
+func procStats(pid int) (cpu time.Duration, hwmKiB int64, err error) {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	// The command name (field 2) may hold spaces: count fields after ')'.
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0, 0, errors.New("perf: bad /proc stat")
+	}
+	f := strings.Fields(string(stat[i+1:]))
+	if len(f) < 13 {
+		return 0, 0, errors.New("perf: short /proc stat")
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64) // field 14
+	stime, err2 := strconv.ParseInt(f[12], 10, 64) // field 15
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, 0, err
+	}
+	cpu = time.Duration(utime+stime) * time.Second / clockTicks
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	for line := range strings.SplitSeq(string(status), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			hwmKiB, err = strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return cpu, hwmKiB, err
+		}
+	}
+	return cpu, 0, errors.New("perf: no VmHWM in /proc status")
+}
+
+// loadAvg returns the 1, 5 and 15-minute load averages as uptime shows them.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+// loadResult is what one closed-loop run measured.
+type loadResult struct {
+	ok       int
+	elapsed  time.Duration
+	lat      []time.Duration // sorted; only when asked for
+	failed   int
+	firstErr error
+}
+
+// closedLoop drives base's state_update path with conns connections for
+// d: each connection sends a request, reads the whole answer, waits pause
+// and sends the next. Every answer must be a 200.
+func closedLoop(base string, d, pause time.Duration, keepLatency bool) loadResult {
+	tr := &http.Transport{MaxConnsPerHost: conns, MaxIdleConnsPerHost: conns, MaxIdleConns: conns, DisableCompression: true}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr}
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	var (
+		mu  sync.Mutex
+		res loadResult
+		wg  sync.WaitGroup
+	)
+	start := time.Now()
+	for c := range conns {
+		target := base + fmt.Sprintf(statePath, "perf-agent-"+strconv.Itoa(c))
+		wg.Go(func() {
+			var lat []time.Duration
+			ok, failed := 0, 0
+			var firstErr error
+			for ctx.Err() == nil {
+				req, _ := http.NewRequest(http.MethodPost, target, bytes.NewReader(stateBody))
+				req.Header.Set("Content-Type", "application/json")
+				t0 := time.Now()
+				resp, err := client.Do(req)
+				if err == nil {
+					_, err = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if err == nil && resp.StatusCode != http.StatusOK {
+						err = fmt.Errorf("status %d", resp.StatusCode)
+					}
+				}
+				if err != nil {
+					failed++
+					if firstErr == nil {
+						firstErr = err
+					}
+					continue
+				}
+				ok++
+				if keepLatency {
+					lat = append(lat, time.Since(t0))
+				}
+				if pause > 0 {
+					time.Sleep(pause)
+				}
+			}
+			mu.Lock()
+			res.ok += ok
+			res.failed += failed
+			if res.firstErr == nil {
+				res.firstErr = firstErr
+			}
+			res.lat = append(res.lat, lat...)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	res.elapsed = time.Since(start)
+	slices.Sort(res.lat)
+	return res
+}
+
+func quantile(sorted []time.Duration, q float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	return sorted[min(len(sorted)-1, int(q*float64(len(sorted))))]
+}
+
+// target is one proxy under test.
+type target struct {
+	name string
+	base string
+	pid  int // 0 for no proxy (direct)
+
+	ok      int
+	elapsed time.Duration
+	cpu     time.Duration
+	hwmKiB  int64
+	lat     []time.Duration
+}
+
+// measure runs one warm-up and one measured closed loop against t,
+// adding up requests, time and the proxy's CPU.
+func (t *target) measure(b *testing.B, pause time.Duration, keepLatency bool) {
+	b.Helper()
+	if r := closedLoop(t.base, *flagWarmup, pause, false); r.failed > 0 {
+		b.Fatalf("%s: warm-up: %d requests failed, first: %v", t.name, r.failed, r.firstErr)
+	}
+	var cpu0 time.Duration
+	if t.pid != 0 {
+		var err error
+		if cpu0, _, err = procStats(t.pid); err != nil {
+			b.Fatal(err)
+		}
+	}
+	r := closedLoop(t.base, *flagDuration, pause, keepLatency)
+	if r.failed > 0 {
+		b.Fatalf("%s: %d of %d requests failed, first: %v", t.name, r.failed, r.failed+r.ok, r.firstErr)
+	}
+	if t.pid != 0 {
+		cpu1, hwm, err := procStats(t.pid)
+		if err != nil {
+			b.Fatal(err)
+		}
+		t.cpu += cpu1 - cpu0
+		t.hwmKiB = hwm
+	}
+	t.ok += r.ok
+	t.elapsed += r.elapsed
+	t.lat = append(t.lat, r.lat...)
+	slices.Sort(t.lat)
+}
+
+// captureProfiles saves the sidecar's CPU profile and allocation delta
+// profile over d into dir (sidecar-cpu.pprof, sidecar-allocs.pprof).
+func captureProfiles(admin, dir string, d time.Duration) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	secs := strconv.Itoa(max(1, int(d/time.Second)))
+	errc := make(chan error, 2)
+	for name, path := range map[string]string{"cpu": "/debug/pprof/profile", "allocs": "/debug/pprof/allocs"} {
+		go func() {
+			resp, err := http.Get(admin + path + "?seconds=" + secs)
+			if err != nil {
+				errc <- err
+				return
+			}
+			defer resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				errc <- fmt.Errorf("perf: %s: status %d", path, resp.StatusCode)
+				return
+			}
+			body, err := io.ReadAll(resp.Body)
+			if err == nil {
+				err = os.WriteFile(dir+"/sidecar-"+name+".pprof", body, 0o644)
+			}
+			errc <- err
+		}()
+	}
+	return errors.Join(<-errc, <-errc)
+}
+
+func (t *target) rps() float64 { return float64(t.ok) / t.elapsed.Seconds() }
+
+// cpuPer10k is the proxy's CPU seconds per 10,000 requests.
+func (t *target) cpuPer10k() float64 { return t.cpu.Seconds() / float64(t.ok) * 10000 }
+
+// BenchmarkProxyProcess runs cmd/sidecar (default config, access log off,
+// every policy on) and a bare pooled httputil.ReverseProxy as processes in
+// front of the same loopback upstream, drives both with the same client
+// and reports, in one run:
+//
+//   - saturated: 64 closed-loop connections without pause; req/s of each,
+//     the ratio sidecar/bare, each proxy's CPU seconds per 10k requests and
+//     peak RSS. The targets take turns, -perf.rounds rounds of
+//     -perf.duration each, so drifting load hits them alike.
+//   - below_saturation: 64 connections each waiting 10 ms between
+//     requests; p50 and p99 of the sidecar, the bare proxy and the upstream
+//     directly, and each proxy's extra latency over direct.
+//
+// With -perf.baseline=BIN a second sidecar (say, built from the commit
+// before a change) is measured in the same run as row "baseline".
+//
+// One iteration is one whole measurement: run with -benchtime 1x. Figures
+// on a shared machine are only comparable within one run; the 1-minute
+// load average is reported with them. See docs/performance.md.
+func BenchmarkProxyProcess(b *testing.B) {
+	upstream := startUpstream(b)
+	bareURL, barePID := startBareProxy(b, upstream)
+	env := []string{"SIDECAR_LOG_ACCESS=false"}
+	sc := harness.StartSidecar(b, harness.SidecarOptions{Bin: *flagSidecar, UpstreamURL: upstream, Env: env})
+	var base *harness.Proc
+	if *flagBaseline != "" {
+		base = harness.StartSidecar(b, harness.SidecarOptions{Bin: *flagBaseline, UpstreamURL: upstream, Env: env})
+	}
+	// proxies returns fresh targets: bare, sidecar and, with
+	// -perf.baseline, the baseline sidecar.
+	proxies := func() []*target {
+		ts := []*target{{name: "bare", base: bareURL, pid: barePID}, {name: "sidecar", base: sc.URL, pid: sc.PID()}}
+		if base != nil {
+			ts = append(ts, &target{name: "baseline", base: base.URL, pid: base.PID()})
+		}
+		return ts
+	}
+	b.Logf("load average at start: %s", loadAvg())
+
+	b.Run("saturated", func(b *testing.B) {
+		for range b.N {
+			ts := proxies()
+			for round := range *flagRounds {
+				// Each round starts with another target, so drifting
+				// load hits them alike.
+				for i := range ts {
+					ts[(round+i)%len(ts)].measure(b, 0, false)
+				}
+			}
+			bare := ts[0]
+			line := "load " + loadAvg()
+			for _, t := range ts {
+				ratio := t.rps() / bare.rps()
+				b.ReportMetric(t.rps(), t.name+"-req/s")
+				b.ReportMetric(t.cpuPer10k(), t.name+"-cpu-s/10k")
+				b.ReportMetric(float64(t.hwmKiB)/1024, t.name+"-rss-MiB")
+				if t != bare {
+					b.ReportMetric(ratio, t.name+"-ratio")
+				}
+				line += fmt.Sprintf(" | %s %.0f req/s (%.3fx bare), %.2f cpu-s/10k (%.0f µs/req), %.1f MiB",
+					t.name, t.rps(), ratio, t.cpuPer10k(), t.cpuPer10k()*100, float64(t.hwmKiB)/1024)
+			}
+			b.Log(line)
+		}
+		if *flagPprof != "" {
+			// An extra, unmeasured round: profiling costs CPU of its own.
+			profiles := make(chan error, 1)
+			go func() { profiles <- captureProfiles(sc.AdminURL, *flagPprof, *flagDuration) }()
+			r := closedLoop(sc.URL, *flagDuration+time.Second, 0, false)
+			if err := <-profiles; err != nil {
+				b.Fatal(err)
+			}
+			b.Logf("profiles of %d requests written to %s", r.ok, *flagPprof)
+		}
+	})
+
+	b.Run("below_saturation", func(b *testing.B) {
+		for range b.N {
+			direct := &target{name: "direct", base: upstream}
+			ts := append([]*target{direct}, proxies()...)
+			for _, t := range ts {
+				t.measure(b, think, true)
+			}
+			us := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e3 }
+			d50, d99 := quantile(direct.lat, 0.50), quantile(direct.lat, 0.99)
+			line := "load " + loadAvg()
+			for _, t := range ts {
+				p50, p99 := quantile(t.lat, 0.50), quantile(t.lat, 0.99)
+				b.ReportMetric(us(p50), t.name+"-p50-µs")
+				b.ReportMetric(us(p99), t.name+"-p99-µs")
+				line += fmt.Sprintf(" | %s p50 %v p99 %v", t.name, p50.Round(time.Microsecond), p99.Round(time.Microsecond))
+				if t != direct {
+					b.ReportMetric(us(p50-d50), t.name+"-p50-delta-µs")
+					b.ReportMetric(us(p99-d99), t.name+"-p99-delta-µs")
+					line += fmt.Sprintf(" (%+v, %+v vs direct; %.2f cpu-s/10k)", (p50 - d50).Round(time.Microsecond), (p99 - d99).Round(time.Microsecond), t.cpuPer10k())
+				}
+			}
+			b.Log(line)
+		}
+	})
+}
