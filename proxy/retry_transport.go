@@ -52,7 +52,10 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	ctx := req.Context()
-	queue := t.queue.Load()
+	var queue *outboxQueue
+	if t.queue != nil {
+		queue = t.queue.Load()
+	}
 	if queue != nil {
 		if resp, err, queued := queue.behind(ctx, req, info, body); queued {
 			return resp, err
