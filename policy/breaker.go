@@ -45,10 +45,14 @@ const (
 	// BreakerIgnored: the client cancelled; the attempt frees its
 	// half-open slot but counts neither way.
 	BreakerIgnored
-	// BreakerUnreachable: a failure where the request never reached the
-	// upstream (refused, dial error). It counts as a failure; a breaker
-	// opened by such failures is closed by Recover as soon as an active
-	// health check sees the upstream answer again.
+	// BreakerUnreachable: a connection failure, where no HTTP answer came
+	// back: the request never reached the upstream (refused, dial error),
+	// or the connection was reset or closed before a response (a core
+	// that died, or a TCP proxy in front of it that accepts and drops). It
+	// counts as a failure; a breaker opened by such failures is closed by
+	// Recover as soon as an active health check sees the upstream answer
+	// again. Timeouts are not connection failures: a slow upstream is
+	// often an overloaded one.
 	BreakerUnreachable
 )
 
@@ -62,7 +66,7 @@ func BreakerResultOf(o AttemptOutcome) BreakerResult {
 			return BreakerFailure
 		}
 		return BreakerSuccess
-	case AttemptNotReached:
+	case AttemptNotReached, AttemptReset, AttemptClosed:
 		return BreakerUnreachable
 	}
 	return BreakerFailure

@@ -67,8 +67,8 @@ func TestBreakerResultOf(t *testing.T) {
 		{resp(500), BreakerFailure},
 		{resp(503), BreakerFailure},
 		{AttemptOutcome{Kind: AttemptNotReached}, BreakerUnreachable},
-		{AttemptOutcome{Kind: AttemptReset}, BreakerFailure},
-		{AttemptOutcome{Kind: AttemptClosed}, BreakerFailure},
+		{AttemptOutcome{Kind: AttemptReset}, BreakerUnreachable},
+		{AttemptOutcome{Kind: AttemptClosed}, BreakerUnreachable},
 		{AttemptOutcome{Kind: AttemptTimeout}, BreakerFailure},
 		{AttemptOutcome{Kind: AttemptCancelled}, BreakerIgnored},
 	}

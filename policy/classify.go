@@ -39,6 +39,14 @@ const (
 	AttemptCancelled
 )
 
+// ConnectionFailure reports whether the attempt got no HTTP answer because
+// the connection failed: not reached, reset or closed before a response.
+// These are what an upstream that is down (or restarting behind a TCP
+// proxy) produces; a timeout is not one of them.
+func (k AttemptKind) ConnectionFailure() bool {
+	return k == AttemptNotReached || k == AttemptReset || k == AttemptClosed
+}
+
 // String returns the kind's lower-case name.
 func (k AttemptKind) String() string {
 	switch k {

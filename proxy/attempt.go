@@ -83,7 +83,7 @@ func (a *attemptTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	if err != nil {
 		var kind policy.AttemptKind
 		kind, result = policy.ClassifyFailure(err, clientGone(req.Context()))
-		if kind == policy.AttemptNotReached && a.health != nil {
+		if kind.ConnectionFailure() && a.health != nil {
 			a.health.suspect()
 		}
 		err = &AttemptError{Result: result, Err: err}

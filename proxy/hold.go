@@ -10,8 +10,10 @@ import (
 )
 
 // This file is the hold of the retry layer (retry_transport.go): on a
-// route with hold.enabled (notify by default), a request whose attempt
-// could not reach the upstream, or was refused by the open breaker, waits
+// route with hold.enabled (notify by default), a request whose attempts
+// ended in a connection failure (policy.AttemptKind.ConnectionFailure:
+// refused, reset or closed before a response), or was refused by the open
+// breaker, waits
 // in the route's policy.Hold for the upstream to come back instead of
 // failing. The hold is opened by the active health check (health.go) at
 // its first good answer and by the breaker leaving the open state; held
@@ -84,8 +86,8 @@ func (h *holdState) hold(ctx context.Context, r roundResult) bool {
 	if !rt.Hold.Enabled || !h.body.replayable() || ctx.Err() != nil {
 		return false
 	}
-	if !r.refused && (r.err == nil || r.last != policy.AttemptNotReached) {
-		return false // the upstream answered, or may have acted on it
+	if !r.refused && (r.err == nil || !r.last.ConnectionFailure()) {
+		return false // the upstream answered (or timed out: maybe overloaded)
 	}
 	until := h.deadline.Add(-queueMargin)
 	if !h.t.now().Before(until) {

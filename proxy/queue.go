@@ -158,7 +158,7 @@ func (s *Sidecar) deliver(ctx context.Context, m *outbox.Message) (int, error) {
 	req.Header.Set(HeaderOutboxID, m.ID)
 	resp, err := snap.Transport.RoundTrip(req)
 	if err != nil {
-		if policy.ClassifyAttempt(err, nil) == policy.AttemptNotReached {
+		if policy.ClassifyAttempt(err, nil).ConnectionFailure() {
 			s.health.suspect()
 		}
 		return 0, err
