@@ -29,9 +29,31 @@ func stateBody(id string) []byte {
 // (`route="notify"`); it returns 0 when there is none.
 func sidecarMetric(t *testing.T, sidecar *harness.Proc, metric string, labels ...string) float64 {
 	t.Helper()
-	resp, err := (&http.Client{Timeout: 5 * time.Second}).Get(sidecar.AdminURL + "/metrics")
+	return scrapeSum(t, sidecar.AdminURL+"/metrics", metric, labels...)
+}
+
+// startSidecarWithConfigFile writes configYAML to sidecar.yaml in a new
+// directory and starts a sidecar (opts) that reads it through
+// SIDECAR_CONFIG, so the test can rewrite the file to make it reload. It
+// returns the sidecar and the file's path.
+func startSidecarWithConfigFile(t *testing.T, opts harness.SidecarOptions, configYAML string) (*harness.Proc, string) {
+	t.Helper()
+	opts.Dir = t.TempDir()
+	cfgPath := filepath.Join(opts.Dir, "sidecar.yaml")
+	if err := os.WriteFile(cfgPath, []byte(configYAML), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	opts.Env = append(opts.Env, "SIDECAR_CONFIG="+cfgPath)
+	return harness.StartSidecar(t, opts), cfgPath
+}
+
+// scrapeSum sums the samples of metric at the Prometheus endpoint url
+// whose labels include every one of the given pairs; 0 when none.
+func scrapeSum(t *testing.T, url, metric string, labels ...string) float64 {
+	t.Helper()
+	resp, err := (&http.Client{Timeout: 5 * time.Second}).Get(url)
 	if err != nil {
-		t.Fatalf("scrape sidecar: %v", err)
+		t.Fatalf("scrape %s: %v", url, err)
 	}
 	defer resp.Body.Close()
 	var sum float64
@@ -53,19 +75,4 @@ func sidecarMetric(t *testing.T, sidecar *harness.Proc, metric string, labels ..
 		}
 	}
 	return sum
-}
-
-// startSidecarWithConfigFile writes configYAML to sidecar.yaml in a new
-// directory and starts a sidecar (opts) that reads it through
-// SIDECAR_CONFIG, so the test can rewrite the file to make it reload. It
-// returns the sidecar and the file's path.
-func startSidecarWithConfigFile(t *testing.T, opts harness.SidecarOptions, configYAML string) (*harness.Proc, string) {
-	t.Helper()
-	opts.Dir = t.TempDir()
-	cfgPath := filepath.Join(opts.Dir, "sidecar.yaml")
-	if err := os.WriteFile(cfgPath, []byte(configYAML), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	opts.Env = append(opts.Env, "SIDECAR_CONFIG="+cfgPath)
-	return harness.StartSidecar(t, opts), cfgPath
 }

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"io"
@@ -182,32 +181,3 @@ func overloadPass(t *testing.T, core *harness.Proc, label string, env []string) 
 	return run
 }
 
-// scrapeSum sums the samples of metric at the Prometheus endpoint url
-// whose labels include every one of the given pairs; 0 when none.
-func scrapeSum(t *testing.T, url, metric string, labels ...string) float64 {
-	t.Helper()
-	resp, err := (&http.Client{Timeout: 5 * time.Second}).Get(url)
-	if err != nil {
-		t.Fatalf("scrape %s: %v", url, err)
-	}
-	defer resp.Body.Close()
-	var sum float64
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		series, value, ok := strings.Cut(sc.Text(), " ")
-		name, labelSet, _ := strings.Cut(series, "{")
-		if !ok || name != metric {
-			continue
-		}
-		match := true
-		for _, l := range labels {
-			match = match && strings.Contains(","+labelSet, ","+l)
-		}
-		value, _, _ = strings.Cut(value, " ")
-		if v, err := strconv.ParseFloat(value, 64); match && err == nil {
-			sum += v
-		}
-	}
-	return sum
-}

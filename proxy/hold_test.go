@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"opscore-sidecar/metrics"
+	"opscore-sidecar/policy"
 )
 
 // flakyCore is an upstream at a fixed loopback address that can be taken
@@ -205,19 +206,9 @@ func TestRegistrationQueuedWhenCoreStaysDown(t *testing.T) {
 func TestBreakerClosedByHealthCheckNotOpenTimeout(t *testing.T) {
 	core := newFlakyCore(t)
 	cfg := holdConfig(core.url(), NotifyDeadline)
-	route(cfg, RouteStateGet, func(rc *RouteConfig) {
-		rc.Breaker.OpenTimeout = time.Hour
-		rc.Breaker.MinFailingTime = 0
-		rc.Retry.Attempts = 1
-	})
+	readsTripAtOnce(cfg)
 	env := startSidecar(t, cfg)
-	br := env.srv.Sidecar.Snapshot().Runtime[RouteStateGet].Breaker.Breaker
-	for i := 0; br.State().String() != "open"; i++ {
-		if i == 20 {
-			t.Fatalf("breaker %s after 20 refused reads, want open", br.State())
-		}
-		do(t, newRequest(t, "GET", env.url+"/v1/opscore/agent/a/state", nil))
-	}
+	br := openStateGetBreaker(t, env)
 	core.up()
 	waitGauge(t, env, `opscore_sidecar_upstream_healthy 1`)
 	if br.State().String() != "closed" {
@@ -369,19 +360,9 @@ func TestFirstReadAfterRecoveryIsForwarded(t *testing.T) {
 	core := newFlakyCore(t)
 	cfg := holdConfig(core.url(), NotifyDeadline)
 	cfg.HealthCheck.Interval = time.Minute
-	route(cfg, RouteStateGet, func(rc *RouteConfig) {
-		rc.Breaker.OpenTimeout = time.Hour
-		rc.Breaker.MinFailingTime = 0
-		rc.Retry.Attempts = 1
-	})
+	readsTripAtOnce(cfg)
 	env := startSidecar(t, cfg)
-	br := env.srv.Sidecar.Snapshot().Runtime[RouteStateGet].Breaker.Breaker
-	for i := 0; br.State().String() != "open"; i++ {
-		if i == 20 {
-			t.Fatalf("breaker %s after 20 refused reads, want open", br.State())
-		}
-		do(t, newRequest(t, "GET", env.url+"/v1/opscore/agent/a/state", nil))
-	}
+	br := openStateGetBreaker(t, env)
 	resp, _ := do(t, newRequest(t, "GET", env.url+"/v1/opscore/agent/a/state", nil))
 	if resp.StatusCode != http.StatusServiceUnavailable {
 		t.Fatalf("read with the core still down: got %d, want 503", resp.StatusCode)
@@ -394,4 +375,28 @@ func TestFirstReadAfterRecoveryIsForwarded(t *testing.T) {
 	if br.State().String() != "closed" {
 		t.Errorf("breaker %s after the read's probe passed, want closed", br.State())
 	}
+}
+
+// readsTripAtOnce makes state_get's breaker open at its fifth refused read
+// (no retries, no time rule) and stay open an hour unless something closes it.
+func readsTripAtOnce(cfg *Config) {
+	route(cfg, RouteStateGet, func(rc *RouteConfig) {
+		rc.Breaker.OpenTimeout = time.Hour
+		rc.Breaker.MinFailingTime = 0
+		rc.Retry.Attempts = 1
+	})
+}
+
+// openStateGetBreaker sends state reads to env's down core until the
+// state_get breaker opens, and returns it.
+func openStateGetBreaker(t *testing.T, env *testEnv) *policy.Breaker {
+	t.Helper()
+	br := env.srv.Sidecar.Snapshot().Runtime[RouteStateGet].Breaker.Breaker
+	for i := 0; br.State() != policy.BreakerOpen; i++ {
+		if i == 20 {
+			t.Fatalf("breaker %s after 20 refused reads, want open", br.State())
+		}
+		do(t, newRequest(t, "GET", env.url+"/v1/opscore/agent/a/state", nil))
+	}
+	return br
 }
