@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"net/http"
+	"opscore-sidecar/proxy/config"
 	"time"
 
 	"opscore-sidecar/policy"
@@ -45,8 +46,8 @@ func settingsView(c policy.BreakerConfig) breakerSettingsView {
 func (a *AdminServer) breakers(w http.ResponseWriter, r *http.Request) {
 	snap := a.sidecar.Snapshot()
 	now := time.Now()
-	out := make([]breakerView, 0, len(RouteNames))
-	for _, name := range RouteNames {
+	out := make([]breakerView, 0, len(config.RouteNames))
+	for _, name := range config.RouteNames {
 		rt := snap.Runtime[name]
 		if rt == nil || rt.Breaker.Breaker == nil {
 			continue

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptrace"
+	"opscore-sidecar/proxy/config"
 	"sync/atomic"
 	"time"
 
@@ -39,7 +40,7 @@ type connCounter struct {
 
 func (a *attemptTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	info := InfoFrom(req.Context())
-	route := RouteDefault
+	route := config.RouteDefault
 	if info != nil {
 		route = info.Route
 	}

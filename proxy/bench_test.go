@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"opscore-sidecar/proxy/config"
 	"slices"
 	"sync"
 	"syscall"
@@ -36,12 +37,12 @@ func BenchmarkProxyPath(b *testing.B) {
 
 	bare := httptest.NewServer(&httputil.ReverseProxy{
 		Rewrite:    func(pr *httputil.ProxyRequest) { pr.SetURL(target); pr.SetXForwarded() },
-		Transport:  newTransport(Defaults().Upstream),
+		Transport:  newTransport(config.Defaults().Upstream),
 		BufferPool: bufferPool{},
 	})
 	defer bare.Close()
 
-	cfg := Defaults()
+	cfg := config.Defaults()
 	cfg.Upstream.URL = up.URL
 	cfg.Outbox.Dir = b.TempDir()
 	tr, err := NewTracing(context.Background(), cfg.Tracing)
@@ -84,7 +85,7 @@ func BenchmarkProxyPath(b *testing.B) {
 	}
 }
 
-func withListen(c *Config) *Config {
+func withListen(c *config.Config) *config.Config {
 	c.Listen, c.Admin.Listen = "127.0.0.1:0", "127.0.0.1:0"
 	c.Server.DrainDelay = 0
 	return c

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"opscore-sidecar/proxy/config"
 	"strings"
 	"testing"
 	"time"
@@ -35,7 +36,7 @@ func TestPerClientLimit(t *testing.T) {
 	if p.Type != ProblemTypeBase+"rate_limited" || p.Reason != string(policy.ReasonClientLimit) || rec.Header().Get("Retry-After") != "1" {
 		t.Errorf("second request of the same client: got %+v Retry-After %q, want rate_limited/client_limit with Retry-After 1", p, rec.Header().Get("Retry-After"))
 	}
-	if got := testutil.ToFloat64(m.AdmissionRejections.WithLabelValues(RouteStateGet, "bulk", "client_limit", "enforce")); got != 1 {
+	if got := testutil.ToFloat64(m.AdmissionRejections.WithLabelValues(config.RouteStateGet, "bulk", "client_limit", "enforce")); got != 1 {
 		t.Errorf("admission_rejections_total{reason=client_limit} = %v, want 1", got)
 	}
 
@@ -96,7 +97,7 @@ func TestHeadMeetsTheGetRoutesPolicies(t *testing.T) {
 	t.Setenv("TEST_REQHARD_API_KEY", "k3y")
 	up := proxytest.New(t, proxytest.OK())
 	cfg := testConfig(up.URL)
-	route(cfg, RouteStateGet, func(rc *RouteConfig) {
+	route(cfg, config.RouteStateGet, func(rc *config.RouteConfig) {
 		rc.APIKey.Mode, rc.APIKey.KeyEnv = policy.AuthRequired, "TEST_REQHARD_API_KEY"
 	})
 	s, _ := newTestSidecar(t, cfg)

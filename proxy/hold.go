@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"errors"
+	"opscore-sidecar/proxy/config"
 	"time"
 
 	"opscore-sidecar/metrics"
@@ -41,7 +42,7 @@ type HoldRuntime struct {
 // buildHold builds a route's HoldRuntime; prev is the route's runtime in
 // the previous snapshot (nil at start-up), whose queue is kept with the
 // new settings applied.
-func buildHold(rc RouteConfig, prev *RouteRuntime) (HoldRuntime, error) {
+func buildHold(rc config.RouteConfig, prev *RouteRuntime) (HoldRuntime, error) {
 	var old *policy.Hold
 	if prev != nil {
 		old = prev.Hold.Queue

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"opscore-sidecar/proxy/config"
 	"slices"
 	"testing"
 
@@ -35,7 +36,7 @@ func TestPolicyReasonsArePrecreatedLabels(t *testing.T) {
 			string(OutcomeAuthFailed), string(OutcomeTooLarge), string(OutcomeNotFound), string(OutcomeUpstreamError), string(OutcomeUpstreamTimeout), string(OutcomeClientClosed),
 			string(OutcomeBadRequest),
 		}, metrics.Outcomes},
-		{"routes", RouteNames, metrics.Routes},
+		{"routes", config.RouteNames, metrics.Routes},
 	}
 	for _, s := range sets {
 		for _, v := range s.values {

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"net/http"
+	"opscore-sidecar/proxy/config"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -42,7 +43,7 @@ type GlobalAdmissionRuntime struct {
 // buildAdmission builds a route's AdmissionRuntime; prev is the route's
 // runtime in the previous snapshot (nil at start-up), whose buckets are
 // updated in place and carried over.
-func buildAdmission(name string, rc RouteConfig, prev *RouteRuntime, deps Deps) (AdmissionRuntime, error) {
+func buildAdmission(name string, rc config.RouteConfig, prev *RouteRuntime, deps Deps) (AdmissionRuntime, error) {
 	key, err := policy.ParseKeySource(rc.RateLimit.Key)
 	if err != nil {
 		return AdmissionRuntime{}, err
@@ -67,7 +68,7 @@ func buildAdmission(name string, rc RouteConfig, prev *RouteRuntime, deps Deps) 
 // buildGlobalAdmission builds the sidecar-wide admission state; prev is
 // the previous snapshot's (nil at start-up), whose global bucket and gate
 // are updated in place and carried over.
-func buildGlobalAdmission(cfg *Config, prev *GlobalRuntime, deps Deps) (GlobalAdmissionRuntime, error) {
+func buildGlobalAdmission(cfg *config.Config, prev *GlobalRuntime, deps Deps) (GlobalAdmissionRuntime, error) {
 	var g GlobalAdmissionRuntime
 	var err error
 	if g.Trusted, err = policy.ParseTrustedProxies(cfg.Admission.TrustedProxies); err != nil {

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"net/http"
+	"opscore-sidecar/proxy/config"
 	"os"
 
 	"opscore-sidecar/policy"
@@ -22,7 +23,7 @@ type AuthRuntime struct {
 // buildAuth builds a route's AuthRuntime from rc; prev is the route's
 // runtime in the previous snapshot (nil at start-up), whose replay cache
 // the new verifier shares, so a reload does not let a replay through.
-func buildAuth(name string, rc RouteConfig, prev *RouteRuntime, deps Deps) (AuthRuntime, error) {
+func buildAuth(name string, rc config.RouteConfig, prev *RouteRuntime, deps Deps) (AuthRuntime, error) {
 	var a AuthRuntime
 	var err error
 	if rc.WebhookAuth.Mode != policy.AuthOff {

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"net/http"
+	"opscore-sidecar/proxy/config"
 
 	"opscore-sidecar/metrics"
 	"opscore-sidecar/policy"
@@ -25,7 +26,7 @@ type BreakerRuntime struct {
 // runtime in the previous snapshot (nil at start-up), whose breaker is
 // carried over, state and counts included, when rc.Breaker is unchanged.
 // A new breaker starts closed and resets the route's state gauge.
-func buildBreaker(name string, rc RouteConfig, prev *RouteRuntime, deps Deps) (BreakerRuntime, error) {
+func buildBreaker(name string, rc config.RouteConfig, prev *RouteRuntime, deps Deps) (BreakerRuntime, error) {
 	var old *policy.Breaker
 	if prev != nil {
 		old = prev.Breaker.Breaker

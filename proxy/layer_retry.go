@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"net/http"
+	"opscore-sidecar/proxy/config"
 
 	"opscore-sidecar/policy"
 )
@@ -28,7 +29,7 @@ type RetryRuntime struct {
 // buildRetry builds a route's RetryRuntime; prev is the route's runtime in
 // the previous snapshot (nil at start-up), whose budget counts are carried
 // over when the budget window is unchanged.
-func buildRetry(name string, rc RouteConfig, prev *RouteRuntime, deps Deps) (RetryRuntime, error) {
+func buildRetry(name string, rc config.RouteConfig, prev *RouteRuntime, deps Deps) (RetryRuntime, error) {
 	var old *policy.RetryPolicy
 	if prev != nil {
 		old = prev.Retry.Policy

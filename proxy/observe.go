@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"log/slog"
 	"net/http"
+	"opscore-sidecar/proxy/config"
 	"strconv"
 	"time"
 
@@ -52,7 +53,7 @@ func (s *Sidecar) observeLayer(next http.Handler) http.Handler {
 			info RequestInfo
 			rec  responseRecorder
 		}{
-			info: RequestInfo{RequestID: reqID, TraceID: sc.TraceID().String(), Method: r.Method, Path: r.URL.Path, Route: RouteDefault, Start: start},
+			info: RequestInfo{RequestID: reqID, TraceID: sc.TraceID().String(), Method: r.Method, Path: r.URL.Path, Route: config.RouteDefault, Start: start},
 			rec:  responseRecorder{ResponseWriter: w},
 		}
 		info, rec := &st.info, &st.rec

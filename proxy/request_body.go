@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"opscore-sidecar/proxy/config"
 	"os"
 	"sync"
 	"time"
@@ -82,7 +83,7 @@ func (b *clientBody) readErr() error {
 // for the client going away), and sets its own for the next request on
 // the connection. Where the writer cannot set a deadline (tests with a
 // recorder), the body goes without one.
-func wrapBody(w http.ResponseWriter, r *http.Request, start time.Time, srv ServerConfig) *clientBody {
+func wrapBody(w http.ResponseWriter, r *http.Request, start time.Time, srv config.ServerConfig) *clientBody {
 	b := &clientBody{ReadCloser: r.Body}
 	if srv.BodyReadTimeout > 0 && (srv.ReadTimeout == 0 || srv.BodyReadTimeout < srv.ReadTimeout) {
 		_ = setReadDeadline(w, start.Add(srv.BodyReadTimeout))

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"opscore-sidecar/proxy/config"
 	"sync"
 	"sync/atomic"
 
@@ -33,7 +34,7 @@ type Sidecar struct {
 // New builds a sidecar serving cfg, which must have passed Validate.
 // accessLog receives one line per request (nil: no access log); tracing
 // must not be nil.
-func New(cfg *Config, deps Deps, tracing *Tracing, accessLog *slog.Logger) (*Sidecar, error) {
+func New(cfg *config.Config, deps Deps, tracing *Tracing, accessLog *slog.Logger) (*Sidecar, error) {
 	if deps.Metrics == nil || tracing == nil {
 		return nil, errors.New("proxy: New needs metrics and tracing")
 	}
@@ -68,7 +69,7 @@ func (s *Sidecar) Snapshot() *Snapshot { return s.snap.Load() }
 // changes. Settings that need a restart (listen addresses, server limits
 // except the drain keys, tracing, log level, reload) keep their running
 // values, so /admin/config shows what is in effect; a warning names them.
-func (s *Sidecar) Apply(cfg *Config) error {
+func (s *Sidecar) Apply(cfg *config.Config) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
@@ -91,7 +92,7 @@ func (s *Sidecar) Apply(cfg *Config) error {
 // keepRestartKeys returns a copy of cur whose restart-only settings are
 // old's, the ones the running listeners, tracer and reloader use, and the
 // keys of those that cur changed.
-func keepRestartKeys(old, cur *Config) (*Config, []string) {
+func keepRestartKeys(old, cur *config.Config) (*config.Config, []string) {
 	c := *cur
 	var keys []string
 	if c.Listen != old.Listen {
@@ -151,7 +152,7 @@ func (s *Sidecar) breakerChanged(route string, _, to policy.BreakerState) {
 // its requests in arrival order, and the outbox delivers.
 func (s *Sidecar) upstreamUp() {
 	snap := s.snap.Load()
-	for _, name := range RouteNames {
+	for _, name := range config.RouteNames {
 		rt := snap.Runtime[name]
 		rt.Breaker.Breaker.Recover()
 		rt.Hold.Queue.Open()
@@ -165,7 +166,7 @@ func (s *Sidecar) upstreamUp() {
 // secrets, the upstream transport) and throws it away, so --check-config
 // also catches what Validate cannot see, such as a webhook secret that is
 // missing from the environment.
-func Check(cfg *Config) error {
+func Check(cfg *config.Config) error {
 	snap, err := buildSnapshot(cfg, nil, Deps{})
 	if err != nil {
 		return err

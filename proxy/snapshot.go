@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"opscore-sidecar/proxy/config"
 	"time"
 
 	"opscore-sidecar/metrics"
@@ -18,7 +19,7 @@ import (
 // a request half-way and request code never takes a lock to read config.
 type Snapshot struct {
 	// Config is the validated configuration. Treat it as read-only.
-	Config *Config
+	Config *config.Config
 	// Routes maps requests to route names.
 	Routes *RouteTable
 	// Runtime holds each route's runtime, keyed by route name (every name
@@ -90,7 +91,7 @@ func (d Deps) now() time.Time {
 // receives its previous runtime and carries stateful objects over when its
 // settings did not change, so that a reload of unrelated keys does not
 // reset limiters or breakers. buildSnapshot has no side effects on prev.
-func buildSnapshot(cfg *Config, prev *Snapshot, deps Deps) (*Snapshot, error) {
+func buildSnapshot(cfg *config.Config, prev *Snapshot, deps Deps) (*Snapshot, error) {
 	u, err := url.Parse(cfg.Upstream.URL)
 	if err != nil {
 		return nil, fmt.Errorf("upstream.url: %w", err)
@@ -99,7 +100,7 @@ func buildSnapshot(cfg *Config, prev *Snapshot, deps Deps) (*Snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Snapshot{Config: cfg, Routes: routes, Upstream: u, Runtime: make(map[string]*RouteRuntime, len(RouteNames)), Loaded: deps.now()}
+	s := &Snapshot{Config: cfg, Routes: routes, Upstream: u, Runtime: make(map[string]*RouteRuntime, len(config.RouteNames)), Loaded: deps.now()}
 
 	if prev != nil && prev.Config.Upstream == cfg.Upstream {
 		s.Transport = prev.Transport
@@ -111,8 +112,8 @@ func buildSnapshot(cfg *Config, prev *Snapshot, deps Deps) (*Snapshot, error) {
 	// is what fails after validation (a secret missing from the
 	// environment), while the admission policies below are updated in
 	// place, so a reload rejected here must not have reached them.
-	auth := make(map[string]AuthRuntime, len(RouteNames))
-	for _, name := range RouteNames {
+	auth := make(map[string]AuthRuntime, len(config.RouteNames))
+	for _, name := range config.RouteNames {
 		if auth[name], err = buildAuth(name, cfg.Routes[name], prev.route(name), deps); err != nil {
 			return nil, fmt.Errorf("routes.%s: %w", name, err)
 		}
@@ -126,7 +127,7 @@ func buildSnapshot(cfg *Config, prev *Snapshot, deps Deps) (*Snapshot, error) {
 		return nil, err
 	}
 
-	for _, name := range RouteNames {
+	for _, name := range config.RouteNames {
 		rc := cfg.Routes[name]
 		rt := &RouteRuntime{Class: rc.Class, BodyLimit: rc.BodyLimit, Auth: auth[name]}
 		old := prev.route(name)

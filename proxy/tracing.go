@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"opscore-sidecar/proxy/config"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
@@ -39,7 +40,7 @@ type Tracing struct {
 // sent upstream, the trace_id of the access log and of the exemplars), but
 // no span is recorded, which saved about 15 allocations per request (see
 // docs/performance.md).
-func NewTracing(ctx context.Context, cfg TracingConfig, extra ...sdktrace.TracerProviderOption) (*Tracing, error) {
+func NewTracing(ctx context.Context, cfg config.TracingConfig, extra ...sdktrace.TracerProviderOption) (*Tracing, error) {
 	res, err := resource.Merge(resource.Default(), resource.NewSchemaless(attribute.String("service.name", cfg.ServiceName)))
 	if err != nil {
 		res = resource.Default()

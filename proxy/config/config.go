@@ -1,4 +1,4 @@
-package proxy
+package config
 
 import (
 	"time"
@@ -231,7 +231,7 @@ type RouteConfig struct {
 	// /health and /health/x, not /healthz). A path with a "." or ".."
 	// segment is never forwarded. Default route only (empty on the others);
 	// default ["/v1/opscore/", "/health"]; empty means the default route
-	// forwards nothing, ["/"] forwards every path (see proxy/forward_paths.go).
+	// forwards nothing, ["/"] forwards every path (see proxy/forward_paths.go and proxy/config/forward_paths.go).
 	ForwardPaths []string `mapstructure:"forward_paths" json:"forward_paths" yaml:"forward_paths"`
 }
 
