@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"opscore-sidecar/proxy/config/internal/keydoc"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -81,11 +83,29 @@ func TestReferenceFileEqualsDefaults(t *testing.T) {
 	}
 }
 
+// TestReferenceFileCommentsEveryKey: every key, blocks and route names
+// included, has a doc comment to show in the reference file.
 func TestReferenceFileCommentsEveryKey(t *testing.T) {
-	for _, key := range Keys() {
-		if commentFor(key) == "" {
-			t.Errorf("key %s has no comment in keyComments", key)
+	walk(reflect.ValueOf(Defaults()).Elem(), func(n node) {
+		if n.Doc == "" {
+			t.Errorf("key %s has no doc comment (on its struct field, or its route name constant)", n.Key)
 		}
+	})
+}
+
+// TestKeyDocsAreCurrent: keydoc_gen.go is what go generate makes from the
+// struct comments now, so a comment is edited in one place only.
+func TestKeyDocsAreCurrent(t *testing.T) {
+	want, err := keydoc.Generate(".", keydoc.Sources)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile("keydoc_gen.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != string(want) {
+		t.Errorf("keydoc_gen.go is stale: run go generate ./proxy/config")
 	}
 }
 
