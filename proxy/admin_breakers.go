@@ -2,10 +2,10 @@ package proxy
 
 import (
 	"net/http"
-	"opscore-sidecar/proxy/config"
 	"time"
 
 	"opscore-sidecar/policy"
+	"opscore-sidecar/proxy/config"
 )
 
 // breakerView is one route's entry in /admin/breakers.

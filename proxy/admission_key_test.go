@@ -3,10 +3,10 @@ package proxy
 import (
 	"net/http"
 	"net/http/httptest"
-	"opscore-sidecar/proxy/config"
 	"testing"
 
 	"opscore-sidecar/policy"
+	"opscore-sidecar/proxy/config"
 )
 
 func TestAdmissionKey(t *testing.T) {

@@ -5,7 +5,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"opscore-sidecar/proxy/config"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,6 +16,7 @@ import (
 
 	"opscore-sidecar/metrics"
 	"opscore-sidecar/policy"
+	"opscore-sidecar/proxy/config"
 )
 
 // admissionUpstream is an upstream that counts the requests it sees, the

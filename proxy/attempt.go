@@ -4,7 +4,6 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptrace"
-	"opscore-sidecar/proxy/config"
 	"sync/atomic"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 
 	"opscore-sidecar/metrics"
 	"opscore-sidecar/policy"
+	"opscore-sidecar/proxy/config"
 )
 
 // attemptTransport is the attempt layer: it wraps each upstream attempt

@@ -9,7 +9,6 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
-	"opscore-sidecar/proxy/config"
 	"slices"
 	"sync"
 	"syscall"
@@ -17,6 +16,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"opscore-sidecar/proxy/config"
 )
 
 // BenchmarkProxyPath compares, in one run on loopback, a direct call to a

@@ -5,13 +5,13 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"opscore-sidecar/proxy/config"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"opscore-sidecar/policy"
+	"opscore-sidecar/proxy/config"
 )
 
 // switchUpstream answers every request with the status it holds and

@@ -1,8 +1,9 @@
 package proxy
 
 import (
-	"opscore-sidecar/proxy/config"
 	"strings"
+
+	"opscore-sidecar/proxy/config"
 )
 
 // This file decides what the default route forwards: only the paths listed

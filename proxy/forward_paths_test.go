@@ -3,11 +3,12 @@ package proxy
 import (
 	"net/http"
 	"net/http/httptest"
-	"opscore-sidecar/proxy/config"
 	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"opscore-sidecar/proxy/config"
 )
 
 func TestForwardedPath(t *testing.T) {

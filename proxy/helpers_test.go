@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"opscore-sidecar/proxy/config"
 	"strings"
 	"sync"
 	"testing"
@@ -16,10 +15,11 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"opscore-sidecar/metrics"
+	"opscore-sidecar/proxy/config"
 )
 
 // syncBuffer is a bytes.Buffer safe for a logger and a test to share.

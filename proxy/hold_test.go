@@ -5,13 +5,13 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"opscore-sidecar/proxy/config"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"opscore-sidecar/metrics"
+	"opscore-sidecar/proxy/config"
 )
 
 // flakyCore is an upstream at a fixed loopback address that can be taken

@@ -1,12 +1,12 @@
 package proxy
 
 import (
-	"opscore-sidecar/proxy/config"
 	"slices"
 	"testing"
 
 	"opscore-sidecar/metrics"
 	"opscore-sidecar/policy"
+	"opscore-sidecar/proxy/config"
 )
 
 // TestPolicyReasonsArePrecreatedLabels keeps the policy layers' reason

@@ -1,13 +1,14 @@
 package proxy
 
 import (
+	"errors"
 	"net/http"
-	"opscore-sidecar/proxy/config"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"opscore-sidecar/metrics"
 	"opscore-sidecar/policy"
+	"opscore-sidecar/proxy/config"
 )
 
 // This file is the admission layer of the chain (DESIGN.md step 5): the
@@ -42,59 +43,70 @@ type GlobalAdmissionRuntime struct {
 
 // buildAdmission builds a route's AdmissionRuntime; prev is the route's
 // runtime in the previous snapshot (nil at start-up), whose buckets are
-// updated in place and carried over.
-func buildAdmission(name string, rc config.RouteConfig, prev *RouteRuntime, deps Deps) (AdmissionRuntime, error) {
+// carried (see carry in snapshot.go): the same limiter, its new limits
+// applied at commit.
+func buildAdmission(name string, rc config.RouteConfig, prev *RouteRuntime, deps Deps, c *carry) (AdmissionRuntime, error) {
 	key, err := policy.ParseKeySource(rc.RateLimit.Key)
 	if err != nil {
 		return AdmissionRuntime{}, err
 	}
 	a := AdmissionRuntime{Key: key}
 	if prev != nil && prev.Admission.Rate != nil {
+		if err := errors.Join(rc.RateLimit.Validate("routes." + name + ".rate_limit")...); err != nil {
+			return AdmissionRuntime{}, err
+		}
 		a.Rate = prev.Admission.Rate
-		err = a.Rate.Update(deps.now(), name, rc.RateLimit)
-	} else {
-		a.Rate, err = policy.NewRouteRateLimiter(name, rc.RateLimit)
-	}
-	if err != nil {
+		c.then(func() error { return a.Rate.Update(deps.now(), name, rc.RateLimit) })
+	} else if a.Rate, err = policy.NewRouteRateLimiter(name, rc.RateLimit); err != nil {
 		return AdmissionRuntime{}, err
 	}
 	if deps.Metrics != nil {
 		a.keys = deps.Metrics.RateLimitKeys.WithLabelValues(name)
-		a.keys.Set(float64(a.Rate.Keys()))
+		keys, rate := a.keys, a.Rate
+		c.then(func() error { keys.Set(float64(rate.Keys())); return nil })
 	}
 	return a, nil
 }
 
 // buildGlobalAdmission builds the sidecar-wide admission state; prev is
-// the previous snapshot's (nil at start-up), whose global bucket and gate
-// are updated in place and carried over.
-func buildGlobalAdmission(cfg *config.Config, prev *GlobalRuntime, deps Deps) (GlobalAdmissionRuntime, error) {
+// the previous snapshot's (nil at start-up), whose global bucket, gate and
+// client slots are carried (see carry in snapshot.go): the same objects,
+// their new limits applied at commit.
+func buildGlobalAdmission(cfg *config.Config, prev *GlobalRuntime, deps Deps, c *carry) (GlobalAdmissionRuntime, error) {
 	var g GlobalAdmissionRuntime
 	var err error
 	if g.Trusted, err = policy.ParseTrustedProxies(cfg.Admission.TrustedProxies); err != nil {
 		return GlobalAdmissionRuntime{}, err
 	}
+	adm := cfg.Admission
 	if prev != nil && prev.Admission.Clients != nil {
 		g.Clients = prev.Admission.Clients
-		g.Clients.SetLimit(cfg.Admission.Concurrency.PerClientLimit)
+		c.then(func() error { g.Clients.SetLimit(adm.Concurrency.PerClientLimit); return nil })
 	} else {
-		g.Clients = policy.NewClientSlots(cfg.Admission.Concurrency.PerClientLimit)
+		g.Clients = policy.NewClientSlots(adm.Concurrency.PerClientLimit)
 	}
 	if prev != nil && prev.Admission.Rates != nil {
-		g.Rates, g.Gate = prev.Admission.Rates, prev.Admission.Gate
-		if err = g.Rates.Update(deps.now(), cfg.Admission.GlobalRateLimit, nil); err == nil {
-			err = g.Gate.Update(cfg.Admission.Concurrency)
+		// Validate here what the carried steps will apply, so that commit
+		// cannot fail half-way.
+		if err = errors.Join(append(adm.GlobalRateLimit.Validate("admission.global_rate_limit"), adm.Concurrency.Validate("admission.concurrency")...)...); err != nil {
+			return GlobalAdmissionRuntime{}, err
 		}
+		g.Rates, g.Gate = prev.Admission.Rates, prev.Admission.Gate
+		rates, gate := g.Rates, g.Gate
+		c.then(func() error {
+			return errors.Join(rates.Update(deps.now(), adm.GlobalRateLimit, nil), gate.Update(adm.Concurrency))
+		})
 	} else {
-		if g.Rates, err = policy.NewRateLimiter(cfg.Admission.GlobalRateLimit, nil); err == nil {
-			g.Gate, err = policy.NewConcurrencyGate(cfg.Admission.Concurrency)
+		if g.Rates, err = policy.NewRateLimiter(adm.GlobalRateLimit, nil); err == nil {
+			g.Gate, err = policy.NewConcurrencyGate(adm.Concurrency)
 		}
 	}
 	if err != nil {
 		return GlobalAdmissionRuntime{}, err
 	}
 	if deps.Metrics != nil {
-		g.Gate.Observe(gateGauges(deps.Metrics))
+		gate := g.Gate
+		c.then(func() error { gate.Observe(gateGauges(deps.Metrics)); return nil })
 	}
 	return g, nil
 }

@@ -2,10 +2,10 @@ package proxy
 
 import (
 	"net/http"
-	"opscore-sidecar/proxy/config"
 	"os"
 
 	"opscore-sidecar/policy"
+	"opscore-sidecar/proxy/config"
 )
 
 // This file is the auth layer of the chain (DESIGN.md step 4): the AgentKit

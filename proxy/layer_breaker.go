@@ -2,10 +2,10 @@ package proxy
 
 import (
 	"net/http"
-	"opscore-sidecar/proxy/config"
 
 	"opscore-sidecar/metrics"
 	"opscore-sidecar/policy"
+	"opscore-sidecar/proxy/config"
 )
 
 // This file is the breaker layer (DESIGN.md step 7), inside the retry loop
@@ -23,20 +23,30 @@ type BreakerRuntime struct {
 }
 
 // buildBreaker builds a route's BreakerRuntime; prev is the route's
-// runtime in the previous snapshot (nil at start-up), whose breaker is
-// carried over, state and counts included, when rc.Breaker is unchanged.
-// A new breaker starts closed and resets the route's state gauge.
-func buildBreaker(name string, rc config.RouteConfig, prev *RouteRuntime, deps Deps) (BreakerRuntime, error) {
+// runtime in the previous snapshot and prevRC its config (both nil at
+// start-up). The breaker is carried (see carry in snapshot.go), state and
+// counts included, when rc.Breaker is unchanged; otherwise a new closed
+// breaker replaces it, and at commit the old one is retired and the
+// route's state gauge reset.
+func buildBreaker(name string, rc config.RouteConfig, prev *RouteRuntime, prevRC *config.RouteConfig, deps Deps, c *carry) (BreakerRuntime, error) {
 	var old *policy.Breaker
-	if prev != nil {
+	if prev != nil && prevRC != nil && prevRC.Breaker == rc.Breaker {
 		old = prev.Breaker.Breaker
 	}
 	b, err := policy.NewBreaker(name, rc.Breaker, old, breakerObserver(deps.Metrics, deps.BreakerChange))
 	if err != nil {
 		return BreakerRuntime{}, err
 	}
-	if b != old && deps.Metrics != nil {
-		deps.Metrics.BreakerState.WithLabelValues(name).Set(float64(policy.BreakerClosed))
+	if b != old {
+		c.then(func() error {
+			if prev != nil && prev.Breaker.Breaker != nil {
+				prev.Breaker.Breaker.Retire()
+			}
+			if deps.Metrics != nil {
+				deps.Metrics.BreakerState.WithLabelValues(name).Set(float64(policy.BreakerClosed))
+			}
+			return nil
+		})
 	}
 	return BreakerRuntime{Breaker: b}, nil
 }

@@ -2,9 +2,9 @@ package proxy
 
 import (
 	"net/http"
-	"opscore-sidecar/proxy/config"
 
 	"opscore-sidecar/policy"
+	"opscore-sidecar/proxy/config"
 )
 
 // This file is the retry layer under the ReverseProxy (DESIGN.md step 6).

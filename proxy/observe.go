@@ -5,13 +5,14 @@ import (
 	"crypto/rand"
 	"log/slog"
 	"net/http"
-	"opscore-sidecar/proxy/config"
 	"strconv"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
+
+	"opscore-sidecar/proxy/config"
 )
 
 // HeaderRequestID is the request-id header: kept when the caller sends

@@ -6,12 +6,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"opscore-sidecar/proxy/config"
 	"path/filepath"
 	"strconv"
 	"time"
 
 	"opscore-sidecar/metrics"
+	"opscore-sidecar/proxy/config"
 	"opscore-sidecar/proxy/outbox"
 )
 

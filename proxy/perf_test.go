@@ -8,12 +8,13 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"opscore-sidecar/proxy/config"
 	"sync"
 	"sync/atomic"
 	"testing"
 
 	"go.opentelemetry.io/otel/trace"
+
+	"opscore-sidecar/proxy/config"
 )
 
 // maxRequestPathAllocs bounds the allocations of one state update through

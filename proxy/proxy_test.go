@@ -5,11 +5,11 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"opscore-sidecar/proxy/config"
 	"strings"
 	"testing"
 	"time"
 
+	"opscore-sidecar/proxy/config"
 	"opscore-sidecar/proxy/proxytest"
 )
 

@@ -9,11 +9,11 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"opscore-sidecar/proxy/config"
 	"time"
 
 	"opscore-sidecar/metrics"
 	"opscore-sidecar/policy"
+	"opscore-sidecar/proxy/config"
 	"opscore-sidecar/proxy/outbox"
 )
 

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"opscore-sidecar/proxy/config"
 	"os"
 	"path/filepath"
 	"slices"
@@ -18,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"opscore-sidecar/metrics"
+	"opscore-sidecar/proxy/config"
 	"opscore-sidecar/proxy/proxytest"
 )
 

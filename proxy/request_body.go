@@ -5,10 +5,11 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"opscore-sidecar/proxy/config"
 	"os"
 	"sync"
 	"time"
+
+	"opscore-sidecar/proxy/config"
 )
 
 // This file is the request body's way through the chain. The route layer

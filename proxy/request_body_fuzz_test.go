@@ -3,11 +3,11 @@ package proxy
 import (
 	"io"
 	"net"
-	"opscore-sidecar/proxy/config"
 	"strings"
 	"testing"
 	"time"
 
+	"opscore-sidecar/proxy/config"
 	"opscore-sidecar/proxy/proxytest"
 )
 

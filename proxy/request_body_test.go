@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"opscore-sidecar/proxy/config"
 	"strconv"
 	"strings"
 	"testing"
@@ -15,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"opscore-sidecar/policy"
+	"opscore-sidecar/proxy/config"
 	"opscore-sidecar/proxy/proxytest"
 )
 

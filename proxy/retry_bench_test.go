@@ -4,13 +4,13 @@ import (
 	"context"
 	"io"
 	"net/http"
-	"opscore-sidecar/proxy/config"
 	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"opscore-sidecar/metrics"
+	"opscore-sidecar/proxy/config"
 )
 
 // stubUpstream answers every request with 200 and a small body, without
@@ -36,7 +36,7 @@ func BenchmarkRetryBreakerSuccessPath(b *testing.B) {
 	if rt.Retry, err = buildRetry(config.RouteNotify, rc, nil, Deps{}); err != nil {
 		b.Fatal(err)
 	}
-	if rt.Breaker, err = buildBreaker(config.RouteNotify, rc, nil, Deps{}); err != nil {
+	if rt.Breaker, err = buildBreaker(config.RouteNotify, rc, nil, nil, Deps{}, &carry{}); err != nil {
 		b.Fatal(err)
 	}
 	m := metrics.New(prometheus.NewRegistry())

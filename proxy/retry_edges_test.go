@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
-	"opscore-sidecar/proxy/config"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -14,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"opscore-sidecar/policy"
+	"opscore-sidecar/proxy/config"
 	"opscore-sidecar/proxy/proxytest"
 )
 

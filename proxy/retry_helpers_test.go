@@ -6,13 +6,13 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"opscore-sidecar/proxy/config"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 
 	"opscore-sidecar/metrics"
+	"opscore-sidecar/proxy/config"
 )
 
 // retryRig is a sidecar under test with its own metrics registry.

@@ -2,9 +2,9 @@ package proxy
 
 import (
 	"context"
-	"opscore-sidecar/proxy/config"
 	"testing"
 
+	"opscore-sidecar/proxy/config"
 	"opscore-sidecar/proxy/proxytest"
 )
 

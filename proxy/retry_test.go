@@ -6,13 +6,13 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"opscore-sidecar/proxy/config"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"opscore-sidecar/policy"
+	"opscore-sidecar/proxy/config"
 	"opscore-sidecar/proxy/proxytest"
 )
 

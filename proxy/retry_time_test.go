@@ -4,11 +4,12 @@ import (
 	"context"
 	"maps"
 	"net/http"
-	"opscore-sidecar/proxy/config"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"opscore-sidecar/proxy/config"
 )
 
 // scriptHandler answers the n-th request with statuses[n] (the last one

@@ -2,9 +2,10 @@ package proxy
 
 import (
 	"fmt"
-	"opscore-sidecar/proxy/config"
 	"slices"
 	"strings"
+
+	"opscore-sidecar/proxy/config"
 )
 
 // routeEntry is one matchable route.

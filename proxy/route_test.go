@@ -1,9 +1,10 @@
 package proxy
 
 import (
-	"opscore-sidecar/proxy/config"
 	"strings"
 	"testing"
+
+	"opscore-sidecar/proxy/config"
 )
 
 func TestRouteTableMatchesOpsCoreAPI(t *testing.T) {

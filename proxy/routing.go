@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"net/http"
+
 	"opscore-sidecar/proxy/config"
 )
 

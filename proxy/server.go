@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"opscore-sidecar/proxy/config"
 	"sync/atomic"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"opscore-sidecar/metrics"
+	"opscore-sidecar/proxy/config"
 	"opscore-sidecar/proxy/outbox"
 )
 

@@ -5,11 +5,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"opscore-sidecar/proxy/config"
 	"sync"
 	"sync/atomic"
 
 	"opscore-sidecar/policy"
+	"opscore-sidecar/proxy/config"
 )
 
 // Sidecar is the reverse proxy: the handler chain over the current config
@@ -53,6 +53,9 @@ func New(cfg *config.Config, deps Deps, tracing *Tracing, accessLog *slog.Logger
 	if err != nil {
 		return nil, err
 	}
+	if err := snap.commit(); err != nil {
+		return nil, err
+	}
 	s.snap.Store(snap)
 	s.handler = s.chain()
 	return s, nil
@@ -80,6 +83,11 @@ func (s *Sidecar) Apply(cfg *config.Config) error {
 	next, err := buildSnapshot(cfg, prev, s.deps)
 	if err != nil {
 		return fmt.Errorf("proxy: build config: %w", err)
+	}
+	// The carried state takes its new settings now, just before the swap;
+	// commit cannot fail on a validated config, but say so if it ever does.
+	if err := next.commit(); err != nil {
+		s.deps.Logger.Error("config reload: applying carried state failed", "err", err)
 	}
 	s.snap.Store(next)
 	prev.retire(next)

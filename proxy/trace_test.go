@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
-	"opscore-sidecar/proxy/config"
 	"slices"
 	"strings"
 	"sync"
@@ -13,6 +12,7 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 
+	"opscore-sidecar/proxy/config"
 	"opscore-sidecar/proxy/proxytest"
 )
 

@@ -6,15 +6,16 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
-	"opscore-sidecar/proxy/config"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/embedded"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
+	"opscore-sidecar/proxy/config"
 )
 
 // Tracing holds the sidecar's OpenTelemetry pieces. The W3C trace-context

@@ -4,8 +4,9 @@ import (
 	"errors"
 	"net"
 	"net/http"
-	"opscore-sidecar/proxy/config"
 	"time"
+
+	"opscore-sidecar/proxy/config"
 )
 
 // newTransport returns the tuned transport to the upstream (DESIGN.md
