@@ -49,10 +49,10 @@ func (a *AdminServer) breakers(w http.ResponseWriter, r *http.Request) {
 	out := make([]breakerView, 0, len(config.RouteNames))
 	for _, name := range config.RouteNames {
 		rt := snap.Runtime[name]
-		if rt == nil || rt.Breaker.Breaker == nil {
+		if rt == nil || rt.Breaker == nil {
 			continue
 		}
-		b := rt.Breaker.Breaker
+		b := rt.Breaker
 		out = append(out, breakerView{
 			Route: name, State: b.State().String(),
 			OpenRemainingSeconds: b.OpenRemaining(now).Seconds(),

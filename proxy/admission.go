@@ -48,10 +48,10 @@ func (ri *RequestInfo) yieldSlot() {
 // (admission off, or a test that drives the transport alone) it does
 // nothing.
 func (ri *RequestInfo) retakeSlot(ctx context.Context) error {
-	if ri.Snapshot == nil || ri.Runtime == nil || ri.Snapshot.Global.Admission.Gate == nil {
+	if ri.Snapshot == nil || ri.Runtime == nil || ri.Snapshot.GlobalAdmission.Gate == nil {
 		return nil
 	}
-	slot, _, err := ri.Snapshot.Global.Admission.Gate.Acquire(ctx, ri.Runtime.Class)
+	slot, _, err := ri.Snapshot.GlobalAdmission.Gate.Acquire(ctx, ri.Runtime.Class)
 	if err != nil {
 		return err
 	}
@@ -68,7 +68,7 @@ func (ri *RequestInfo) retakeSlot(ctx context.Context) error {
 // also listed in the access log line's "shadow" field.
 func (s *Sidecar) admit(w http.ResponseWriter, r *http.Request) (admission, bool) {
 	info := InfoFrom(r.Context())
-	rt, global := info.Runtime, &info.Snapshot.Global.Admission
+	rt, global := info.Runtime, &info.Snapshot.GlobalAdmission
 	adm := &rt.Admission
 
 	d := global.Rates.Allow(adm.Rate, admissionKey(adm.Key, r, info, global.Trusted), s.deps.now())
@@ -113,7 +113,7 @@ func (s *Sidecar) admit(w http.ResponseWriter, r *http.Request) (admission, bool
 
 // acquireSlot takes a concurrency slot, waiting in the queue when allowed.
 func (s *Sidecar) acquireSlot(w http.ResponseWriter, r *http.Request, info *RequestInfo) (policy.GateSlot, bool) {
-	rt, global := info.Runtime, &info.Snapshot.Global.Admission
+	rt, global := info.Runtime, &info.Snapshot.GlobalAdmission
 	var slot policy.GateSlot
 	var reason policy.AdmissionReason
 	var err error

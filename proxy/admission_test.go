@@ -212,7 +212,7 @@ func TestReloadKeepsLimiterState(t *testing.T) {
 		t.Fatalf("Apply: %v", err)
 	}
 	after := a.s.Snapshot()
-	if after == before || after.Global.Admission.Gate != before.Global.Admission.Gate ||
+	if after == before || after.GlobalAdmission.Gate != before.GlobalAdmission.Gate ||
 		after.Runtime[config.RouteStateUpdate].Admission.Rate != before.Runtime[config.RouteStateUpdate].Admission.Rate {
 		t.Fatal("reload: want a new snapshot holding the same gate and route limiter")
 	}

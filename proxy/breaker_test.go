@@ -50,7 +50,7 @@ func TestBreakerTripsHalfOpensAndCloses(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		rig, up, stop := switchRig(t, 503)
 		defer stop()
-		br := rig.s.Snapshot().Runtime[config.RouteNotify].Breaker.Breaker
+		br := rig.s.Snapshot().Runtime[config.RouteNotify].Breaker
 
 		// Request 1: 4 attempts (all 503). Request 2: the 5th attempt
 		// fails and trips the breaker, which ends the retries.
@@ -138,7 +138,7 @@ func TestBreakerOpenUnderLoadKeepsTheUpstreamQuiet(t *testing.T) {
 			if rec.Code != 503 {
 				t.Fatalf("status %d, want 503 (upstream's or breaker_open)", rec.Code)
 			}
-			if opened.IsZero() && rig.s.Snapshot().Runtime[config.RouteNotify].Breaker.Breaker.State() == policy.BreakerOpen {
+			if opened.IsZero() && rig.s.Snapshot().Runtime[config.RouteNotify].Breaker.State() == policy.BreakerOpen {
 				opened, callsAtOpen = time.Now(), up.calls.Load()
 			}
 		}

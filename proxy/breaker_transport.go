@@ -28,10 +28,10 @@ const recoveryCheckWait = 50 * time.Millisecond
 
 func (b breakerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	info := InfoFrom(req.Context())
-	if info == nil || info.Runtime == nil || info.Runtime.Breaker.Breaker == nil {
+	if info == nil || info.Runtime == nil || info.Runtime.Breaker == nil {
 		return b.next.RoundTrip(req)
 	}
-	br := info.Runtime.Breaker.Breaker
+	br := info.Runtime.Breaker
 	ticket, err := br.Allow()
 	if err != nil && b.health != nil && br.TrippedUnreachable() && b.health.check(req.Context(), recoveryCheckWait) {
 		ticket, err = br.Allow() // the probe passed and closed the breaker

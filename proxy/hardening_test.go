@@ -55,7 +55,7 @@ func TestPerClientLimit(t *testing.T) {
 
 	cancel()
 	<-done
-	if held := s.Snapshot().Global.Admission.Clients.Held("192.0.2.1"); held != 0 {
+	if held := s.Snapshot().GlobalAdmission.Clients.Held("192.0.2.1"); held != 0 {
 		t.Errorf("client still counted for %d requests after they ended, want 0", held)
 	}
 	if rec := serve(context.Background(), s, "GET", "/v1/opscore/agent/d/state", ""); rec.Code != http.StatusOK {

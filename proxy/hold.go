@@ -98,7 +98,7 @@ func (h *holdState) hold(ctx context.Context, r roundResult) bool {
 	if !h.t.now().Before(until) {
 		return false
 	}
-	if h.t.health != nil && h.ticket == nil && rt.Retry.Policy != nil && h.t.health.downFor() > rt.Retry.Policy.Config().Deadline {
+	if h.t.health != nil && h.ticket == nil && rt.Retry != nil && h.t.health.downFor() > rt.Retry.Config().Deadline {
 		// The upstream has been down longer than a hold could last: queue
 		// the request now (202 at once) rather than keep it in memory for
 		// nothing, where a crash of the sidecar would lose it.

@@ -212,7 +212,7 @@ func TestBreakerClosedByHealthCheckNotOpenTimeout(t *testing.T) {
 		rc.Retry.Attempts = 1
 	})
 	env := startSidecar(t, cfg)
-	br := env.srv.Sidecar.Snapshot().Runtime[config.RouteStateGet].Breaker.Breaker
+	br := env.srv.Sidecar.Snapshot().Runtime[config.RouteStateGet].Breaker
 	for i := 0; br.State().String() != "open"; i++ {
 		if i == 20 {
 			t.Fatalf("breaker %s after 20 refused reads, want open", br.State())
@@ -376,7 +376,7 @@ func TestFirstReadAfterRecoveryIsForwarded(t *testing.T) {
 		rc.Retry.Attempts = 1
 	})
 	env := startSidecar(t, cfg)
-	br := env.srv.Sidecar.Snapshot().Runtime[config.RouteStateGet].Breaker.Breaker
+	br := env.srv.Sidecar.Snapshot().Runtime[config.RouteStateGet].Breaker
 	for i := 0; br.State().String() != "open"; i++ {
 		if i == 20 {
 			t.Fatalf("breaker %s after 20 refused reads, want open", br.State())

@@ -72,26 +72,26 @@ func buildAdmission(name string, rc config.RouteConfig, prev *RouteRuntime, deps
 // the previous snapshot's (nil at start-up), whose global bucket, gate and
 // client slots are carried (see carry in snapshot.go): the same objects,
 // their new limits applied at commit.
-func buildGlobalAdmission(cfg *config.Config, prev *GlobalRuntime, deps Deps, c *carry) (GlobalAdmissionRuntime, error) {
+func buildGlobalAdmission(cfg *config.Config, prev *GlobalAdmissionRuntime, deps Deps, c *carry) (GlobalAdmissionRuntime, error) {
 	var g GlobalAdmissionRuntime
 	var err error
 	if g.Trusted, err = policy.ParseTrustedProxies(cfg.Admission.TrustedProxies); err != nil {
 		return GlobalAdmissionRuntime{}, err
 	}
 	adm := cfg.Admission
-	if prev != nil && prev.Admission.Clients != nil {
-		g.Clients = prev.Admission.Clients
+	if prev != nil && prev.Clients != nil {
+		g.Clients = prev.Clients
 		c.then(func() error { g.Clients.SetLimit(adm.Concurrency.PerClientLimit); return nil })
 	} else {
 		g.Clients = policy.NewClientSlots(adm.Concurrency.PerClientLimit)
 	}
-	if prev != nil && prev.Admission.Rates != nil {
+	if prev != nil && prev.Rates != nil {
 		// Validate here what the carried steps will apply, so that commit
 		// cannot fail half-way.
 		if err = errors.Join(append(adm.GlobalRateLimit.Validate("admission.global_rate_limit"), adm.Concurrency.Validate("admission.concurrency")...)...); err != nil {
 			return GlobalAdmissionRuntime{}, err
 		}
-		g.Rates, g.Gate = prev.Admission.Rates, prev.Admission.Gate
+		g.Rates, g.Gate = prev.Rates, prev.Gate
 		rates, gate := g.Rates, g.Gate
 		c.then(func() error {
 			return errors.Join(rates.Update(deps.now(), adm.GlobalRateLimit, nil), gate.Update(adm.Concurrency))

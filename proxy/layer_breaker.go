@@ -16,31 +16,25 @@ import (
 // Retry-After); the attempt layer passes such an error through without
 // counting an attempt, the retry layer stops, and the ErrorHandler writes it.
 
-// BreakerRuntime is a route's circuit breaker.
-type BreakerRuntime struct {
-	// Breaker is the route's breaker; a disabled one allows everything.
-	Breaker *policy.Breaker
-}
-
-// buildBreaker builds a route's BreakerRuntime; prev is the route's
+// buildBreaker builds a route's breaker; prev is the route's
 // runtime in the previous snapshot and prevRC its config (both nil at
 // start-up). The breaker is carried (see carry in snapshot.go), state and
 // counts included, when rc.Breaker is unchanged; otherwise a new closed
 // breaker replaces it, and at commit the old one is retired and the
 // route's state gauge reset.
-func buildBreaker(name string, rc config.RouteConfig, prev *RouteRuntime, prevRC *config.RouteConfig, deps Deps, c *carry) (BreakerRuntime, error) {
+func buildBreaker(name string, rc config.RouteConfig, prev *RouteRuntime, prevRC *config.RouteConfig, deps Deps, c *carry) (*policy.Breaker, error) {
 	var old *policy.Breaker
 	if prev != nil && prevRC != nil && prevRC.Breaker == rc.Breaker {
-		old = prev.Breaker.Breaker
+		old = prev.Breaker
 	}
 	b, err := policy.NewBreaker(name, rc.Breaker, old, breakerObserver(deps.Metrics, deps.BreakerChange))
 	if err != nil {
-		return BreakerRuntime{}, err
+		return nil, err
 	}
 	if b != old {
 		c.then(func() error {
-			if prev != nil && prev.Breaker.Breaker != nil {
-				prev.Breaker.Breaker.Retire()
+			if prev != nil && prev.Breaker != nil {
+				prev.Breaker.Retire()
 			}
 			if deps.Metrics != nil {
 				deps.Metrics.BreakerState.WithLabelValues(name).Set(float64(policy.BreakerClosed))
@@ -48,7 +42,7 @@ func buildBreaker(name string, rc config.RouteConfig, prev *RouteRuntime, prevRC
 			return nil
 		})
 	}
-	return BreakerRuntime{Breaker: b}, nil
+	return b, nil
 }
 
 // breakerObserver returns the hook that keeps the state gauge and the

@@ -20,25 +20,19 @@ import (
 // as attempts and the retry layer charges them to the attempt limit and
 // the budget (retry_transport.go).
 
-// RetryRuntime is a route's retry state: the policy and its budget.
-type RetryRuntime struct {
-	// Policy decides retries and holds the route's retry budget.
-	Policy *policy.RetryPolicy
-}
-
-// buildRetry builds a route's RetryRuntime; prev is the route's runtime in
+// buildRetry builds a route's retry policy; prev is the route's runtime in
 // the previous snapshot (nil at start-up), whose budget counts are carried
 // over when the budget window is unchanged.
-func buildRetry(name string, rc config.RouteConfig, prev *RouteRuntime, deps Deps) (RetryRuntime, error) {
+func buildRetry(name string, rc config.RouteConfig, prev *RouteRuntime, deps Deps) (*policy.RetryPolicy, error) {
 	var old *policy.RetryPolicy
 	if prev != nil {
-		old = prev.Retry.Policy
+		old = prev.Retry
 	}
 	p, err := policy.NewRetryPolicy(rc.Retry, old, nil)
 	if err != nil {
-		return RetryRuntime{}, err
+		return nil, err
 	}
-	return RetryRuntime{Policy: p}, nil
+	return p, nil
 }
 
 // retryLayer wraps the per-attempt RoundTripper in the retry loop.

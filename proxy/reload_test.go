@@ -224,14 +224,14 @@ func TestReloadOfOneRouteKeepsOtherRoutesState(t *testing.T) {
 			continue
 		}
 		b, a := before.Runtime[name], after.Runtime[name]
-		if a.Breaker.Breaker != b.Breaker.Breaker {
+		if a.Breaker != b.Breaker {
 			t.Errorf("%s: reload of notify replaced this route's breaker", name)
 		}
 		if a.Admission.Rate != b.Admission.Rate {
 			t.Errorf("%s: reload of notify replaced this route's rate limiter", name)
 		}
 	}
-	if after.Global.Admission.Gate != before.Global.Admission.Gate || after.Transport != before.Transport {
+	if after.GlobalAdmission.Gate != before.GlobalAdmission.Gate || after.Transport != before.Transport {
 		t.Error("reload of notify replaced the concurrency gate or the upstream transport")
 	}
 	if got := send("POST", "/v1/opscore/agent/a1/state"); got != http.StatusServiceUnavailable {

@@ -203,8 +203,8 @@ const defaultPreReadLimit = 1 << 20
 // preReadLimit is how much of a body the body step reads: the route's
 // retry.buffer_limit, which is what the retry layer would buffer anyway.
 func preReadLimit(rt *RouteRuntime) int64 {
-	if rt != nil && rt.Retry.Policy != nil {
-		return rt.Retry.Policy.Config().BufferLimit
+	if rt != nil && rt.Retry != nil {
+		return rt.Retry.Config().BufferLimit
 	}
 	return defaultPreReadLimit
 }

@@ -60,7 +60,7 @@ func FuzzChunkedBodyIsTheClientsFault(f *testing.F) {
 		default:
 			t.Fatalf("body %q: got %q, want 200, 400, 408, 413 or no response", body, got)
 		}
-		if n := env.srv.Sidecar.Snapshot().Runtime[config.RouteNotify].Breaker.Breaker.Counts().Failures; n != 0 {
+		if n := env.srv.Sidecar.Snapshot().Runtime[config.RouteNotify].Breaker.Counts().Failures; n != 0 {
 			t.Fatalf("body %q: the breaker counted %d failures, want 0", body, n)
 		}
 	})

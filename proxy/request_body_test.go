@@ -130,7 +130,7 @@ func TestBadBodyFramingIs400(t *testing.T) {
 			if p := decodeProblem(t, resp, body); p.Type != ProblemTypeBase+"bad_request" || p.Reason != reasonMalformedBody {
 				t.Errorf("problem: got %+v, want bad_request/%s", p, reasonMalformedBody)
 			}
-			b := env.srv.Sidecar.Snapshot().Runtime[config.RouteNotify].Breaker.Breaker
+			b := env.srv.Sidecar.Snapshot().Runtime[config.RouteNotify].Breaker
 			if f := b.Counts().Failures; f != 0 {
 				t.Errorf("breaker counted %d failures, want 0 for a client's bad framing", f)
 			}

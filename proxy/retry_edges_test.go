@@ -65,7 +65,7 @@ func TestUpstream4xxIsNotABreakerFailure(t *testing.T) {
 			for range 10 {
 				rig.do(t, context.Background(), "POST", pathNotify, "{}")
 			}
-			if got := rig.s.Snapshot().Runtime[config.RouteNotify].Breaker.Breaker.State(); got != tt.wantState {
+			if got := rig.s.Snapshot().Runtime[config.RouteNotify].Breaker.State(); got != tt.wantState {
 				t.Errorf("after 10 answers %d: breaker %s, want %s", tt.status, got, tt.wantState)
 			}
 		})

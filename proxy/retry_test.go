@@ -273,7 +273,7 @@ func TestRetryStopsWhenTheClientGoesAway(t *testing.T) {
 	if got := counter(t, rig.metrics.Retries.WithLabelValues(config.RouteNotify, "timeout")); got != 0 {
 		t.Errorf("retries_total{reason=timeout} = %v, want 0", got)
 	}
-	if b := rig.s.Snapshot().Runtime[config.RouteNotify].Breaker.Breaker; b.Counts().Failures != 0 {
+	if b := rig.s.Snapshot().Runtime[config.RouteNotify].Breaker; b.Counts().Failures != 0 {
 		t.Errorf("breaker counted %d failures, want 0 for a client's cancellation", b.Counts().Failures)
 	}
 }
@@ -314,10 +314,10 @@ func TestStreamedBodyOverTheRouteLimitIs413NotAnUpstreamFailure(t *testing.T) {
 			t.Fatalf("request %d: status %d after %q attempts, want 413 after 1 (body %s)", i+1, rec.Code, rec.Header().Get(HeaderAttempts), rec.Body.String())
 		}
 	}
-	if c := rig.s.Snapshot().Runtime[config.RouteNotify].Breaker.Breaker.Counts(); c.Failures != 0 {
+	if c := rig.s.Snapshot().Runtime[config.RouteNotify].Breaker.Counts(); c.Failures != 0 {
 		t.Errorf("breaker counts %+v, want no failure for a client's oversized body", c)
 	}
-	if s := rig.s.Snapshot().Runtime[config.RouteNotify].Breaker.Breaker.State(); s != policy.BreakerClosed {
+	if s := rig.s.Snapshot().Runtime[config.RouteNotify].Breaker.State(); s != policy.BreakerClosed {
 		t.Errorf("breaker %s, want closed", s)
 	}
 	if got := counter(t, rig.metrics.UpstreamAttempts.WithLabelValues(config.RouteNotify, "canceled")); got != 6 {

@@ -88,7 +88,7 @@ func TestReloadKeepsAnUnchangedBreaker(t *testing.T) {
 		for range 2 {
 			rig.do(t, context.Background(), "POST", pathNotify, "{}")
 		}
-		old := rig.s.Snapshot().Runtime[config.RouteNotify].Breaker.Breaker
+		old := rig.s.Snapshot().Runtime[config.RouteNotify].Breaker
 		if old.State().String() != "open" {
 			t.Fatalf("breaker %s, want open", old.State())
 		}
@@ -99,7 +99,7 @@ func TestReloadKeepsAnUnchangedBreaker(t *testing.T) {
 		if err := rig.s.Apply(&cfg); err != nil {
 			t.Fatal(err)
 		}
-		if got := rig.s.Snapshot().Runtime[config.RouteNotify].Breaker.Breaker; got != old {
+		if got := rig.s.Snapshot().Runtime[config.RouteNotify].Breaker; got != old {
 			t.Error("reload of a retry key replaced the breaker, want it kept")
 		}
 		if rec := rig.do(t, context.Background(), "POST", pathNotify, "{}"); rec.Code != 503 || rec.Header().Get("Retry-After") == "" {
@@ -110,7 +110,7 @@ func TestReloadKeepsAnUnchangedBreaker(t *testing.T) {
 		if err := rig.s.Apply(&cfg); err != nil {
 			t.Fatal(err)
 		}
-		nb := rig.s.Snapshot().Runtime[config.RouteNotify].Breaker.Breaker
+		nb := rig.s.Snapshot().Runtime[config.RouteNotify].Breaker
 		if nb == old || nb.State().String() != "closed" {
 			t.Errorf("reload of a breaker key: same=%v state %s, want a new closed breaker", nb == old, nb.State())
 		}

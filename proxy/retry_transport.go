@@ -38,10 +38,10 @@ type retryTransport struct {
 
 func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	info := InfoFrom(req.Context())
-	if info == nil || info.Runtime == nil || info.Runtime.Retry.Policy == nil {
+	if info == nil || info.Runtime == nil || info.Runtime.Retry == nil {
 		return t.next.RoundTrip(req)
 	}
-	pol := info.Runtime.Retry.Policy
+	pol := info.Runtime.Retry
 	cfg := pol.Config()
 	start := t.now()
 	deadline := start.Add(cfg.Deadline)
@@ -110,7 +110,7 @@ type roundResult struct {
 // stops retrying or the breaker refuses one. The attempt limit applies to
 // each round; a held request starts a new round when it is released.
 func (t *retryTransport) round(ctx context.Context, req *http.Request, info *RequestInfo, body *retryBody, deadline time.Time) roundResult {
-	pol, route := info.Runtime.Retry.Policy, info.Route
+	pol, route := info.Runtime.Retry, info.Route
 	cfg := pol.Config()
 	idemKey := req.Header.Get("Idempotency-Key") != "" || req.Header.Get("X-Idempotency-Key") != ""
 	first := info.View().Attempts // wire attempts before this round

@@ -162,7 +162,7 @@ func (s *Sidecar) upstreamUp() {
 	snap := s.snap.Load()
 	for _, name := range config.RouteNames {
 		rt := snap.Runtime[name]
-		rt.Breaker.Breaker.Recover()
+		rt.Breaker.Recover()
 		rt.Hold.Queue.Open()
 	}
 	if q := s.queue.Load(); q != nil {

@@ -26,8 +26,9 @@ type Snapshot struct {
 	// Runtime holds each route's runtime, keyed by route name (every name
 	// of RouteNames is present).
 	Runtime map[string]*RouteRuntime
-	// Global is the sidecar-wide policy state (admission).
-	Global GlobalRuntime
+	// GlobalAdmission is the sidecar-wide admission state: the global
+	// bucket and the concurrency gate (layer_admission.go).
+	GlobalAdmission GlobalAdmissionRuntime
 	// Upstream is the parsed upstream URL.
 	Upstream *url.URL
 	// Transport is the tuned transport to the upstream. It is carried over
@@ -82,18 +83,12 @@ type RouteRuntime struct {
 	Auth AuthRuntime
 	// Admission is the route's and the per-key buckets (layer_admission.go).
 	Admission AdmissionRuntime
-	// Retry is the retry policy and budget (layer_retry.go).
-	Retry RetryRuntime
-	// Breaker is the circuit breaker (layer_breaker.go).
-	Breaker BreakerRuntime
+	// Retry decides retries and holds the route's retry budget (layer_retry.go).
+	Retry *policy.RetryPolicy
+	// Breaker is the circuit breaker; a disabled one allows everything (layer_breaker.go).
+	Breaker *policy.Breaker
 	// Hold is the hold queue of requests waiting for the upstream (hold.go).
 	Hold HoldRuntime
-}
-
-// GlobalRuntime is the sidecar-wide policy state of a snapshot.
-type GlobalRuntime struct {
-	// Admission is the global bucket and the concurrency gate (layer_admission.go).
-	Admission GlobalAdmissionRuntime
 }
 
 // Deps are the shared services a snapshot's policy objects may use.
@@ -150,12 +145,12 @@ func buildSnapshot(cfg *config.Config, prev *Snapshot, deps Deps) (*Snapshot, er
 		}
 	}
 
-	var prevGlobal *GlobalRuntime
+	var prevGlobal *GlobalAdmissionRuntime
 	if prev != nil {
-		prevGlobal = &prev.Global
+		prevGlobal = &prev.GlobalAdmission
 	}
 	c := &s.carried
-	if s.Global.Admission, err = buildGlobalAdmission(cfg, prevGlobal, deps, c); err != nil {
+	if s.GlobalAdmission, err = buildGlobalAdmission(cfg, prevGlobal, deps, c); err != nil {
 		return nil, err
 	}
 

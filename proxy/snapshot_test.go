@@ -21,7 +21,7 @@ func TestBuildSnapshotLeavesPrevUnchanged(t *testing.T) {
 		t.Fatal(err)
 	}
 	holdBefore := prev.Runtime[config.RouteNotify].Hold.Queue.Config()
-	limitBefore := prev.Global.Admission.Gate.Stats().ClassLimit(policy.ClassCritical)
+	limitBefore := prev.GlobalAdmission.Gate.Stats().ClassLimit(policy.ClassCritical)
 
 	cfg := config.Defaults()
 	notify := cfg.Routes[config.RouteNotify]
@@ -39,13 +39,13 @@ func TestBuildSnapshotLeavesPrevUnchanged(t *testing.T) {
 	if got := prev.Runtime[config.RouteNotify].Hold.Queue.Config(); got != holdBefore {
 		t.Errorf("building the next snapshot changed the running hold: max_requests %d, want %d", got.MaxRequests, holdBefore.MaxRequests)
 	}
-	if got := prev.Global.Admission.Gate.Stats().ClassLimit(policy.ClassCritical); got != limitBefore {
+	if got := prev.GlobalAdmission.Gate.Stats().ClassLimit(policy.ClassCritical); got != limitBefore {
 		t.Errorf("building the next snapshot changed the running gate: critical limit %d, want %d", got, limitBefore)
 	}
-	if next.Runtime[config.RouteNotify].Hold.Queue != prev.Runtime[config.RouteNotify].Hold.Queue || next.Global.Admission.Gate != prev.Global.Admission.Gate {
+	if next.Runtime[config.RouteNotify].Hold.Queue != prev.Runtime[config.RouteNotify].Hold.Queue || next.GlobalAdmission.Gate != prev.GlobalAdmission.Gate {
 		t.Fatal("the hold queue and the gate must be carried (the same objects)")
 	}
-	if next.Runtime[config.RouteNotify].Breaker.Breaker == prev.Runtime[config.RouteNotify].Breaker.Breaker {
+	if next.Runtime[config.RouteNotify].Breaker == prev.Runtime[config.RouteNotify].Breaker {
 		t.Error("a changed breaker config must give a new breaker")
 	}
 	if err := next.commit(); err != nil {
@@ -54,7 +54,7 @@ func TestBuildSnapshotLeavesPrevUnchanged(t *testing.T) {
 	if got := next.Runtime[config.RouteNotify].Hold.Queue.Config().MaxRequests; got != notify.Hold.MaxRequests {
 		t.Errorf("after commit: hold max_requests %d, want %d", got, notify.Hold.MaxRequests)
 	}
-	if got := next.Global.Admission.Gate.Stats().ClassLimit(policy.ClassCritical); got == limitBefore {
+	if got := next.GlobalAdmission.Gate.Stats().ClassLimit(policy.ClassCritical); got == limitBefore {
 		t.Errorf("after commit: the gate's critical limit is still %d", got)
 	}
 }
