@@ -27,7 +27,7 @@ type Snapshot struct {
 	// of RouteNames is present).
 	Runtime map[string]*RouteRuntime
 	// GlobalAdmission is the sidecar-wide admission state: the global
-	// bucket and the concurrency gate (layer_admission.go).
+	// bucket and the concurrency gate (admission.go).
 	GlobalAdmission GlobalAdmissionRuntime
 	// Upstream is the parsed upstream URL.
 	Upstream *url.URL
@@ -79,13 +79,13 @@ type RouteRuntime struct {
 	// BodyLimit is the largest accepted body in bytes; 0 means no limit.
 	BodyLimit int64
 
-	// Auth is the webhook HMAC and API-key check (layer_auth.go).
+	// Auth is the webhook HMAC and API-key check (auth.go).
 	Auth AuthRuntime
-	// Admission is the route's and the per-key buckets (layer_admission.go).
+	// Admission is the route's and the per-key buckets (admission.go).
 	Admission AdmissionRuntime
-	// Retry decides retries and holds the route's retry budget (layer_retry.go).
+	// Retry decides retries and holds the route's retry budget (retry_transport.go).
 	Retry *policy.RetryPolicy
-	// Breaker is the circuit breaker; a disabled one allows everything (layer_breaker.go).
+	// Breaker is the circuit breaker; a disabled one allows everything (breaker_transport.go).
 	Breaker *policy.Breaker
 	// Hold is the hold queue of requests waiting for the upstream (hold.go).
 	Hold HoldRuntime
