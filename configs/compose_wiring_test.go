@@ -9,7 +9,7 @@ import (
 
 	"opscore-sidecar/opscore"
 	"opscore-sidecar/policy"
-	"opscore-sidecar/proxy"
+	"opscore-sidecar/proxy/config"
 )
 
 // programSources lists, for each service built from this repository, the
@@ -48,7 +48,7 @@ func goLiterals(t *testing.T, dirs []string) string {
 // composeSidecarConfig loads the sidecar config the compose file mounts,
 // with the sidecar service's environment applied, through the sidecar's
 // own loader.
-func composeSidecarConfig(t *testing.T, c composeFile) *proxy.Config {
+func composeSidecarConfig(t *testing.T, c composeFile) *config.Config {
 	t.Helper()
 	s := c.service(t, "sidecar")
 	for k, v := range s.Environment {
@@ -58,7 +58,7 @@ func composeSidecarConfig(t *testing.T, c composeFile) *proxy.Config {
 	if !ok {
 		t.Fatalf("sidecar: config %q is not in a bind mount", flagValue(s.Command, "--config"))
 	}
-	cfg, err := proxy.Load(proxy.LoadOptions{Path: p})
+	cfg, err := config.Load(config.LoadOptions{Path: p})
 	if err != nil {
 		t.Fatalf("sidecar config %s: %v", p, err)
 	}
@@ -68,8 +68,8 @@ func composeSidecarConfig(t *testing.T, c composeFile) *proxy.Config {
 func TestComposeEnvIsReadByPrograms(t *testing.T) {
 	c := loadCompose(t)
 	sidecarEnv := map[string]bool{}
-	for _, k := range proxy.Keys() {
-		sidecarEnv[proxy.EnvName(k)] = true
+	for _, k := range config.Keys() {
+		sidecarEnv[config.EnvName(k)] = true
 	}
 	cfg := composeSidecarConfig(t, c)
 	// Secrets are read from the variables the config names, on the routes
@@ -156,7 +156,7 @@ func TestComposePortsAndURLsAgree(t *testing.T) {
 
 	// AgentKit's webhook and state reports go to the sidecar's notify route and listener.
 	ak := c.service(t, "agentkit").Environment
-	notifyPath := cfg.Routes[proxy.RouteNotify].Match.Path
+	notifyPath := cfg.Routes[config.RouteNotify].Match.Path
 	if want := "http://sidecar:" + listenPort + notifyPath; ak["OPSCORE_WEBHOOK_URL"] != want {
 		t.Errorf("agentkit OPSCORE_WEBHOOK_URL: got %q, want %q", ak["OPSCORE_WEBHOOK_URL"], want)
 	}
@@ -213,7 +213,7 @@ func TestComposePortsAndURLsAgree(t *testing.T) {
 func TestComposeWebhookSecretMatches(t *testing.T) {
 	c := loadCompose(t)
 	cfg := composeSidecarConfig(t, c)
-	auth := cfg.Routes[proxy.RouteNotify].WebhookAuth
+	auth := cfg.Routes[config.RouteNotify].WebhookAuth
 	if auth.Mode != policy.AuthRequired {
 		t.Errorf("notify webhook_auth.mode: got %q, want %q (AgentKit signs every webhook)", auth.Mode, policy.AuthRequired)
 	}

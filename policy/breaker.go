@@ -157,6 +157,11 @@ func NewBreaker(route string, cfg BreakerConfig, prev *Breaker, onChange Breaker
 	return b, nil
 }
 
+// Retire marks b as replaced by a reload: its state changes are no longer
+// reported (the route's new breaker owns the gauge). The proxy calls it
+// when the new snapshot becomes current, never while building one.
+func (b *Breaker) Retire() { b.retired.Store(true) }
+
 // newCB builds a closed gobreaker with b's settings. Its state changes are
 // reported only while it is b's current one.
 func (b *Breaker) newCB() *gobreaker.TwoStepCircuitBreaker[struct{}] {

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"opscore-sidecar/policy"
+	"opscore-sidecar/proxy/config"
 )
 
 // breakerView is one route's entry in /admin/breakers.
@@ -45,13 +46,13 @@ func settingsView(c policy.BreakerConfig) breakerSettingsView {
 func (a *AdminServer) breakers(w http.ResponseWriter, r *http.Request) {
 	snap := a.sidecar.Snapshot()
 	now := time.Now()
-	out := make([]breakerView, 0, len(RouteNames))
-	for _, name := range RouteNames {
+	out := make([]breakerView, 0, len(config.RouteNames))
+	for _, name := range config.RouteNames {
 		rt := snap.Runtime[name]
-		if rt == nil || rt.Breaker.Breaker == nil {
+		if rt == nil || rt.Breaker == nil {
 			continue
 		}
-		b := rt.Breaker.Breaker
+		b := rt.Breaker
 		out = append(out, breakerView{
 			Route: name, State: b.State().String(),
 			OpenRemainingSeconds: b.OpenRemaining(now).Seconds(),

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"opscore-sidecar/policy"
+	"opscore-sidecar/proxy/config"
 )
 
 func TestAdmissionKey(t *testing.T) {
@@ -50,9 +51,9 @@ func TestAdmissionKey(t *testing.T) {
 // trusted proxy: two clients behind it get a bucket each, and a client
 // that forges X-Forwarded-For without being a trusted proxy does not.
 func TestClientIPBucketsHonourTrustedProxies(t *testing.T) {
-	a := newAdmissionRig(t, false, func(c *Config) {
+	a := newAdmissionRig(t, false, func(c *config.Config) {
 		c.Admission.TrustedProxies = []string{"192.0.2.0/24"}
-		route(c, RouteStateGet, func(rc *RouteConfig) {
+		route(c, config.RouteStateGet, func(rc *config.RouteConfig) {
 			rc.RateLimit.Key, rc.RateLimit.PerKeyRPS, rc.RateLimit.PerKeyBurst = "client_ip", 0.001, 1
 		})
 	})

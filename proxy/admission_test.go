@@ -16,6 +16,7 @@ import (
 
 	"opscore-sidecar/metrics"
 	"opscore-sidecar/policy"
+	"opscore-sidecar/proxy/config"
 )
 
 // admissionUpstream is an upstream that counts the requests it sees, the
@@ -73,13 +74,13 @@ type admissionRig struct {
 	u *admissionUpstream
 }
 
-func newAdmissionRig(t *testing.T, hold bool, mutate func(*Config)) *admissionRig {
+func newAdmissionRig(t *testing.T, hold bool, mutate func(*config.Config)) *admissionRig {
 	t.Helper()
 	u := newAdmissionUpstream(t, hold)
-	cfg := Defaults()
+	cfg := config.Defaults()
 	cfg.Upstream.URL = u.srv.URL
-	for _, name := range RouteNames {
-		route(cfg, name, func(rc *RouteConfig) { rc.Retry.Attempts = 1 })
+	for _, name := range config.RouteNames {
+		route(cfg, name, func(rc *config.RouteConfig) { rc.Retry.Attempts = 1 })
 	}
 	if mutate != nil {
 		mutate(cfg)
@@ -113,8 +114,8 @@ func problemOf(t *testing.T, rec *httptest.ResponseRecorder, status int) problem
 }
 
 func TestRateLimitedRequestNeverReachesUpstream(t *testing.T) {
-	a := newAdmissionRig(t, false, func(c *Config) {
-		route(c, RouteStateUpdate, func(rc *RouteConfig) { rc.RateLimit.RPS, rc.RateLimit.Burst = 0.5, 2 })
+	a := newAdmissionRig(t, false, func(c *config.Config) {
+		route(c, config.RouteStateUpdate, func(rc *config.RouteConfig) { rc.RateLimit.RPS, rc.RateLimit.Burst = 0.5, 2 })
 	})
 	for i := range 2 {
 		if rec := a.do(t, "POST", pathState, `{}`); rec.Code != http.StatusOK {
@@ -148,7 +149,7 @@ func TestRateLimitedRequestNeverReachesUpstream(t *testing.T) {
 }
 
 func TestShadowModePassesButCounts(t *testing.T) {
-	a := newAdmissionRig(t, false, func(c *Config) {
+	a := newAdmissionRig(t, false, func(c *config.Config) {
 		c.Admission.GlobalRateLimit = policy.RateLimitConfig{RPS: 0.001, Burst: 1, Mode: policy.ModeShadow}
 	})
 	for i := range 3 {
@@ -168,8 +169,8 @@ func TestShadowModePassesButCounts(t *testing.T) {
 }
 
 func TestPerAgentBucketsAreIsolated(t *testing.T) {
-	a := newAdmissionRig(t, false, func(c *Config) {
-		route(c, RouteStateUpdate, func(rc *RouteConfig) {
+	a := newAdmissionRig(t, false, func(c *config.Config) {
+		route(c, config.RouteStateUpdate, func(rc *config.RouteConfig) {
 			rc.RateLimit.Key, rc.RateLimit.PerKeyRPS, rc.RateLimit.PerKeyBurst = "agent_id", 0.001, 1
 		})
 	})
@@ -194,9 +195,9 @@ func TestPerAgentBucketsAreIsolated(t *testing.T) {
 // TestReloadKeepsLimiterState applies a config with a larger burst: the
 // empty bucket stays empty (no refill by reload) and the gate is the same.
 func TestReloadKeepsLimiterState(t *testing.T) {
-	mutate := func(burst int) func(*Config) {
-		return func(c *Config) {
-			route(c, RouteStateUpdate, func(rc *RouteConfig) { rc.RateLimit.RPS, rc.RateLimit.Burst = 0.001, burst })
+	mutate := func(burst int) func(*config.Config) {
+		return func(c *config.Config) {
+			route(c, config.RouteStateUpdate, func(rc *config.RouteConfig) { rc.RateLimit.RPS, rc.RateLimit.Burst = 0.001, burst })
 		}
 	}
 	a := newAdmissionRig(t, false, mutate(1))
@@ -204,15 +205,15 @@ func TestReloadKeepsLimiterState(t *testing.T) {
 		t.Fatalf("first: got %d, want 200", rec.Code)
 	}
 	before := a.s.Snapshot()
-	cfg := Defaults()
+	cfg := config.Defaults()
 	cfg.Upstream.URL = a.u.srv.URL
 	mutate(100)(cfg)
 	if err := a.s.Apply(cfg); err != nil {
 		t.Fatalf("Apply: %v", err)
 	}
 	after := a.s.Snapshot()
-	if after == before || after.Global.Admission.Gate != before.Global.Admission.Gate ||
-		after.Runtime[RouteStateUpdate].Admission.Rate != before.Runtime[RouteStateUpdate].Admission.Rate {
+	if after == before || after.GlobalAdmission.Gate != before.GlobalAdmission.Gate ||
+		after.Runtime[config.RouteStateUpdate].Admission.Rate != before.Runtime[config.RouteStateUpdate].Admission.Rate {
 		t.Fatal("reload: want a new snapshot holding the same gate and route limiter")
 	}
 	if rec := a.do(t, "POST", pathState, `{}`); rec.Code != http.StatusTooManyRequests {
@@ -224,7 +225,7 @@ func TestReloadKeepsLimiterState(t *testing.T) {
 // held state update: another state update is shed with 503, while a
 // registration still takes a reserved slot.
 func TestBulkShedWhileCriticalPasses(t *testing.T) {
-	a := newAdmissionRig(t, true, func(c *Config) {
+	a := newAdmissionRig(t, true, func(c *config.Config) {
 		c.Admission.Concurrency = policy.ConcurrencyConfig{Limit: 2, CriticalReserved: 0.5, QueueSize: 0, Mode: policy.ModeEnforce}
 	})
 	results := make(chan int, 2)
@@ -255,7 +256,7 @@ func TestBulkShedWhileCriticalPasses(t *testing.T) {
 }
 
 func TestQueueTimeoutAnswers503(t *testing.T) {
-	a := newAdmissionRig(t, true, func(c *Config) {
+	a := newAdmissionRig(t, true, func(c *config.Config) {
 		c.Admission.Concurrency = policy.ConcurrencyConfig{Limit: 1, QueueSize: 4, QueueTimeout: 20 * time.Millisecond, Mode: policy.ModeEnforce}
 	})
 	done := make(chan int, 1)
@@ -277,7 +278,7 @@ func TestQueueTimeoutAnswers503(t *testing.T) {
 }
 
 func TestDrainingRefusesInsteadOfQueueing(t *testing.T) {
-	a := newAdmissionRig(t, true, func(c *Config) {
+	a := newAdmissionRig(t, true, func(c *config.Config) {
 		c.Admission.Concurrency = policy.ConcurrencyConfig{Limit: 1, QueueSize: 4, QueueTimeout: time.Minute, Mode: policy.ModeEnforce}
 	})
 	done := make(chan int, 1)
@@ -299,7 +300,7 @@ func TestDrainingRefusesInsteadOfQueueing(t *testing.T) {
 // one slot held: the next requests are forwarded at once (the upstream sees
 // them all together), none is refused, and each is counted as a shadow shed.
 func TestShadowGateForwardsOverTheLimit(t *testing.T) {
-	a := newAdmissionRig(t, true, func(c *Config) {
+	a := newAdmissionRig(t, true, func(c *config.Config) {
 		c.Admission.Concurrency = policy.ConcurrencyConfig{Limit: 1, QueueSize: 4, QueueTimeout: time.Minute, Mode: policy.ModeShadow}
 	})
 	const n = 3

@@ -14,6 +14,7 @@ import (
 
 	"opscore-sidecar/metrics"
 	"opscore-sidecar/policy"
+	"opscore-sidecar/proxy/config"
 )
 
 // attemptTransport is the attempt layer: it wraps each upstream attempt
@@ -39,7 +40,7 @@ type connCounter struct {
 
 func (a *attemptTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	info := InfoFrom(req.Context())
-	route := RouteDefault
+	route := config.RouteDefault
 	if info != nil {
 		route = info.Route
 	}

@@ -5,9 +5,15 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"os"
 
 	"opscore-sidecar/policy"
+	"opscore-sidecar/proxy/config"
 )
+
+// This file is the auth layer of the chain (see the request path in
+// docs/architecture.md): the AgentKit webhook HMAC check and the optional
+// bearer API-key check, per route, and their per-route state.
 
 // authenticate runs the route's API-key and webhook checks. It returns
 // true when the request may go on; otherwise it has answered 401 (or 413
@@ -92,4 +98,46 @@ func authFailed(w http.ResponseWriter, r *http.Request, reason policy.AuthReason
 	WriteProblem(w, r, Problem{Status: http.StatusUnauthorized, Outcome: OutcomeAuthFailed, Reason: string(reason),
 		Title: "Authentication failed", Detail: authDetails[reason],
 		Header: http.Header{"Www-Authenticate": {challenge}}})
+}
+
+// AuthRuntime is a route's authentication state.
+type AuthRuntime struct {
+	// Webhook checks the AgentKit signature; nil when webhook_auth.mode is off.
+	Webhook *policy.WebhookVerifier
+	// APIKey checks the bearer key; nil when api_key.mode is off.
+	APIKey *policy.APIKeyChecker
+}
+
+// buildAuth builds a route's AuthRuntime from rc; prev is the route's
+// runtime in the previous snapshot (nil at start-up), whose replay cache
+// the new verifier shares, so a reload does not let a replay through.
+func buildAuth(name string, rc config.RouteConfig, prev *RouteRuntime, deps Deps) (AuthRuntime, error) {
+	var a AuthRuntime
+	var err error
+	if rc.WebhookAuth.Mode != policy.AuthOff {
+		if prev != nil && prev.Auth.Webhook != nil {
+			a.Webhook, err = prev.Auth.Webhook.With(rc.WebhookAuth, os.Getenv)
+		} else {
+			a.Webhook, err = policy.NewWebhookVerifier(rc.WebhookAuth, os.Getenv)
+		}
+		if err != nil {
+			return AuthRuntime{}, err
+		}
+	}
+	if rc.APIKey.Mode != policy.AuthOff {
+		if a.APIKey, err = policy.NewAPIKeyChecker(rc.APIKey, os.Getenv); err != nil {
+			return AuthRuntime{}, err
+		}
+	}
+	return a, nil
+}
+
+// authLayer checks the request's credentials for its route and answers
+// 401 through WriteProblem with OutcomeAuthFailed (see auth.go).
+func (s *Sidecar) authLayer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.authenticate(w, r) {
+			next.ServeHTTP(w, r)
+		}
+	})
 }

@@ -15,13 +15,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"opscore-sidecar/policy"
+	"opscore-sidecar/proxy/config"
 )
 
 func TestWebhookSignatureAtTheEdge(t *testing.T) {
 	const secret = "super-secret-webhook-key-123"
 	t.Setenv("OPSCORE_WEBHOOK_SECRET", secret)
-	a := newAdmissionRig(t, false, func(c *Config) {
-		route(c, RouteNotify, func(rc *RouteConfig) { rc.WebhookAuth.Mode = policy.AuthRequired })
+	a := newAdmissionRig(t, false, func(c *config.Config) {
+		route(c, config.RouteNotify, func(rc *config.RouteConfig) { rc.WebhookAuth.Mode = policy.AuthRequired })
 	})
 	body := `{"event_type":"REGISTER","agent_details":{"agentId":"a1","agentName":"PingAgent","version":"1.0.0","capabilities":["ping"],"contactEndpoint":"http://ping-agent:8080/","metadata":{}}}`
 	ts := strconv.FormatInt(time.Now().Unix(), 10)
@@ -77,8 +78,8 @@ func TestWebhookSignatureAtTheEdge(t *testing.T) {
 
 func TestWebhookOptionalCountsUnsigned(t *testing.T) {
 	t.Setenv("OPSCORE_WEBHOOK_SECRET", "s")
-	a := newAdmissionRig(t, false, func(c *Config) {
-		route(c, RouteNotify, func(rc *RouteConfig) { rc.WebhookAuth.Mode = policy.AuthOptional })
+	a := newAdmissionRig(t, false, func(c *config.Config) {
+		route(c, config.RouteNotify, func(rc *config.RouteConfig) { rc.WebhookAuth.Mode = policy.AuthOptional })
 	})
 	if rec := a.do(t, "POST", pathNotify, `{}`); rec.Code != http.StatusOK {
 		t.Fatalf("unsigned in optional mode: got %d, want 200", rec.Code)
@@ -101,8 +102,8 @@ func TestWebhookOptionalCountsUnsigned(t *testing.T) {
 
 func TestAPIKeyEnforcedWhenRequired(t *testing.T) {
 	t.Setenv("OPSCORE_API_KEY", "test-api-key")
-	a := newAdmissionRig(t, false, func(c *Config) {
-		route(c, RouteStateUpdate, func(rc *RouteConfig) { rc.APIKey.Mode = policy.AuthRequired })
+	a := newAdmissionRig(t, false, func(c *config.Config) {
+		route(c, config.RouteStateUpdate, func(rc *config.RouteConfig) { rc.APIKey.Mode = policy.AuthRequired })
 	})
 	rec := a.do(t, "POST", pathState, `{}`, "Authorization", "Bearer wrong")
 	if p := problemOf(t, rec, http.StatusUnauthorized); p.Reason != "bad_api_key" {
@@ -126,11 +127,11 @@ func TestAPIKeyEnforcedWhenRequired(t *testing.T) {
 func TestRejectedReloadChangesNoLimit(t *testing.T) {
 	a := newAdmissionRig(t, false, nil)
 	limitBefore := testutil.ToFloat64(a.m.ConcurrencyLimit.WithLabelValues("bulk"))
-	cfg := Defaults()
+	cfg := config.Defaults()
 	cfg.Upstream.URL = a.u.srv.URL
 	cfg.Admission.GlobalRateLimit = policy.RateLimitConfig{RPS: 0.001, Burst: 1, Mode: policy.ModeEnforce}
 	cfg.Admission.Concurrency.Limit = 3
-	route(cfg, RouteNotify, func(rc *RouteConfig) {
+	route(cfg, config.RouteNotify, func(rc *config.RouteConfig) {
 		rc.WebhookAuth.Mode, rc.WebhookAuth.SecretEnv = policy.AuthRequired, "OPSCORE_TEST_UNSET_WEBHOOK_SECRET"
 	})
 	if err := a.s.Apply(cfg); err == nil {
@@ -187,8 +188,8 @@ func signedJunk(s *Sidecar, read *atomic.Int64, header ...string) *httptest.Resp
 // body must be read to be checked.
 func TestWebhookBadHeadersRefusedBeforeBody(t *testing.T) {
 	t.Setenv("OPSCORE_WEBHOOK_SECRET", "s")
-	a := newAdmissionRig(t, false, func(c *Config) {
-		route(c, RouteNotify, func(rc *RouteConfig) { rc.WebhookAuth.Mode = policy.AuthRequired })
+	a := newAdmissionRig(t, false, func(c *config.Config) {
+		route(c, config.RouteNotify, func(rc *config.RouteConfig) { rc.WebhookAuth.Mode = policy.AuthRequired })
 	})
 	now := time.Now()
 	fresh := strconv.FormatInt(now.Unix(), 10)
@@ -249,8 +250,8 @@ func TestWebhookBadHeadersRefusedBeforeBody(t *testing.T) {
 // stale timestamp and a 1 MiB body (B/op shows whether the body is read).
 func BenchmarkWebhookStaleRefusal(b *testing.B) {
 	b.Setenv("OPSCORE_WEBHOOK_SECRET", "s")
-	cfg := Defaults()
-	route(cfg, RouteNotify, func(rc *RouteConfig) { rc.WebhookAuth.Mode = policy.AuthRequired })
+	cfg := config.Defaults()
+	route(cfg, config.RouteNotify, func(rc *config.RouteConfig) { rc.WebhookAuth.Mode = policy.AuthRequired })
 	s, _ := newTestSidecar(b, cfg)
 	stale := strconv.FormatInt(time.Now().Add(-time.Hour).Unix(), 10)
 	var read atomic.Int64

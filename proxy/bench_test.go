@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"opscore-sidecar/proxy/config"
 )
 
 // BenchmarkProxyPath compares, in one run on loopback, a direct call to a
@@ -36,12 +38,12 @@ func BenchmarkProxyPath(b *testing.B) {
 
 	bare := httptest.NewServer(&httputil.ReverseProxy{
 		Rewrite:    func(pr *httputil.ProxyRequest) { pr.SetURL(target); pr.SetXForwarded() },
-		Transport:  newTransport(Defaults().Upstream),
+		Transport:  newTransport(config.Defaults().Upstream),
 		BufferPool: bufferPool{},
 	})
 	defer bare.Close()
 
-	cfg := Defaults()
+	cfg := config.Defaults()
 	cfg.Upstream.URL = up.URL
 	cfg.Outbox.Dir = b.TempDir()
 	tr, err := NewTracing(context.Background(), cfg.Tracing)
@@ -84,7 +86,7 @@ func BenchmarkProxyPath(b *testing.B) {
 	}
 }
 
-func withListen(c *Config) *Config {
+func withListen(c *config.Config) *config.Config {
 	c.Listen, c.Admin.Listen = "127.0.0.1:0", "127.0.0.1:0"
 	c.Server.DrainDelay = 0
 	return c

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"opscore-sidecar/policy"
+	"opscore-sidecar/proxy/config"
 )
 
 // switchUpstream answers every request with the status it holds and
@@ -38,7 +39,7 @@ func switchRig(t *testing.T, status int32) (rig *retryRig, up *switchUpstream, s
 
 func breakerTransitions(t *testing.T, rig *retryRig, from, to policy.BreakerState) float64 {
 	t.Helper()
-	return counter(t, rig.metrics.BreakerTransitions.WithLabelValues(RouteNotify, from.String(), to.String()))
+	return counter(t, rig.metrics.BreakerTransitions.WithLabelValues(config.RouteNotify, from.String(), to.String()))
 }
 
 // TestBreakerTripsHalfOpensAndCloses drives the notify route's breaker
@@ -49,7 +50,7 @@ func TestBreakerTripsHalfOpensAndCloses(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		rig, up, stop := switchRig(t, 503)
 		defer stop()
-		br := rig.s.Snapshot().Runtime[RouteNotify].Breaker.Breaker
+		br := rig.s.Snapshot().Runtime[config.RouteNotify].Breaker
 
 		// Request 1: 4 attempts (all 503). Request 2: the 5th attempt
 		// fails and trips the breaker, which ends the retries.
@@ -84,7 +85,7 @@ func TestBreakerTripsHalfOpensAndCloses(t *testing.T) {
 		if got := up.calls.Load(); got != 5 {
 			t.Errorf("upstream calls while open %d, want none (still 5)", got-5)
 		}
-		if got := counter(t, rig.metrics.BreakerState.WithLabelValues(RouteNotify)); got != float64(policy.BreakerOpen) {
+		if got := counter(t, rig.metrics.BreakerState.WithLabelValues(config.RouteNotify)); got != float64(policy.BreakerOpen) {
 			t.Errorf("breaker_state gauge %v, want %d", got, policy.BreakerOpen)
 		}
 
@@ -108,7 +109,7 @@ func TestBreakerTripsHalfOpensAndCloses(t *testing.T) {
 				t.Errorf("transitions %s->%s = %v, want 1", tr[0], tr[1], got)
 			}
 		}
-		if got := counter(t, rig.metrics.BreakerState.WithLabelValues(RouteNotify)); got != float64(policy.BreakerClosed) {
+		if got := counter(t, rig.metrics.BreakerState.WithLabelValues(config.RouteNotify)); got != float64(policy.BreakerClosed) {
 			t.Errorf("breaker_state gauge %v, want %d", got, policy.BreakerClosed)
 		}
 	})
@@ -122,7 +123,7 @@ func TestBreakerOpenUnderLoadKeepsTheUpstreamQuiet(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		rig, up, stop := switchRig(t, 503)
 		defer stop()
-		cfg := rig.s.Snapshot().Config.Routes[RouteNotify].Breaker
+		cfg := rig.s.Snapshot().Config.Routes[config.RouteNotify].Breaker
 
 		const rate, seconds = 1000, 20
 		tick := time.NewTicker(time.Second / rate)
@@ -137,7 +138,7 @@ func TestBreakerOpenUnderLoadKeepsTheUpstreamQuiet(t *testing.T) {
 			if rec.Code != 503 {
 				t.Fatalf("status %d, want 503 (upstream's or breaker_open)", rec.Code)
 			}
-			if opened.IsZero() && rig.s.Snapshot().Runtime[RouteNotify].Breaker.Breaker.State() == policy.BreakerOpen {
+			if opened.IsZero() && rig.s.Snapshot().Runtime[config.RouteNotify].Breaker.State() == policy.BreakerOpen {
 				opened, callsAtOpen = time.Now(), up.calls.Load()
 			}
 		}
@@ -175,12 +176,12 @@ func TestAdminBreakersListsEveryRoute(t *testing.T) {
 		if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil {
 			t.Fatal(err)
 		}
-		if len(got.Breakers) != len(RouteNames) {
-			t.Fatalf("%d breakers listed, want %d", len(got.Breakers), len(RouteNames))
+		if len(got.Breakers) != len(config.RouteNames) {
+			t.Fatalf("%d breakers listed, want %d", len(got.Breakers), len(config.RouteNames))
 		}
 		for _, b := range got.Breakers {
 			want := "closed"
-			if b.Route == RouteNotify {
+			if b.Route == config.RouteNotify {
 				want = "open"
 				// Opened after a few milliseconds of backoff, then 1 s passed.
 				if b.OpenRemainingSeconds <= 3.9 || b.OpenRemainingSeconds > 4 {

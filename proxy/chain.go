@@ -16,14 +16,12 @@ const StatusClientClosed = 499
 //     end metrics and the JSON access-log line (observeLayer, observe.go)
 //  3. route: method + path → named route and its runtime from the current
 //     snapshot; body over the route's limit → 413 (routeLayer, routing.go)
-//  4. auth: webhook HMAC / API key, per route (authLayer, layer_auth.go;
-//     the checks: auth.go)
+//  4. auth: webhook HMAC / API key, per route (authLayer, auth.go)
 //  5. body: the request body is read (bounded by body_limit and
 //     server.body_read_timeout, up to retry.buffer_limit) before the request
 //     may take a concurrency slot (bodyLayer, request_body.go)
 //  6. admission: token buckets, the per-client cap, then the concurrency
-//     gate with its priority queue (admissionLayer, layer_admission.go; the
-//     decision: admission.go)
+//     gate with its priority queue (admissionLayer, admission.go)
 //  7. proxy: httputil.ReverseProxy (Rewrite, ErrorHandler: proxy.go;
 //     ModifyResponse reads a short body in full: response_buffer.go), whose
 //     Transport is, outermost first:

@@ -6,11 +6,11 @@
 // (tracing.go, observe.go), problem+json responses (problem.go), the admin
 // server, hot reload and graceful drain.
 //
-// The policy layers are auth, body and admission (layer_auth.go, auth.go,
-// request_body.go, layer_admission.go, admission.go), middlewares in front
-// of the proxy,
-// and retry and breaker (layer_retry.go, retry_transport.go,
-// layer_breaker.go, breaker_transport.go), RoundTrippers under it. Each
+// The policy layers are auth, body and admission (auth.go,
+// request_body.go, admission.go), middlewares in front of the proxy,
+// and retry and breaker (retry_transport.go, breaker_transport.go),
+// RoundTrippers under it. The config they are built from is package
+// opscore-sidecar/proxy/config. Each
 // layer reads the request's *RequestInfo (InfoFrom), which carries the
 // route, its *RouteRuntime and the snapshot, and records its decision with
 // the RequestInfo setters or WriteProblem.

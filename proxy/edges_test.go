@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"opscore-sidecar/proxy/config"
 	"opscore-sidecar/proxy/proxytest"
 )
 
@@ -22,9 +23,9 @@ func TestBodyOverRouteLimitIs413BeforeForwarding(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			up := proxytest.New(t, proxytest.OK())
 			cfg := testConfig(up.URL)
-			rc := cfg.Routes[RouteNotify]
+			rc := cfg.Routes[config.RouteNotify]
 			rc.BodyLimit = 1024
-			cfg.Routes[RouteNotify] = rc
+			cfg.Routes[config.RouteNotify] = rc
 			env := startSidecar(t, cfg)
 			var body io.Reader = strings.NewReader(strings.Repeat("x", 4096))
 			if tt.chunked {

@@ -9,18 +9,6 @@ import (
 	"opscore-sidecar/proxy"
 )
 
-// A partial file is merged with the defaults; every error names its key.
-func ExampleLoadBytes() {
-	cfg, err := proxy.LoadBytes([]byte("routes:\n  notify:\n    retry:\n      attempts: 2\n"), nil)
-	fmt.Println(cfg.Routes["notify"].Retry.Attempts, cfg.Routes["state_get"].Retry.Attempts, err)
-
-	_, err = proxy.LoadBytes([]byte("routes:\n  notify:\n    retry:\n      attempts: 0\n"), nil)
-	fmt.Println(err)
-	// Output:
-	// 2 4 <nil>
-	// routes.notify.retry.attempts: must be between 1 and 10, got 0
-}
-
 // A policy layer refuses a request with a problem+json response.
 func ExampleWriteProblem() {
 	rec := httptest.NewRecorder()

@@ -7,10 +7,12 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"opscore-sidecar/proxy/config"
 )
 
 func TestForwardedPath(t *testing.T) {
-	fps := DefaultForwardPaths()
+	fps := config.DefaultForwardPaths()
 	tests := []struct {
 		path string
 		want bool
@@ -88,7 +90,7 @@ func TestDefaultRouteForwardsOnlyListedPaths(t *testing.T) {
 			t.Errorf("%s %s: got %d, want 200", tt.method, tt.target, rec.Code)
 		}
 	}
-	if got := testutil.ToFloat64(a.m.Requests.WithLabelValues(RouteDefault, "bulk", "404", "not_found")); got != float64(notFound) {
+	if got := testutil.ToFloat64(a.m.Requests.WithLabelValues(config.RouteDefault, "bulk", "404", "not_found")); got != float64(notFound) {
 		t.Errorf(`requests_total{route="default",code="404",outcome="not_found"}: got %v, want %d`, got, notFound)
 	}
 }
@@ -102,20 +104,20 @@ func TestForwardPathsConfig(t *testing.T) {
 		{"routes:\n  default:\n    forward_paths: [/v1/, /a/../b]\n", "routes.default.forward_paths[1]: must not have . or .. segments"},
 		{"routes:\n  default:\n    forward_paths: ['/a?b']\n", "routes.default.forward_paths[0]: must be a plain path"},
 	} {
-		if _, err := LoadBytes([]byte(tt.doc), nil); err == nil || !strings.Contains(err.Error(), tt.want) {
+		if _, err := config.LoadBytes([]byte(tt.doc), nil); err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("LoadBytes(%q): got %v, want an error containing %q", tt.doc, err, tt.want)
 		}
 	}
-	cfg, err := LoadBytes([]byte("routes:\n  default:\n    forward_paths: []\n"), nil)
-	if err != nil || cfg.Routes[RouteDefault].ForwardPaths != nil {
-		t.Errorf("forward_paths: []: got %v, %v; want an empty list (forward nothing)", cfg.Routes[RouteDefault].ForwardPaths, err)
+	cfg, err := config.LoadBytes([]byte("routes:\n  default:\n    forward_paths: []\n"), nil)
+	if err != nil || cfg.Routes[config.RouteDefault].ForwardPaths != nil {
+		t.Errorf("forward_paths: []: got %v, %v; want an empty list (forward nothing)", cfg.Routes[config.RouteDefault].ForwardPaths, err)
 	}
 	t.Setenv("SIDECAR_ROUTES_DEFAULT_FORWARD_PATHS", "/v1/opscore/,/health,/metrics")
-	cfg, err = LoadBytes([]byte("{}\n"), nil)
+	cfg, err = config.LoadBytes([]byte("{}\n"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.Join(cfg.Routes[RouteDefault].ForwardPaths, ","); got != "/v1/opscore/,/health,/metrics" {
+	if got := strings.Join(cfg.Routes[config.RouteDefault].ForwardPaths, ","); got != "/v1/opscore/,/health,/metrics" {
 		t.Errorf("from the environment: got %q", got)
 	}
 }

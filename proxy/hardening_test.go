@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"opscore-sidecar/policy"
+	"opscore-sidecar/proxy/config"
 	"opscore-sidecar/proxy/proxytest"
 )
 
@@ -35,7 +36,7 @@ func TestPerClientLimit(t *testing.T) {
 	if p.Type != ProblemTypeBase+"rate_limited" || p.Reason != string(policy.ReasonClientLimit) || rec.Header().Get("Retry-After") != "1" {
 		t.Errorf("second request of the same client: got %+v Retry-After %q, want rate_limited/client_limit with Retry-After 1", p, rec.Header().Get("Retry-After"))
 	}
-	if got := testutil.ToFloat64(m.AdmissionRejections.WithLabelValues(RouteStateGet, "bulk", "client_limit", "enforce")); got != 1 {
+	if got := testutil.ToFloat64(m.AdmissionRejections.WithLabelValues(config.RouteStateGet, "bulk", "client_limit", "enforce")); got != 1 {
 		t.Errorf("admission_rejections_total{reason=client_limit} = %v, want 1", got)
 	}
 
@@ -54,7 +55,7 @@ func TestPerClientLimit(t *testing.T) {
 
 	cancel()
 	<-done
-	if held := s.Snapshot().Global.Admission.Clients.Held("192.0.2.1"); held != 0 {
+	if held := s.Snapshot().GlobalAdmission.Clients.Held("192.0.2.1"); held != 0 {
 		t.Errorf("client still counted for %d requests after they ended, want 0", held)
 	}
 	if rec := serve(context.Background(), s, "GET", "/v1/opscore/agent/d/state", ""); rec.Code != http.StatusOK {
@@ -96,7 +97,7 @@ func TestHeadMeetsTheGetRoutesPolicies(t *testing.T) {
 	t.Setenv("TEST_REQHARD_API_KEY", "k3y")
 	up := proxytest.New(t, proxytest.OK())
 	cfg := testConfig(up.URL)
-	route(cfg, RouteStateGet, func(rc *RouteConfig) {
+	route(cfg, config.RouteStateGet, func(rc *config.RouteConfig) {
 		rc.APIKey.Mode, rc.APIKey.KeyEnv = policy.AuthRequired, "TEST_REQHARD_API_KEY"
 	})
 	s, _ := newTestSidecar(t, cfg)

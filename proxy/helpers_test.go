@@ -19,6 +19,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"opscore-sidecar/metrics"
+	"opscore-sidecar/proxy/config"
 )
 
 // syncBuffer is a bytes.Buffer safe for a logger and a test to share.
@@ -71,8 +72,8 @@ type testEnv struct {
 // no drain delay, and with retries and breakers off, so that a test of
 // the rest of the chain counts single attempts (the retry and breaker
 // layers have their own tests).
-func testConfig(upstream string) *Config {
-	c := Defaults()
+func testConfig(upstream string) *config.Config {
+	c := config.Defaults()
 	c.Upstream.URL = upstream
 	c.Listen, c.Admin.Listen = "127.0.0.1:0", "127.0.0.1:0"
 	c.Server.DrainDelay = 0
@@ -85,7 +86,7 @@ func testConfig(upstream string) *Config {
 }
 
 // startSidecar starts a sidecar for cfg and drains it when the test ends.
-func startSidecar(t *testing.T, cfg *Config) *testEnv {
+func startSidecar(t *testing.T, cfg *config.Config) *testEnv {
 	t.Helper()
 	return startWith(t, RunOptions{Config: cfg})
 }
@@ -98,7 +99,7 @@ func startWith(t testing.TB, opts RunOptions) *testEnv {
 	if err := opts.Config.Validate(); err != nil {
 		t.Fatalf("test config invalid: %v", err)
 	}
-	if opts.Outbox == nil && opts.Config.Outbox.Backend == OutboxBolt {
+	if opts.Outbox == nil && opts.Config.Outbox.Backend == config.OutboxBolt {
 		opts.Config.Outbox.Dir = t.TempDir() // never the working directory's data/
 	}
 	env := &testEnv{reg: prometheus.NewRegistry(), access: &syncBuffer{}, log: &syncBuffer{}, spans: tracetest.NewSpanRecorder()}
@@ -128,7 +129,7 @@ func startWith(t testing.TB, opts RunOptions) *testEnv {
 
 // newTestSidecar validates cfg and builds a Sidecar (no listeners) with its
 // own metrics registry, for tests that drive its Handler directly.
-func newTestSidecar(t testing.TB, cfg *Config) (*Sidecar, *metrics.Metrics) {
+func newTestSidecar(t testing.TB, cfg *config.Config) (*Sidecar, *metrics.Metrics) {
 	t.Helper()
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("config: %v", err)

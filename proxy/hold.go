@@ -3,10 +3,12 @@ package proxy
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"opscore-sidecar/metrics"
 	"opscore-sidecar/policy"
+	"opscore-sidecar/proxy/config"
 )
 
 // This file is the hold of the retry layer (retry_transport.go): on a
@@ -41,17 +43,22 @@ type HoldRuntime struct {
 }
 
 // buildHold builds a route's HoldRuntime; prev is the route's runtime in
-// the previous snapshot (nil at start-up), whose queue is kept with the
-// new settings applied.
-func buildHold(rc RouteConfig, prev *RouteRuntime) (HoldRuntime, error) {
-	var old *policy.Hold
-	if prev != nil {
-		old = prev.Hold.Queue
+// the previous snapshot (nil at start-up), whose queue is carried (see
+// carry in snapshot.go), since requests may be waiting in it: the same
+// queue, its new settings applied at commit.
+func buildHold(rc config.RouteConfig, prev *RouteRuntime, c *carry) (HoldRuntime, error) {
+	if prev == nil || prev.Hold.Queue == nil {
+		q, err := policy.NewHold(rc.Hold, nil)
+		if err != nil {
+			return HoldRuntime{}, err
+		}
+		return HoldRuntime{Enabled: rc.Hold.Enabled, Queue: q}, nil
 	}
-	q, err := policy.NewHold(rc.Hold, old)
-	if err != nil {
-		return HoldRuntime{}, err
+	if err := errors.Join(rc.Hold.Validate("hold")...); err != nil {
+		return HoldRuntime{}, fmt.Errorf("policy: invalid hold config: %w", err)
 	}
+	q := prev.Hold.Queue
+	c.then(func() error { _, err := policy.NewHold(rc.Hold, q); return err })
 	return HoldRuntime{Enabled: rc.Hold.Enabled, Queue: q}, nil
 }
 
@@ -93,7 +100,7 @@ func (h *holdState) hold(ctx context.Context, r roundResult) bool {
 	if !h.t.now().Before(until) {
 		return false
 	}
-	if h.t.health != nil && h.ticket == nil && rt.Retry.Policy != nil && h.t.health.downFor() > rt.Retry.Policy.Config().Deadline {
+	if h.t.health != nil && h.ticket == nil && rt.Retry != nil && h.t.health.downFor() > rt.Retry.Config().Deadline {
 		// The upstream has been down longer than a hold could last: queue
 		// the request now (202 at once) rather than keep it in memory for
 		// nothing, where a crash of the sidecar would lose it.

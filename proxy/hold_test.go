@@ -12,6 +12,7 @@ import (
 
 	"opscore-sidecar/metrics"
 	"opscore-sidecar/policy"
+	"opscore-sidecar/proxy/config"
 )
 
 // flakyCore is an upstream at a fixed loopback address that can be taken
@@ -110,12 +111,12 @@ func register(id string) string { return strings.Replace(registration, "%s", id,
 
 // holdConfig is the default config in front of core, with the deadline of
 // notify shortened so a test of the outbox path ends quickly.
-func holdConfig(core string, notifyDeadline time.Duration) *Config {
-	cfg := Defaults()
+func holdConfig(core string, notifyDeadline time.Duration) *config.Config {
+	cfg := config.Defaults()
 	cfg.Upstream.URL = core
 	cfg.Listen, cfg.Admin.Listen = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Server.DrainDelay = 0
-	route(cfg, RouteNotify, func(rc *RouteConfig) {
+	route(cfg, config.RouteNotify, func(rc *config.RouteConfig) {
 		rc.Retry.Deadline = notifyDeadline
 		rc.Retry.PerTryTimeout = min(rc.Retry.PerTryTimeout, notifyDeadline)
 	})
@@ -127,7 +128,7 @@ func holdConfig(core string, notifyDeadline time.Duration) *Config {
 // as the health check sees the core back: the caller gets the core's 200.
 func TestRegistrationSurvivesCoreRestart(t *testing.T) {
 	core := newFlakyCore(t)
-	env := startSidecar(t, holdConfig(core.url(), NotifyDeadline))
+	env := startSidecar(t, holdConfig(core.url(), config.NotifyDeadline))
 	done := make(chan *http.Response, 1)
 	go func() {
 		resp, _ := do(t, newRequest(t, "POST", env.url+pathNotify, strings.NewReader(register("held-1"))))
@@ -142,7 +143,7 @@ func TestRegistrationSurvivesCoreRestart(t *testing.T) {
 	if got := core.next(t); !strings.Contains(got, "held-1") {
 		t.Fatalf("core got %q, want the registration", got)
 	}
-	if got := counter(t, env.srv.Metrics.Holds.WithLabelValues(RouteNotify, metrics.HoldReleased)); got != 1 {
+	if got := counter(t, env.srv.Metrics.Holds.WithLabelValues(config.RouteNotify, metrics.HoldReleased)); got != 1 {
 		t.Errorf("hold_total{released} = %v, want 1", got)
 	}
 }
@@ -190,7 +191,7 @@ func TestRegistrationQueuedWhenCoreStaysDown(t *testing.T) {
 		t.Errorf("second delivery %q, want the state update", second)
 	}
 	waitGauge(t, env, `opscore_sidecar_outbox_delivered_total{route="state_update"} 1`)
-	if got := counter(t, env.srv.Metrics.OutboxEnqueued.WithLabelValues(RouteNotify)); got != 1 {
+	if got := counter(t, env.srv.Metrics.OutboxEnqueued.WithLabelValues(config.RouteNotify)); got != 1 {
 		t.Errorf("outbox_enqueued_total{notify} = %v, want 1", got)
 	}
 	// Nothing queued any more: the next state update goes straight through.
@@ -205,7 +206,7 @@ func TestRegistrationQueuedWhenCoreStaysDown(t *testing.T) {
 // passes, although its open_timeout is an hour.
 func TestBreakerClosedByHealthCheckNotOpenTimeout(t *testing.T) {
 	core := newFlakyCore(t)
-	cfg := holdConfig(core.url(), NotifyDeadline)
+	cfg := holdConfig(core.url(), config.NotifyDeadline)
 	readsTripAtOnce(cfg)
 	env := startSidecar(t, cfg)
 	br := openStateGetBreaker(t, env)
@@ -312,11 +313,11 @@ func TestAgentOf(t *testing.T) {
 	tests := []struct {
 		route, pathAgent, body, want string
 	}{
-		{RouteStateUpdate, "a1", `{"state":"x"}`, "a1"},
-		{RouteNotify, "", register("n1"), "n1"},
-		{RouteNotify, "", `{"event_type":"DEREGISTER","agent_details":{"agentId":"n2"}}`, "n2"},
-		{RouteNotify, "", `not json`, ""},
-		{RouteNotify, "", ``, ""},
+		{config.RouteStateUpdate, "a1", `{"state":"x"}`, "a1"},
+		{config.RouteNotify, "", register("n1"), "n1"},
+		{config.RouteNotify, "", `{"event_type":"DEREGISTER","agent_details":{"agentId":"n2"}}`, "n2"},
+		{config.RouteNotify, "", `not json`, ""},
+		{config.RouteNotify, "", ``, ""},
 	}
 	for _, tt := range tests {
 		info := &RequestInfo{Route: tt.route, AgentID: tt.pathAgent}
@@ -332,7 +333,7 @@ func TestAgentOf(t *testing.T) {
 // core never has more than 2 of them in flight.
 func TestHeldRequestsDoNotKeepGateSlots(t *testing.T) {
 	core := newFlakyCore(t)
-	cfg := holdConfig(core.url(), NotifyDeadline)
+	cfg := holdConfig(core.url(), config.NotifyDeadline)
 	cfg.Admission.Concurrency.Limit = 2
 	cfg.Admission.Concurrency.CriticalReserved = 0
 	env := startSidecar(t, cfg)
@@ -358,7 +359,7 @@ func TestHeldRequestsDoNotKeepGateSlots(t *testing.T) {
 // for the next scheduled one (a minute away here).
 func TestFirstReadAfterRecoveryIsForwarded(t *testing.T) {
 	core := newFlakyCore(t)
-	cfg := holdConfig(core.url(), NotifyDeadline)
+	cfg := holdConfig(core.url(), config.NotifyDeadline)
 	cfg.HealthCheck.Interval = time.Minute
 	readsTripAtOnce(cfg)
 	env := startSidecar(t, cfg)
@@ -379,8 +380,8 @@ func TestFirstReadAfterRecoveryIsForwarded(t *testing.T) {
 
 // readsTripAtOnce makes state_get's breaker open at its fifth refused read
 // (no retries, no time rule) and stay open an hour unless something closes it.
-func readsTripAtOnce(cfg *Config) {
-	route(cfg, RouteStateGet, func(rc *RouteConfig) {
+func readsTripAtOnce(cfg *config.Config) {
+	route(cfg, config.RouteStateGet, func(rc *config.RouteConfig) {
 		rc.Breaker.OpenTimeout = time.Hour
 		rc.Breaker.MinFailingTime = 0
 		rc.Retry.Attempts = 1
@@ -391,7 +392,7 @@ func readsTripAtOnce(cfg *Config) {
 // state_get breaker opens, and returns it.
 func openStateGetBreaker(t *testing.T, env *testEnv) *policy.Breaker {
 	t.Helper()
-	br := env.srv.Sidecar.Snapshot().Runtime[RouteStateGet].Breaker.Breaker
+	br := env.srv.Sidecar.Snapshot().Runtime[config.RouteStateGet].Breaker
 	for i := 0; br.State() != policy.BreakerOpen; i++ {
 		if i == 20 {
 			t.Fatalf("breaker %s after 20 refused reads, want open", br.State())

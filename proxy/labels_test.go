@@ -6,6 +6,7 @@ import (
 
 	"opscore-sidecar/metrics"
 	"opscore-sidecar/policy"
+	"opscore-sidecar/proxy/config"
 )
 
 // TestPolicyReasonsArePrecreatedLabels keeps the policy layers' reason
@@ -35,7 +36,7 @@ func TestPolicyReasonsArePrecreatedLabels(t *testing.T) {
 			string(OutcomeAuthFailed), string(OutcomeTooLarge), string(OutcomeNotFound), string(OutcomeUpstreamError), string(OutcomeUpstreamTimeout), string(OutcomeClientClosed),
 			string(OutcomeBadRequest),
 		}, metrics.Outcomes},
-		{"routes", RouteNames, metrics.Routes},
+		{"routes", config.RouteNames, metrics.Routes},
 	}
 	for _, s := range sets {
 		for _, v := range s.values {

@@ -11,6 +11,8 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
+
+	"opscore-sidecar/proxy/config"
 )
 
 // HeaderRequestID is the request-id header: kept when the caller sends
@@ -52,7 +54,7 @@ func (s *Sidecar) observeLayer(next http.Handler) http.Handler {
 			info RequestInfo
 			rec  responseRecorder
 		}{
-			info: RequestInfo{RequestID: reqID, TraceID: sc.TraceID().String(), Method: r.Method, Path: r.URL.Path, Route: RouteDefault, Start: start},
+			info: RequestInfo{RequestID: reqID, TraceID: sc.TraceID().String(), Method: r.Method, Path: r.URL.Path, Route: config.RouteDefault, Start: start},
 			rec:  responseRecorder{ResponseWriter: w},
 		}
 		info, rec := &st.info, &st.rec

@@ -11,25 +11,26 @@ import (
 	"time"
 
 	"opscore-sidecar/metrics"
+	"opscore-sidecar/proxy/config"
 	"opscore-sidecar/proxy/outbox"
 )
 
 // OpenOutbox opens the store that cfg.Outbox names: the bolt file
 // <dir>/outbox.db, or the Redis stream. It returns nil, nil when the
 // outbox is disabled.
-func OpenOutbox(ctx context.Context, cfg OutboxConfig) (outbox.Store, error) {
+func OpenOutbox(ctx context.Context, cfg config.OutboxConfig) (outbox.Store, error) {
 	if !cfg.Enabled {
 		return nil, nil
 	}
 	lim := outbox.Limits{MaxMessages: cfg.MaxMessages, MaxBytes: cfg.MaxBytes}
 	switch cfg.Backend {
-	case OutboxBolt:
+	case config.OutboxBolt:
 		st, err := outbox.OpenBolt(filepath.Join(cfg.Dir, "outbox.db"), lim)
 		if err != nil {
 			return nil, fmt.Errorf("outbox.dir: %w", err)
 		}
 		return st, nil
-	case OutboxRedis:
+	case config.OutboxRedis:
 		st, err := outbox.OpenRedis(ctx, outbox.RedisOptions{
 			URL: cfg.RedisURL, Stream: cfg.Stream, Group: cfg.Group, Lease: cfg.Lease, Limits: lim,
 		})
@@ -52,7 +53,7 @@ type outboxRunner struct {
 // AttachOutbox makes s accept requests into st (answering 202) and starts
 // delivering them to the upstream; the returned runner stops both. st is
 // owned by the runner from now on.
-func (s *Sidecar) attachOutbox(st outbox.Store, cfg OutboxConfig) *outboxRunner {
+func (s *Sidecar) attachOutbox(st outbox.Store, cfg config.OutboxConfig) *outboxRunner {
 	m := s.deps.Metrics
 	d := outbox.NewDeliverer(st, s.deliver, outbox.DelivererOptions{
 		BackoffBase: cfg.BackoffBase, BackoffMax: cfg.BackoffMax,
@@ -133,12 +134,12 @@ func deliveryResult(status int, err error) string {
 
 // routeLabel keeps a stored route name within the bounded label set.
 func routeLabel(route string) string {
-	for _, n := range RouteNames {
+	for _, n := range config.RouteNames {
 		if n == route {
 			return route
 		}
 	}
-	return RouteDefault
+	return config.RouteDefault
 }
 
 // outboxAdmin serves /admin/outbox on the admin server:

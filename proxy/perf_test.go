@@ -13,6 +13,8 @@ import (
 	"testing"
 
 	"go.opentelemetry.io/otel/trace"
+
+	"opscore-sidecar/proxy/config"
 )
 
 // maxRequestPathAllocs bounds the allocations of one state update through
@@ -30,7 +32,7 @@ func TestRequestPathAllocations(t *testing.T) {
 		_, _ = io.WriteString(w, `{"status":"success","message":"State update accepted"}`)
 	}))
 	defer up.Close()
-	cfg := Defaults()
+	cfg := config.Defaults()
 	cfg.Upstream.URL = up.URL
 	s, _ := newTestSidecar(t, cfg)
 	h := s.Handler()
@@ -56,7 +58,7 @@ func TestRequestPathAllocations(t *testing.T) {
 // trace at sample_ratio 1, a caller's trace continued with its sampled
 // flag, a new span id each time, and the traceparent forwarded carries it.
 func TestTracingWithoutExporterRecordsNoSpans(t *testing.T) {
-	tr, err := NewTracing(context.Background(), TracingConfig{SampleRatio: 1, ServiceName: "t"})
+	tr, err := NewTracing(context.Background(), config.TracingConfig{SampleRatio: 1, ServiceName: "t"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +104,7 @@ func TestTracingWithoutExporterRecordsNoSpans(t *testing.T) {
 		}
 	}
 
-	tr0, err := NewTracing(context.Background(), TracingConfig{SampleRatio: 0, ServiceName: "t"})
+	tr0, err := NewTracing(context.Background(), config.TracingConfig{SampleRatio: 0, ServiceName: "t"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,12 +171,12 @@ func TestPooledBodiesStayWithTheirRequest(t *testing.T) {
 		_, _ = w.Write(b)
 	}))
 	defer up.Close()
-	cfg := Defaults()
+	cfg := config.Defaults()
 	cfg.Upstream.URL = up.URL
-	rc := cfg.Routes[RouteStateUpdate]
+	rc := cfg.Routes[config.RouteStateUpdate]
 	rc.Retry.BudgetMinPerSecond = 1000 // this test is about bodies, not the budget
 	rc.Breaker.Enabled = false         // nor the breaker
-	cfg.Routes[RouteStateUpdate] = rc
+	cfg.Routes[config.RouteStateUpdate] = rc
 	s, _ := newTestSidecar(t, cfg)
 	h := s.Handler()
 

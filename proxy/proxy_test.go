@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"opscore-sidecar/proxy/config"
 	"opscore-sidecar/proxy/proxytest"
 )
 
@@ -69,10 +70,10 @@ func TestUpstreamFailuresBecomeProblems(t *testing.T) {
 				t.Errorf("access log: got %v, want one line with reason %q", lines, tt.result)
 			}
 			m := env.srv.Metrics
-			if got := counter(t, m.UpstreamAttempts.WithLabelValues(RouteStateUpdate, tt.result)); got != 1 {
+			if got := counter(t, m.UpstreamAttempts.WithLabelValues(config.RouteStateUpdate, tt.result)); got != 1 {
 				t.Errorf("upstream_attempts_total{route=state_update,result=%s}: got %v, want 1", tt.result, got)
 			}
-			if got := counter(t, m.Requests.WithLabelValues(RouteStateUpdate, "bulk", statusCode(tt.status), string(tt.outcome))); got != 1 {
+			if got := counter(t, m.Requests.WithLabelValues(config.RouteStateUpdate, "bulk", statusCode(tt.status), string(tt.outcome))); got != 1 {
 				t.Errorf("requests_total{code=%d,outcome=%s}: got %v, want 1", tt.status, tt.outcome, got)
 			}
 		})
@@ -95,7 +96,7 @@ func TestUpstream5xxIsForwardedAndCounted(t *testing.T) {
 	if resp.StatusCode != http.StatusServiceUnavailable || body != "busy" || resp.Header.Get("Retry-After") != "3" {
 		t.Errorf("got %d %q Retry-After %q, want the upstream's 503 busy 3", resp.StatusCode, body, resp.Header.Get("Retry-After"))
 	}
-	if got := counter(t, env.srv.Metrics.UpstreamAttempts.WithLabelValues(RouteStateGet, "http_5xx")); got != 1 {
+	if got := counter(t, env.srv.Metrics.UpstreamAttempts.WithLabelValues(config.RouteStateGet, "http_5xx")); got != 1 {
 		t.Errorf("upstream_attempts_total{result=http_5xx}: got %v, want 1", got)
 	}
 }
@@ -122,7 +123,7 @@ func TestHiddenTransportReplayIsCounted(t *testing.T) {
 	if got := lines[1]["attempts"]; got != float64(2) {
 		t.Errorf("second request attempts: got %v, want 2 (one hidden transport replay)", got)
 	}
-	if got := counter(t, env.srv.Metrics.UpstreamAttempts.WithLabelValues(RouteStateGet, "closed")); got != 1 {
+	if got := counter(t, env.srv.Metrics.UpstreamAttempts.WithLabelValues(config.RouteStateGet, "closed")); got != 1 {
 		t.Errorf("upstream_attempts_total{result=closed}: got %v, want 1", got)
 	}
 	if got := len(up.Requests()); got != 3 {
@@ -209,7 +210,7 @@ func TestBodilessResponsesWithContentLengthPassThrough(t *testing.T) {
 	}))
 	defer up.Close()
 	cfg := testConfig(up.URL)
-	route(cfg, RouteDefault, func(rc *RouteConfig) { rc.ForwardPaths = []string{"/"} })
+	route(cfg, config.RouteDefault, func(rc *config.RouteConfig) { rc.ForwardPaths = []string{"/"} })
 	env := startSidecar(t, cfg)
 	tests := []struct {
 		method, path string

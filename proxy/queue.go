@@ -13,6 +13,7 @@ import (
 
 	"opscore-sidecar/metrics"
 	"opscore-sidecar/policy"
+	"opscore-sidecar/proxy/config"
 	"opscore-sidecar/proxy/outbox"
 )
 
@@ -49,7 +50,9 @@ type outboxQueue struct {
 
 // orderedRoutes are the routes whose requests are queued behind their
 // agent's queued messages.
-func orderedRoute(route string) bool { return route == RouteNotify || route == RouteStateUpdate }
+func orderedRoute(route string) bool {
+	return route == config.RouteNotify || route == config.RouteStateUpdate
+}
 
 // behind queues req when its agent already has queued messages. It
 // reports false (and the request goes on to the upstream) when it does
@@ -120,7 +123,7 @@ func (q *outboxQueue) enqueue(ctx context.Context, req *http.Request, info *Requ
 // agentOf returns the agent a request is about: the {agent_id} path
 // parameter, or for the notify webhook agent_details.agentId of its body.
 func agentOf(info *RequestInfo, body []byte) string {
-	if info.AgentID != "" || info.Route != RouteNotify || len(body) == 0 {
+	if info.AgentID != "" || info.Route != config.RouteNotify || len(body) == 0 {
 		return info.AgentID
 	}
 	var v struct {

@@ -13,6 +13,7 @@ import (
 	"github.com/fsnotify/fsnotify"
 
 	"opscore-sidecar/policy"
+	"opscore-sidecar/proxy/config"
 )
 
 // Reloader hot-reloads the config file: on a change it parses, validates,
@@ -28,7 +29,7 @@ import (
 // reloaded only if its content changed since the last attempt.
 type Reloader struct {
 	sidecar  *Sidecar
-	opts     LoadOptions
+	opts     config.LoadOptions
 	debounce time.Duration
 	logger   *slog.Logger
 
@@ -43,7 +44,7 @@ type Reloader struct {
 // NewReloader returns a reloader of opts.Path for s. The content of the
 // file as loaded at start-up is remembered, so the first event reloads
 // only if the file changed since.
-func NewReloader(s *Sidecar, opts LoadOptions, debounce time.Duration, logger *slog.Logger) *Reloader {
+func NewReloader(s *Sidecar, opts config.LoadOptions, debounce time.Duration, logger *slog.Logger) *Reloader {
 	r := &Reloader{sidecar: s, opts: opts, debounce: debounce, logger: logger}
 	if b, err := os.ReadFile(opts.Path); err == nil {
 		r.lastHash = sha256.Sum256(b)
@@ -133,11 +134,11 @@ func (r *Reloader) Reload() error {
 // apply loads doc (an empty document is refused: see ErrEmptyConfig) and
 // swaps it in, then warns of every authentication check it weakened.
 func (r *Reloader) apply(doc []byte) error {
-	cfg, err := LoadBytes(doc, r.opts.Overrides)
+	cfg, err := config.LoadBytes(doc, r.opts.Overrides)
 	if err != nil {
 		return err
 	}
-	var old *Config
+	var old *config.Config
 	if snap := r.sidecar.snap.Load(); snap != nil {
 		old = snap.Config
 	}
@@ -162,12 +163,12 @@ var authStrength = map[string]int{policy.AuthOff: 0, policy.AuthOptional: 1, pol
 // authWeakenings lists, in route order, every webhook_auth or api_key
 // mode that is weaker in next than in prev (required → optional or off,
 // optional → off).
-func authWeakenings(prev, next *Config) []authWeakening {
+func authWeakenings(prev, next *config.Config) []authWeakening {
 	if prev == nil || next == nil {
 		return nil
 	}
 	var out []authWeakening
-	for _, name := range RouteNames {
+	for _, name := range config.RouteNames {
 		p, n := prev.Routes[name], next.Routes[name]
 		if authStrength[n.WebhookAuth.Mode] < authStrength[p.WebhookAuth.Mode] {
 			out = append(out, authWeakening{name, "webhook_auth", p.WebhookAuth.Mode, n.WebhookAuth.Mode})

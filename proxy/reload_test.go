@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"opscore-sidecar/metrics"
+	"opscore-sidecar/proxy/config"
 	"opscore-sidecar/proxy/proxytest"
 )
 
@@ -47,8 +48,8 @@ routes:
 // watches.
 func startFromFile(t *testing.T, path string) *reloadEnv {
 	t.Helper()
-	load := LoadOptions{Path: path}
-	cfg, err := Load(load)
+	load := config.LoadOptions{Path: path}
+	cfg, err := config.Load(load)
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}
@@ -104,7 +105,7 @@ func TestReloadGoodBadGood(t *testing.T) {
 		t.Fatalf("reload of a good file: %v", err)
 	}
 	snap := env.srv.Sidecar.Snapshot()
-	if got := snap.Runtime[RouteNotify].BodyLimit; got != 2000 {
+	if got := snap.Runtime[config.RouteNotify].BodyLimit; got != 2000 {
 		t.Errorf("notify body_limit after reload: got %d, want 2000", got)
 	}
 	if snap.Transport != first.Transport {
@@ -147,7 +148,7 @@ func TestReloadFollowsConfigMapSymlinkSwap(t *testing.T) {
 	if err := env.next(t); err != nil {
 		t.Fatalf("reload after the symlink swap: %v", err)
 	}
-	if got := env.srv.Sidecar.Snapshot().Runtime[RouteNotify].BodyLimit; got != 3000 {
+	if got := env.srv.Sidecar.Snapshot().Runtime[config.RouteNotify].BodyLimit; got != 3000 {
 		t.Errorf("notify body_limit after the swap: got %d, want 3000", got)
 	}
 }
@@ -215,22 +216,22 @@ func TestReloadOfOneRouteKeepsOtherRoutesState(t *testing.T) {
 		t.Fatalf("reload: %v", err)
 	}
 	after := env.srv.Sidecar.Snapshot()
-	if after == before || after.Runtime[RouteNotify].BodyLimit != 4000 {
-		t.Fatalf("notify body_limit after reload: got %d, want 4000 in a new snapshot", after.Runtime[RouteNotify].BodyLimit)
+	if after == before || after.Runtime[config.RouteNotify].BodyLimit != 4000 {
+		t.Fatalf("notify body_limit after reload: got %d, want 4000 in a new snapshot", after.Runtime[config.RouteNotify].BodyLimit)
 	}
-	for _, name := range RouteNames {
-		if name == RouteNotify {
+	for _, name := range config.RouteNames {
+		if name == config.RouteNotify {
 			continue
 		}
 		b, a := before.Runtime[name], after.Runtime[name]
-		if a.Breaker.Breaker != b.Breaker.Breaker {
+		if a.Breaker != b.Breaker {
 			t.Errorf("%s: reload of notify replaced this route's breaker", name)
 		}
 		if a.Admission.Rate != b.Admission.Rate {
 			t.Errorf("%s: reload of notify replaced this route's rate limiter", name)
 		}
 	}
-	if after.Global.Admission.Gate != before.Global.Admission.Gate || after.Transport != before.Transport {
+	if after.GlobalAdmission.Gate != before.GlobalAdmission.Gate || after.Transport != before.Transport {
 		t.Error("reload of notify replaced the concurrency gate or the upstream transport")
 	}
 	if got := send("POST", "/v1/opscore/agent/a1/state"); got != http.StatusServiceUnavailable {
@@ -254,7 +255,7 @@ func TestApplyKeepsRestartOnlyKeysRunning(t *testing.T) {
 	cfg.Server.IdleTimeout = 10 * time.Minute
 	cfg.Tracing.SampleRatio = 0.5
 	cfg.Server.DrainTimeout = 7 * time.Second
-	route(cfg, RouteNotify, func(rc *RouteConfig) { rc.BodyLimit = 5000 })
+	route(cfg, config.RouteNotify, func(rc *config.RouteConfig) { rc.BodyLimit = 5000 })
 	if err := env.srv.Sidecar.Apply(cfg); err != nil {
 		t.Fatalf("Apply: %v", err)
 	}
@@ -267,7 +268,7 @@ func TestApplyKeepsRestartOnlyKeysRunning(t *testing.T) {
 		{"server.idle_timeout", got.Server.IdleTimeout, before.Server.IdleTimeout},
 		{"tracing.sample_ratio", got.Tracing.SampleRatio, before.Tracing.SampleRatio},
 		{"server.drain_timeout", got.Server.DrainTimeout, 7 * time.Second},
-		{"routes.notify.body_limit", got.Routes[RouteNotify].BodyLimit, int64(5000)},
+		{"routes.notify.body_limit", got.Routes[config.RouteNotify].BodyLimit, int64(5000)},
 	}
 	for _, c := range checks {
 		if c.got != c.want {
@@ -290,14 +291,14 @@ func TestApplyKeepsRestartOnlyKeysRunning(t *testing.T) {
 // directly: no watch, no timing.
 func reloaderFor(t *testing.T, path string) (*Reloader, *Sidecar, *metrics.Metrics, *bytes.Buffer) {
 	t.Helper()
-	cfg, err := Load(LoadOptions{Path: path})
+	cfg, err := config.Load(config.LoadOptions{Path: path})
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}
 	s, m := newTestSidecar(t, cfg)
 	var logs bytes.Buffer
 	logger := slog.New(slog.NewJSONHandler(&logs, nil))
-	return NewReloader(s, LoadOptions{Path: path}, 0, logger), s, m, &logs
+	return NewReloader(s, config.LoadOptions{Path: path}, 0, logger), s, m, &logs
 }
 
 // TestReloadRefusesEmptyFile: a config file truncated during a save (empty,
@@ -311,10 +312,10 @@ func TestReloadRefusesEmptyFile(t *testing.T) {
 	for i, doc := range []string{"", "\n  \n", "# saved by an editor\n", "---\n"} {
 		writeFile(t, path, doc+strings.Repeat(" ", i)) // each content differs, so each is a new attempt
 		err := r.Reload()
-		if !errors.Is(err, ErrEmptyConfig) {
+		if !errors.Is(err, config.ErrEmptyConfig) {
 			t.Errorf("reload of %q: got %v, want ErrEmptyConfig", doc, err)
 		}
-		if got := s.snap.Load().Config.Routes[RouteNotify].WebhookAuth.Mode; got != "required" {
+		if got := s.snap.Load().Config.Routes[config.RouteNotify].WebhookAuth.Mode; got != "required" {
 			t.Fatalf("after reloading %q: notify webhook_auth.mode is %q, want required kept", doc, got)
 		}
 	}
@@ -329,7 +330,7 @@ func TestReloadRefusesEmptyFile(t *testing.T) {
 	if err := r.Reload(); err != nil {
 		t.Fatalf("reload of {}: %v", err)
 	}
-	if got := s.snap.Load().Config.Routes[RouteNotify].WebhookAuth.Mode; got != "off" {
+	if got := s.snap.Load().Config.Routes[config.RouteNotify].WebhookAuth.Mode; got != "off" {
 		t.Errorf("after reloading {}: notify webhook_auth.mode is %q, want the default off", got)
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"os"
 	"sync"
 	"time"
+
+	"opscore-sidecar/proxy/config"
 )
 
 // This file is the request body's way through the chain. The route layer
@@ -82,7 +84,7 @@ func (b *clientBody) readErr() error {
 // for the client going away), and sets its own for the next request on
 // the connection. Where the writer cannot set a deadline (tests with a
 // recorder), the body goes without one.
-func wrapBody(w http.ResponseWriter, r *http.Request, start time.Time, srv ServerConfig) *clientBody {
+func wrapBody(w http.ResponseWriter, r *http.Request, start time.Time, srv config.ServerConfig) *clientBody {
 	b := &clientBody{ReadCloser: r.Body}
 	if srv.BodyReadTimeout > 0 && (srv.ReadTimeout == 0 || srv.BodyReadTimeout < srv.ReadTimeout) {
 		_ = setReadDeadline(w, start.Add(srv.BodyReadTimeout))
@@ -201,8 +203,8 @@ const defaultPreReadLimit = 1 << 20
 // preReadLimit is how much of a body the body step reads: the route's
 // retry.buffer_limit, which is what the retry layer would buffer anyway.
 func preReadLimit(rt *RouteRuntime) int64 {
-	if rt != nil && rt.Retry.Policy != nil {
-		return rt.Retry.Policy.Config().BufferLimit
+	if rt != nil && rt.Retry != nil {
+		return rt.Retry.Config().BufferLimit
 	}
 	return defaultPreReadLimit
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"opscore-sidecar/proxy/config"
 	"opscore-sidecar/proxy/proxytest"
 )
 
@@ -32,10 +33,10 @@ func FuzzChunkedBodyIsTheClientsFault(f *testing.F) {
 	}
 	up := proxytest.New(f, proxytest.OK())
 	cfg := testConfig(up.URL)
-	rc := cfg.Routes[RouteNotify]
+	rc := cfg.Routes[config.RouteNotify]
 	rc.Breaker.Enabled, rc.Breaker.ConsecutiveFailures = true, 1
 	rc.BodyLimit = 4096
-	cfg.Routes[RouteNotify] = rc
+	cfg.Routes[config.RouteNotify] = rc
 	cfg.Server.BodyReadTimeout = 2 * time.Second
 	env := startWith(f, RunOptions{Config: cfg})
 	f.Fuzz(func(t *testing.T, body string) {
@@ -59,7 +60,7 @@ func FuzzChunkedBodyIsTheClientsFault(f *testing.F) {
 		default:
 			t.Fatalf("body %q: got %q, want 200, 400, 408, 413 or no response", body, got)
 		}
-		if n := env.srv.Sidecar.Snapshot().Runtime[RouteNotify].Breaker.Breaker.Counts().Failures; n != 0 {
+		if n := env.srv.Sidecar.Snapshot().Runtime[config.RouteNotify].Breaker.Counts().Failures; n != 0 {
 			t.Fatalf("body %q: the breaker counted %d failures, want 0", body, n)
 		}
 	})

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"opscore-sidecar/policy"
+	"opscore-sidecar/proxy/config"
 	"opscore-sidecar/proxy/proxytest"
 )
 
@@ -60,7 +61,7 @@ func TestSlowBodyHoldsNoSlot(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "the slow request in flight", func() bool {
-		return testutil.ToFloat64(env.srv.Metrics.Inflight.WithLabelValues(RouteStateUpdate)) == 1
+		return testutil.ToFloat64(env.srv.Metrics.Inflight.WithLabelValues(config.RouteStateUpdate)) == 1
 	})
 
 	resp, body := do(t, newRequest(t, "POST", env.url+"/v1/opscore/internal/agent/notify", strings.NewReader("{}")))
@@ -78,7 +79,7 @@ func TestSlowBodyHoldsNoSlot(t *testing.T) {
 	if n := len(up.Requests()); n != 1 {
 		t.Errorf("upstream saw %d requests, want 1 (the slow body never reaches it)", n)
 	}
-	if got := testutil.ToFloat64(env.srv.Metrics.Requests.WithLabelValues(RouteStateUpdate, "bulk", "408", "bad_request")); got != 1 {
+	if got := testutil.ToFloat64(env.srv.Metrics.Requests.WithLabelValues(config.RouteStateUpdate, "bulk", "408", "bad_request")); got != 1 {
 		t.Errorf("requests_total{code=408,outcome=bad_request} = %v, want 1", got)
 	}
 }
@@ -95,13 +96,13 @@ func TestBadBodyFramingIs400(t *testing.T) {
 	const head = "POST /v1/opscore/internal/agent/notify HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
 	tests := []struct {
 		name   string
-		mutate func(*RouteConfig)
+		mutate func(*config.RouteConfig)
 		raw    string
 	}{
 		{"buffered", nil, head + "\r\nzz\r\n{}\r\n0\r\n\r\n"},
-		{"streamed", func(rc *RouteConfig) { rc.Retry.BufferLimit = 16 },
+		{"streamed", func(rc *config.RouteConfig) { rc.Retry.BufferLimit = 16 },
 			head + "\r\n20\r\n" + strings.Repeat("x", 32) + "\r\nzz\r\n{}\r\n0\r\n\r\n"},
-		{"signed", func(rc *RouteConfig) {
+		{"signed", func(rc *config.RouteConfig) {
 			rc.WebhookAuth.Mode, rc.WebhookAuth.SecretEnv = policy.AuthRequired, secretEnv
 		}, head + "X-AgentKit-Timestamp: " + strconv.FormatInt(time.Now().Unix(), 10) + "\r\n" +
 			"X-AgentKit-Signature: " + strings.Repeat("ab", 32) + "\r\n\r\nzz\r\n{}\r\n0\r\n\r\n"},
@@ -110,12 +111,12 @@ func TestBadBodyFramingIs400(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			up := proxytest.New(t, proxytest.OK())
 			cfg := testConfig(up.URL)
-			rc := cfg.Routes[RouteNotify]
+			rc := cfg.Routes[config.RouteNotify]
 			rc.Breaker.Enabled, rc.Breaker.ConsecutiveFailures = true, 1
 			if tt.mutate != nil {
 				tt.mutate(&rc)
 			}
-			cfg.Routes[RouteNotify] = rc
+			cfg.Routes[config.RouteNotify] = rc
 			env := startSidecar(t, cfg)
 
 			c := dialRaw(t, env.srv.ProxyAddr())
@@ -129,15 +130,15 @@ func TestBadBodyFramingIs400(t *testing.T) {
 			if p := decodeProblem(t, resp, body); p.Type != ProblemTypeBase+"bad_request" || p.Reason != reasonMalformedBody {
 				t.Errorf("problem: got %+v, want bad_request/%s", p, reasonMalformedBody)
 			}
-			b := env.srv.Sidecar.Snapshot().Runtime[RouteNotify].Breaker.Breaker
+			b := env.srv.Sidecar.Snapshot().Runtime[config.RouteNotify].Breaker
 			if f := b.Counts().Failures; f != 0 {
 				t.Errorf("breaker counted %d failures, want 0 for a client's bad framing", f)
 			}
-			if got := testutil.ToFloat64(env.srv.Metrics.Requests.WithLabelValues(RouteNotify, "critical", "400", "bad_request")); got != 1 {
+			if got := testutil.ToFloat64(env.srv.Metrics.Requests.WithLabelValues(config.RouteNotify, "critical", "400", "bad_request")); got != 1 {
 				t.Errorf("requests_total{code=400,outcome=bad_request} = %v, want 1", got)
 			}
 			for _, res := range []string{"error", "reset", "closed", "refused", "timeout"} {
-				if got := testutil.ToFloat64(env.srv.Metrics.UpstreamAttempts.WithLabelValues(RouteNotify, res)); got != 0 {
+				if got := testutil.ToFloat64(env.srv.Metrics.UpstreamAttempts.WithLabelValues(config.RouteNotify, res)); got != 0 {
 					t.Errorf("upstream_attempts_total{result=%s} = %v, want 0: the upstream is not to blame", res, got)
 				}
 			}
@@ -158,7 +159,7 @@ func TestClientClosedWritesNoStatusLine(t *testing.T) {
 	if rec.Code != codeAborted || rec.Body.Len() != 0 {
 		t.Fatalf("got code %d body %q, want the handler aborted with nothing written", rec.Code, rec.Body)
 	}
-	if got := testutil.ToFloat64(m.Requests.WithLabelValues(RouteStateGet, "bulk", "499", "client_closed")); got != 1 {
+	if got := testutil.ToFloat64(m.Requests.WithLabelValues(config.RouteStateGet, "bulk", "499", "client_closed")); got != 1 {
 		t.Errorf("requests_total{code=499,outcome=client_closed} = %v, want 1", got)
 	}
 }
@@ -168,7 +169,7 @@ func TestClientClosedWritesNoStatusLine(t *testing.T) {
 func TestPreReadBodyIsReused(t *testing.T) {
 	up := proxytest.New(t, proxytest.Respond(503, "busy"), proxytest.OK())
 	cfg := testConfig(up.URL)
-	route(cfg, RouteNotify, func(rc *RouteConfig) {
+	route(cfg, config.RouteNotify, func(rc *config.RouteConfig) {
 		rc.Retry.Attempts, rc.Retry.BackoffBase, rc.Retry.BackoffMax = 2, time.Millisecond, time.Millisecond
 	})
 	s, _ := newTestSidecar(t, cfg)

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"opscore-sidecar/metrics"
+	"opscore-sidecar/proxy/config"
 )
 
 // stubUpstream answers every request with 200 and a small body, without
@@ -28,14 +29,14 @@ func (stubUpstream) RoundTrip(req *http.Request) (*http.Response, error) {
 // stub upstream alone, layers is retry → breaker → stub, for a body-less
 // GET and a POST whose 60-byte body is buffered for replay.
 func BenchmarkRetryBreakerSuccessPath(b *testing.B) {
-	cfg := Defaults()
-	rc := cfg.Routes[RouteNotify]
+	cfg := config.Defaults()
+	rc := cfg.Routes[config.RouteNotify]
 	rt := &RouteRuntime{Class: rc.Class}
 	var err error
-	if rt.Retry, err = buildRetry(RouteNotify, rc, nil, Deps{}); err != nil {
+	if rt.Retry, err = buildRetry(config.RouteNotify, rc, nil, Deps{}); err != nil {
 		b.Fatal(err)
 	}
-	if rt.Breaker, err = buildBreaker(RouteNotify, rc, nil, Deps{}); err != nil {
+	if rt.Breaker, err = buildBreaker(config.RouteNotify, rc, nil, nil, Deps{}, &carry{}); err != nil {
 		b.Fatal(err)
 	}
 	m := metrics.New(prometheus.NewRegistry())
@@ -54,7 +55,7 @@ func BenchmarkRetryBreakerSuccessPath(b *testing.B) {
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				info := &RequestInfo{Route: RouteNotify, Runtime: rt}
+				info := &RequestInfo{Route: config.RouteNotify, Runtime: rt}
 				ctx := WithInfo(context.Background(), info)
 				var req *http.Request
 				if bc.post {

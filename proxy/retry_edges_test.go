@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"opscore-sidecar/policy"
+	"opscore-sidecar/proxy/config"
 	"opscore-sidecar/proxy/proxytest"
 )
 
@@ -32,9 +33,9 @@ func TestNoRetryWhenTheDeadlineCannotFitAnotherTry(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			up := proxytest.New(t, proxytest.Reset(), proxytest.OK())
-			rig := newRetryRig(t, up.URL, func(cfg *Config) {
+			rig := newRetryRig(t, up.URL, func(cfg *config.Config) {
 				fastRetries(cfg)
-				route(cfg, RouteNotify, func(rc *RouteConfig) { rc.Retry.Deadline = tt.deadline })
+				route(cfg, config.RouteNotify, func(rc *config.RouteConfig) { rc.Retry.Deadline = tt.deadline })
 			})
 			rec := rig.do(t, context.Background(), "POST", pathNotify, "{}")
 			if rec.Code != tt.wantCode || rec.Header().Get(HeaderAttempts) != tt.wantAttempts {
@@ -64,7 +65,7 @@ func TestUpstream4xxIsNotABreakerFailure(t *testing.T) {
 			for range 10 {
 				rig.do(t, context.Background(), "POST", pathNotify, "{}")
 			}
-			if got := rig.s.Snapshot().Runtime[RouteNotify].Breaker.Breaker.State(); got != tt.wantState {
+			if got := rig.s.Snapshot().Runtime[config.RouteNotify].Breaker.State(); got != tt.wantState {
 				t.Errorf("after 10 answers %d: breaker %s, want %s", tt.status, got, tt.wantState)
 			}
 		})
@@ -77,8 +78,8 @@ func TestUpstream4xxIsNotABreakerFailure(t *testing.T) {
 func TestEachAttemptIsAChildSpan(t *testing.T) {
 	up := proxytest.New(t, proxytest.Reset(), proxytest.OK())
 	cfg := testConfig(up.URL)
-	route(cfg, RouteStateUpdate, func(rc *RouteConfig) {
-		rc.Retry = Defaults().Routes[RouteStateUpdate].Retry
+	route(cfg, config.RouteStateUpdate, func(rc *config.RouteConfig) {
+		rc.Retry = config.Defaults().Routes[config.RouteStateUpdate].Retry
 		rc.Retry.BackoffBase, rc.Retry.BackoffMax = time.Millisecond, time.Millisecond
 	})
 	env := startSidecar(t, cfg)

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"opscore-sidecar/metrics"
+	"opscore-sidecar/proxy/config"
 )
 
 // retryRig is a sidecar under test with its own metrics registry.
@@ -24,9 +25,9 @@ type retryRig struct {
 // configuration changed by mutate, after countsOnly: the rig's tests step
 // through retry rows and breaker counts (the hold and the time-based trip
 // rule have their own tests, in hold_test.go).
-func newRetryRig(t *testing.T, upstreamURL string, mutate func(*Config)) *retryRig {
+func newRetryRig(t *testing.T, upstreamURL string, mutate func(*config.Config)) *retryRig {
 	t.Helper()
-	cfg := Defaults()
+	cfg := config.Defaults()
 	cfg.Upstream.URL = upstreamURL
 	countsOnly(cfg)
 	if mutate != nil {
@@ -39,9 +40,9 @@ func newRetryRig(t *testing.T, upstreamURL string, mutate func(*Config)) *retryR
 // countsOnly turns off every route's hold and outbox and the breakers'
 // time-based trip rule, so that retries and breaker counts work as they
 // do without them.
-func countsOnly(cfg *Config) {
-	for _, name := range RouteNames {
-		route(cfg, name, func(rc *RouteConfig) {
+func countsOnly(cfg *config.Config) {
+	for _, name := range config.RouteNames {
+		route(cfg, name, func(rc *config.RouteConfig) {
 			rc.Hold.Enabled, rc.Outbox.Enabled = false, false
 			rc.Breaker.MinFailingTime = 0
 		})
@@ -49,7 +50,7 @@ func countsOnly(cfg *Config) {
 }
 
 // route applies mutate to the config of route name.
-func route(cfg *Config, name string, mutate func(*RouteConfig)) {
+func route(cfg *config.Config, name string, mutate func(*config.RouteConfig)) {
 	rc := cfg.Routes[name]
 	mutate(&rc)
 	cfg.Routes[name] = rc

@@ -4,6 +4,7 @@ import (
 	"context"
 	"testing"
 
+	"opscore-sidecar/proxy/config"
 	"opscore-sidecar/proxy/proxytest"
 )
 
@@ -47,7 +48,7 @@ func TestRetryAttemptsCountTransportReplays(t *testing.T) {
 			if got := len(up.Requests()); got != tt.wantUpstream {
 				t.Errorf("upstream read %d requests, want %d", got, tt.wantUpstream)
 			}
-			name := map[string]string{pathState: RouteStateGet, pathNotify: RouteNotify, pathWorkflow: RouteWorkflow}[tt.path]
+			name := map[string]string{pathState: config.RouteStateGet, pathNotify: config.RouteNotify, pathWorkflow: config.RouteWorkflow}[tt.path]
 			if got := counter(t, rig.metrics.Retries.WithLabelValues(name, "closed")); got != tt.wantRetries {
 				t.Errorf("retries_total{reason=closed} = %v, want %v", got, tt.wantRetries)
 			}

@@ -12,13 +12,14 @@ import (
 	"time"
 
 	"opscore-sidecar/policy"
+	"opscore-sidecar/proxy/config"
 	"opscore-sidecar/proxy/proxytest"
 )
 
 // fastRetries makes every route retry quickly: tiny backoff, short tries.
-func fastRetries(cfg *Config) {
-	for _, name := range RouteNames {
-		route(cfg, name, func(rc *RouteConfig) {
+func fastRetries(cfg *config.Config) {
+	for _, name := range config.RouteNames {
+		route(cfg, name, func(rc *config.RouteConfig) {
 			rc.Retry.BackoffBase, rc.Retry.BackoffMax = time.Millisecond, 5*time.Millisecond
 			rc.Retry.PerTryTimeout, rc.Retry.Deadline = 200*time.Millisecond, 5*time.Second
 		})
@@ -116,7 +117,7 @@ func TestRetryAfterFromUpstreamIsPassedOn(t *testing.T) {
 	if got := rec.Header().Get("Retry-After"); got != "60" {
 		t.Errorf("Retry-After %q, want the upstream's 60", got)
 	}
-	if got := counter(t, rig.metrics.Retries.WithLabelValues(RouteNotify, "http_5xx")); got != 0 {
+	if got := counter(t, rig.metrics.Retries.WithLabelValues(config.RouteNotify, "http_5xx")); got != 0 {
 		t.Errorf("retries_total = %v, want 0 (the wait does not fit the deadline)", got)
 	}
 }
@@ -194,9 +195,9 @@ func TestRetryDoesNotReplayABodyOverTheBufferLimit(t *testing.T) {
 			up := &bodyRecorder{fail: tt.fail}
 			srv := httptest.NewServer(up)
 			defer srv.Close()
-			rig := newRetryRig(t, srv.URL, func(cfg *Config) {
+			rig := newRetryRig(t, srv.URL, func(cfg *config.Config) {
 				fastRetries(cfg)
-				route(cfg, RouteNotify, func(rc *RouteConfig) { rc.Retry.BufferLimit = 16 })
+				route(cfg, config.RouteNotify, func(rc *config.RouteConfig) { rc.Retry.BufferLimit = 16 })
 			})
 			var rd io.Reader = strings.NewReader(body)
 			if !tt.knownLength {
@@ -226,9 +227,9 @@ func TestRetryBudgetCapsRetriesAgainstAlwaysFailingUpstream(t *testing.T) {
 	up := proxytest.New(t, proxytest.Respond(503, "down"))
 	const requests, ratio, perSecond = 100, 0.2, 0.01
 	window := time.Hour // the whole test is in one window: floor = 0.01 × 3600 = 36
-	rig := newRetryRig(t, up.URL, func(cfg *Config) {
+	rig := newRetryRig(t, up.URL, func(cfg *config.Config) {
 		fastRetries(cfg)
-		route(cfg, RouteNotify, func(rc *RouteConfig) {
+		route(cfg, config.RouteNotify, func(rc *config.RouteConfig) {
 			rc.Breaker.Enabled = false
 			rc.Retry.BudgetRatio, rc.Retry.BudgetMinPerSecond, rc.Retry.BudgetWindow = ratio, perSecond, window
 		})
@@ -246,10 +247,10 @@ func TestRetryBudgetCapsRetriesAgainstAlwaysFailingUpstream(t *testing.T) {
 	if retries < limit {
 		t.Errorf("upstream saw %d retries, want the budget (%d) used", retries, limit)
 	}
-	if got := counter(t, rig.metrics.Retries.WithLabelValues(RouteNotify, "http_5xx")); int(got) != retries {
+	if got := counter(t, rig.metrics.Retries.WithLabelValues(config.RouteNotify, "http_5xx")); int(got) != retries {
 		t.Errorf("retries_total = %v, want %d", got, retries)
 	}
-	if got := counter(t, rig.metrics.RetryBudgetExhausted.WithLabelValues(RouteNotify)); got == 0 {
+	if got := counter(t, rig.metrics.RetryBudgetExhausted.WithLabelValues(config.RouteNotify)); got == 0 {
 		t.Error("retry_budget_exhausted_total = 0, want > 0")
 	}
 }
@@ -257,8 +258,8 @@ func TestRetryBudgetCapsRetriesAgainstAlwaysFailingUpstream(t *testing.T) {
 func TestRetryStopsWhenTheClientGoesAway(t *testing.T) {
 	arrived := make(chan struct{})
 	up := proxytest.New(t, proxytest.Hang().Signal(arrived), proxytest.OK())
-	rig := newRetryRig(t, up.URL, func(cfg *Config) {
-		route(cfg, RouteNotify, func(rc *RouteConfig) { rc.Retry.PerTryTimeout = 5 * time.Second })
+	rig := newRetryRig(t, up.URL, func(cfg *config.Config) {
+		route(cfg, config.RouteNotify, func(rc *config.RouteConfig) { rc.Retry.PerTryTimeout = 5 * time.Second })
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() { <-arrived; cancel() }()
@@ -269,10 +270,10 @@ func TestRetryStopsWhenTheClientGoesAway(t *testing.T) {
 	if got := len(up.Requests()); got != 1 {
 		t.Errorf("upstream saw %d requests, want 1 (no retry after the client left)", got)
 	}
-	if got := counter(t, rig.metrics.Retries.WithLabelValues(RouteNotify, "timeout")); got != 0 {
+	if got := counter(t, rig.metrics.Retries.WithLabelValues(config.RouteNotify, "timeout")); got != 0 {
 		t.Errorf("retries_total{reason=timeout} = %v, want 0", got)
 	}
-	if b := rig.s.Snapshot().Runtime[RouteNotify].Breaker.Breaker; b.Counts().Failures != 0 {
+	if b := rig.s.Snapshot().Runtime[config.RouteNotify].Breaker; b.Counts().Failures != 0 {
 		t.Errorf("breaker counted %d failures, want 0 for a client's cancellation", b.Counts().Failures)
 	}
 }
@@ -301,9 +302,9 @@ func TestStreamedBodyOverTheRouteLimitIs413NotAnUpstreamFailure(t *testing.T) {
 	up := &bodyRecorder{}
 	srv := httptest.NewServer(up)
 	defer srv.Close()
-	rig := newRetryRig(t, srv.URL, func(cfg *Config) {
+	rig := newRetryRig(t, srv.URL, func(cfg *config.Config) {
 		fastRetries(cfg)
-		route(cfg, RouteNotify, func(rc *RouteConfig) { rc.BodyLimit, rc.Retry.BufferLimit = 64<<10, 16 })
+		route(cfg, config.RouteNotify, func(rc *config.RouteConfig) { rc.BodyLimit, rc.Retry.BufferLimit = 64<<10, 16 })
 	})
 	for i := range 6 { // more than consecutive_failures (5)
 		req := httptest.NewRequest("POST", pathNotify, onlyReader{strings.NewReader(strings.Repeat("x", 128<<10))})
@@ -313,13 +314,13 @@ func TestStreamedBodyOverTheRouteLimitIs413NotAnUpstreamFailure(t *testing.T) {
 			t.Fatalf("request %d: status %d after %q attempts, want 413 after 1 (body %s)", i+1, rec.Code, rec.Header().Get(HeaderAttempts), rec.Body.String())
 		}
 	}
-	if c := rig.s.Snapshot().Runtime[RouteNotify].Breaker.Breaker.Counts(); c.Failures != 0 {
+	if c := rig.s.Snapshot().Runtime[config.RouteNotify].Breaker.Counts(); c.Failures != 0 {
 		t.Errorf("breaker counts %+v, want no failure for a client's oversized body", c)
 	}
-	if s := rig.s.Snapshot().Runtime[RouteNotify].Breaker.Breaker.State(); s != policy.BreakerClosed {
+	if s := rig.s.Snapshot().Runtime[config.RouteNotify].Breaker.State(); s != policy.BreakerClosed {
 		t.Errorf("breaker %s, want closed", s)
 	}
-	if got := counter(t, rig.metrics.UpstreamAttempts.WithLabelValues(RouteNotify, "canceled")); got != 6 {
+	if got := counter(t, rig.metrics.UpstreamAttempts.WithLabelValues(config.RouteNotify, "canceled")); got != 6 {
 		t.Errorf("upstream_attempts_total{result=canceled} = %v, want 6 (the client's doing)", got)
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"opscore-sidecar/proxy/config"
 )
 
 // scriptHandler answers the n-th request with statuses[n] (the last one
@@ -86,33 +88,33 @@ func TestReloadKeepsAnUnchangedBreaker(t *testing.T) {
 		for range 2 {
 			rig.do(t, context.Background(), "POST", pathNotify, "{}")
 		}
-		old := rig.s.Snapshot().Runtime[RouteNotify].Breaker.Breaker
+		old := rig.s.Snapshot().Runtime[config.RouteNotify].Breaker
 		if old.State().String() != "open" {
 			t.Fatalf("breaker %s, want open", old.State())
 		}
 
 		cfg := *rig.s.Snapshot().Config
 		cfg.Routes = maps.Clone(cfg.Routes)
-		route(&cfg, RouteNotify, func(rc *RouteConfig) { rc.Retry.Attempts = 2 })
+		route(&cfg, config.RouteNotify, func(rc *config.RouteConfig) { rc.Retry.Attempts = 2 })
 		if err := rig.s.Apply(&cfg); err != nil {
 			t.Fatal(err)
 		}
-		if got := rig.s.Snapshot().Runtime[RouteNotify].Breaker.Breaker; got != old {
+		if got := rig.s.Snapshot().Runtime[config.RouteNotify].Breaker; got != old {
 			t.Error("reload of a retry key replaced the breaker, want it kept")
 		}
 		if rec := rig.do(t, context.Background(), "POST", pathNotify, "{}"); rec.Code != 503 || rec.Header().Get("Retry-After") == "" {
 			t.Errorf("after reload: %d Retry-After %q, want 503 breaker_open", rec.Code, rec.Header().Get("Retry-After"))
 		}
 
-		route(&cfg, RouteNotify, func(rc *RouteConfig) { rc.Breaker.OpenTimeout = time.Second })
+		route(&cfg, config.RouteNotify, func(rc *config.RouteConfig) { rc.Breaker.OpenTimeout = time.Second })
 		if err := rig.s.Apply(&cfg); err != nil {
 			t.Fatal(err)
 		}
-		nb := rig.s.Snapshot().Runtime[RouteNotify].Breaker.Breaker
+		nb := rig.s.Snapshot().Runtime[config.RouteNotify].Breaker
 		if nb == old || nb.State().String() != "closed" {
 			t.Errorf("reload of a breaker key: same=%v state %s, want a new closed breaker", nb == old, nb.State())
 		}
-		if got := counter(t, rig.metrics.BreakerState.WithLabelValues(RouteNotify)); got != 0 {
+		if got := counter(t, rig.metrics.BreakerState.WithLabelValues(config.RouteNotify)); got != 0 {
 			t.Errorf("breaker_state gauge %v after the new breaker, want 0", got)
 		}
 	})

@@ -11,6 +11,7 @@ import (
 
 	"opscore-sidecar/metrics"
 	"opscore-sidecar/policy"
+	"opscore-sidecar/proxy/config"
 )
 
 // HeaderAttempts is the response header that tells the client how many
@@ -38,10 +39,10 @@ type retryTransport struct {
 
 func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	info := InfoFrom(req.Context())
-	if info == nil || info.Runtime == nil || info.Runtime.Retry.Policy == nil {
+	if info == nil || info.Runtime == nil || info.Runtime.Retry == nil {
 		return t.next.RoundTrip(req)
 	}
-	pol := info.Runtime.Retry.Policy
+	pol := info.Runtime.Retry
 	cfg := pol.Config()
 	start := t.now()
 	deadline := start.Add(cfg.Deadline)
@@ -110,7 +111,7 @@ type roundResult struct {
 // stops retrying or the breaker refuses one. The attempt limit applies to
 // each round; a held request starts a new round when it is released.
 func (t *retryTransport) round(ctx context.Context, req *http.Request, info *RequestInfo, body *retryBody, deadline time.Time) roundResult {
-	pol, route := info.Runtime.Retry.Policy, info.Route
+	pol, route := info.Runtime.Retry, info.Route
 	cfg := pol.Config()
 	idemKey := req.Header.Get("Idempotency-Key") != "" || req.Header.Get("X-Idempotency-Key") != ""
 	first := info.View().Attempts // wire attempts before this round
@@ -310,4 +311,37 @@ func (c *cancelOnClose) Close() error {
 	err := c.ReadCloser.Close()
 	c.cancel(nil)
 	return err
+}
+
+// The retry layer under the ReverseProxy (see the request path in
+// docs/architecture.md). The RoundTripper itself is retryTransport (above): it
+// buffers the body, retries per the route's policy and budget, and calls
+// next once per attempt. next is the attempt layer (spans, attempt
+// metrics, classification: see attempt.go) over the breaker layer over the
+// tuned transport.
+//
+// Beware the transport's own hidden replay (see transport.go): a request
+// that is replayable in net/http's sense may be re-sent by http.Transport
+// on a reused connection that died; the attempt layer counts such replays
+// as attempts and the retry layer charges them to the attempt limit and
+// the budget (retryTransport.RoundTrip).
+
+// buildRetry builds a route's retry policy; prev is the route's runtime in
+// the previous snapshot (nil at start-up), whose budget counts are carried
+// over when the budget window is unchanged.
+func buildRetry(name string, rc config.RouteConfig, prev *RouteRuntime, deps Deps) (*policy.RetryPolicy, error) {
+	var old *policy.RetryPolicy
+	if prev != nil {
+		old = prev.Retry
+	}
+	p, err := policy.NewRetryPolicy(rc.Retry, old, nil)
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// retryLayer wraps the per-attempt RoundTripper in the retry loop.
+func (s *Sidecar) retryLayer(next http.RoundTripper) http.RoundTripper {
+	return &retryTransport{next: next, metrics: s.deps.Metrics, now: s.deps.now, health: s.health, queue: &s.queue}
 }

@@ -4,93 +4,15 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"opscore-sidecar/proxy/config"
 )
-
-// pattern is a compiled path pattern: literal segments and wildcards.
-type pattern struct {
-	raw  string
-	segs []segment
-}
-
-type segment struct {
-	literal string // used when name is empty
-	name    string // wildcard name, e.g. "agent_id"
-}
-
-// compilePattern parses a path pattern such as
-// "/v1/opscore/agent/{agent_id}/state". A "{name}" segment matches one
-// non-empty path segment; every other segment matches literally.
-func compilePattern(p string) (pattern, error) {
-	if p == "" || p[0] != '/' {
-		return pattern{}, fmt.Errorf("must start with /, got %q", p)
-	}
-	if strings.ContainsAny(p, "?#") {
-		return pattern{}, fmt.Errorf("must not contain ? or #, got %q", p)
-	}
-	pat := pattern{raw: p}
-	names := map[string]bool{}
-	for _, s := range strings.Split(p[1:], "/") {
-		if strings.HasPrefix(s, "{") && strings.HasSuffix(s, "}") {
-			name := s[1 : len(s)-1]
-			if name == "" || strings.ContainsAny(name, "{}") {
-				return pattern{}, fmt.Errorf("bad wildcard %q in %q", s, p)
-			}
-			if names[name] {
-				return pattern{}, fmt.Errorf("wildcard {%s} repeated in %q", name, p)
-			}
-			names[name] = true
-			pat.segs = append(pat.segs, segment{name: name})
-			continue
-		}
-		if strings.ContainsAny(s, "{}") {
-			return pattern{}, fmt.Errorf("a wildcard must be a whole segment, got %q in %q", s, p)
-		}
-		pat.segs = append(pat.segs, segment{literal: s})
-	}
-	return pat, nil
-}
-
-// match reports whether path matches and, when it does, the value of the
-// agent_id wildcard (empty if the pattern has none). It does not allocate.
-func (p *pattern) match(path string) (ok bool, agentID string) {
-	if path == "" || path[0] != '/' {
-		return false, ""
-	}
-	rest := path[1:]
-	for i, seg := range p.segs {
-		var s string
-		if j := strings.IndexByte(rest, '/'); j >= 0 {
-			s, rest = rest[:j], rest[j+1:]
-			if i == len(p.segs)-1 {
-				return false, "" // path has more segments
-			}
-		} else {
-			s, rest = rest, ""
-			if i != len(p.segs)-1 {
-				return false, "" // path has fewer segments
-			}
-		}
-		if seg.name == "" {
-			if s != seg.literal {
-				return false, ""
-			}
-			continue
-		}
-		if s == "" {
-			return false, ""
-		}
-		if seg.name == "agent_id" {
-			agentID = s
-		}
-	}
-	return true, agentID
-}
 
 // routeEntry is one matchable route.
 type routeEntry struct {
 	name   string
 	method string
-	pat    pattern
+	pat    config.Pattern
 }
 
 // RouteTable maps a request's method and path to a route name. It is
@@ -101,14 +23,14 @@ type RouteTable struct {
 
 // newRouteTable compiles the match rules of every non-default route of
 // cfg, in the order of RouteNames. cfg must have passed Validate.
-func newRouteTable(cfg *Config) (*RouteTable, error) {
+func newRouteTable(cfg *config.Config) (*RouteTable, error) {
 	t := &RouteTable{}
-	for _, name := range RouteNames {
-		if name == RouteDefault {
+	for _, name := range config.RouteNames {
+		if name == config.RouteDefault {
 			continue
 		}
 		rc := cfg.Routes[name]
-		pat, err := compilePattern(rc.Match.Path)
+		pat, err := config.CompilePattern(rc.Match.Path)
 		if err != nil {
 			return nil, fmt.Errorf("routes.%s.match.path: %w", name, err)
 		}
@@ -129,11 +51,11 @@ func (t *RouteTable) Match(method, path string) (route, agentID string) {
 		if !methodMatches(e.method, method) {
 			continue
 		}
-		if ok, id := e.pat.match(path); ok {
+		if ok, id := e.pat.Match(path); ok {
 			return e.name, id
 		}
 	}
-	return RouteDefault, ""
+	return config.RouteDefault, ""
 }
 
 // methodMatches reports whether a route matching want (empty: any) takes a
@@ -151,7 +73,7 @@ func (t *RouteTable) Allowed(path string) string {
 	var methods []string
 	for i := range t.entries {
 		e := &t.entries[i]
-		if ok, _ := e.pat.match(path); !ok || e.method == "" {
+		if ok, _ := e.pat.Match(path); !ok || e.method == "" {
 			continue
 		}
 		methods = append(methods, e.method)

@@ -2,6 +2,8 @@ package proxy
 
 import (
 	"net/http"
+
+	"opscore-sidecar/proxy/config"
 )
 
 // routeLayer is the route step (DESIGN.md step 3). It pins the current
@@ -22,7 +24,7 @@ func (s *Sidecar) routeLayer(next http.Handler) http.Handler {
 		rt := snap.Runtime[name]
 		info.Snapshot, info.Runtime = snap, rt
 		info.Route, info.Class, info.AgentID = name, rt.Class, agentID
-		if name == RouteDefault && !forwardedPath(snap.Config.Routes[RouteDefault].ForwardPaths, r.URL.Path) {
+		if name == config.RouteDefault && !forwardedPath(snap.Config.Routes[config.RouteDefault].ForwardPaths, r.URL.Path) {
 			WriteProblem(w, r, problemNotForwarded)
 			return
 		}
@@ -31,7 +33,7 @@ func (s *Sidecar) routeLayer(next http.Handler) http.Handler {
 		g.Inc()
 		defer g.Dec()
 
-		if name == RouteDefault {
+		if name == config.RouteDefault {
 			if allow := snap.Routes.Allowed(r.URL.Path); allow != "" {
 				WriteProblem(w, r, Problem{Status: http.StatusMethodNotAllowed, Outcome: OutcomeBadRequest, Reason: reasonMethodNotAllowed,
 					Title: "Method not allowed", Detail: "this path takes only " + allow,

@@ -14,16 +14,17 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"opscore-sidecar/metrics"
+	"opscore-sidecar/proxy/config"
 	"opscore-sidecar/proxy/outbox"
 )
 
 // RunOptions is everything Start needs. Only Config is required.
 type RunOptions struct {
 	// Config is the validated configuration to start with.
-	Config *Config
+	Config *config.Config
 	// Load says where Config came from; when Load.Path is set and
 	// reload.enabled is true, the file is watched and hot-reloaded.
-	Load LoadOptions
+	Load config.LoadOptions
 	// Logger is the process log; AccessLog gets one line per request.
 	// Nil means discard.
 	Logger, AccessLog *slog.Logger
@@ -158,7 +159,7 @@ func listen(ln net.Listener, addr string) (net.Listener, error) {
 // newServer is the server step (DESIGN.md step 1): read-header and read
 // timeouts stop slowloris clients, MaxHeaderBytes caps headers (431), and
 // the idle timeout is long enough for clients that keep connections open.
-func newServer(cfg ServerConfig, h http.Handler, logger *slog.Logger) *http.Server {
+func newServer(cfg config.ServerConfig, h http.Handler, logger *slog.Logger) *http.Server {
 	return &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,

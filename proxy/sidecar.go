@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 
 	"opscore-sidecar/policy"
+	"opscore-sidecar/proxy/config"
 )
 
 // Sidecar is the reverse proxy: the handler chain over the current config
@@ -33,7 +34,7 @@ type Sidecar struct {
 // New builds a sidecar serving cfg, which must have passed Validate.
 // accessLog receives one line per request (nil: no access log); tracing
 // must not be nil.
-func New(cfg *Config, deps Deps, tracing *Tracing, accessLog *slog.Logger) (*Sidecar, error) {
+func New(cfg *config.Config, deps Deps, tracing *Tracing, accessLog *slog.Logger) (*Sidecar, error) {
 	if deps.Metrics == nil || tracing == nil {
 		return nil, errors.New("proxy: New needs metrics and tracing")
 	}
@@ -52,6 +53,9 @@ func New(cfg *Config, deps Deps, tracing *Tracing, accessLog *slog.Logger) (*Sid
 	if err != nil {
 		return nil, err
 	}
+	if err := snap.commit(); err != nil {
+		return nil, err
+	}
 	s.snap.Store(snap)
 	s.handler = s.chain()
 	return s, nil
@@ -68,7 +72,7 @@ func (s *Sidecar) Snapshot() *Snapshot { return s.snap.Load() }
 // changes. Settings that need a restart (listen addresses, server limits
 // except the drain keys, tracing, log level, reload) keep their running
 // values, so /admin/config shows what is in effect; a warning names them.
-func (s *Sidecar) Apply(cfg *Config) error {
+func (s *Sidecar) Apply(cfg *config.Config) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
@@ -79,6 +83,11 @@ func (s *Sidecar) Apply(cfg *Config) error {
 	next, err := buildSnapshot(cfg, prev, s.deps)
 	if err != nil {
 		return fmt.Errorf("proxy: build config: %w", err)
+	}
+	// The carried state takes its new settings now, just before the swap;
+	// commit cannot fail on a validated config, but say so if it ever does.
+	if err := next.commit(); err != nil {
+		s.deps.Logger.Error("config reload: applying carried state failed", "err", err)
 	}
 	s.snap.Store(next)
 	prev.retire(next)
@@ -91,7 +100,7 @@ func (s *Sidecar) Apply(cfg *Config) error {
 // keepRestartKeys returns a copy of cur whose restart-only settings are
 // old's, the ones the running listeners, tracer and reloader use, and the
 // keys of those that cur changed.
-func keepRestartKeys(old, cur *Config) (*Config, []string) {
+func keepRestartKeys(old, cur *config.Config) (*config.Config, []string) {
 	c := *cur
 	var keys []string
 	if c.Listen != old.Listen {
@@ -151,9 +160,9 @@ func (s *Sidecar) breakerChanged(route string, _, to policy.BreakerState) {
 // its requests in arrival order, and the outbox delivers.
 func (s *Sidecar) upstreamUp() {
 	snap := s.snap.Load()
-	for _, name := range RouteNames {
+	for _, name := range config.RouteNames {
 		rt := snap.Runtime[name]
-		rt.Breaker.Breaker.Recover()
+		rt.Breaker.Recover()
 		rt.Hold.Queue.Open()
 	}
 	if q := s.queue.Load(); q != nil {
@@ -165,7 +174,7 @@ func (s *Sidecar) upstreamUp() {
 // secrets, the upstream transport) and throws it away, so --check-config
 // also catches what Validate cannot see, such as a webhook secret that is
 // missing from the environment.
-func Check(cfg *Config) error {
+func Check(cfg *config.Config) error {
 	snap, err := buildSnapshot(cfg, nil, Deps{})
 	if err != nil {
 		return err

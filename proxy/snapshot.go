@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -9,6 +10,7 @@ import (
 
 	"opscore-sidecar/metrics"
 	"opscore-sidecar/policy"
+	"opscore-sidecar/proxy/config"
 )
 
 // Snapshot is one immutable configuration with everything built from it:
@@ -18,14 +20,15 @@ import (
 // a request half-way and request code never takes a lock to read config.
 type Snapshot struct {
 	// Config is the validated configuration. Treat it as read-only.
-	Config *Config
+	Config *config.Config
 	// Routes maps requests to route names.
 	Routes *RouteTable
 	// Runtime holds each route's runtime, keyed by route name (every name
 	// of RouteNames is present).
 	Runtime map[string]*RouteRuntime
-	// Global is the sidecar-wide policy state (admission).
-	Global GlobalRuntime
+	// GlobalAdmission is the sidecar-wide admission state: the global
+	// bucket and the concurrency gate (admission.go).
+	GlobalAdmission GlobalAdmissionRuntime
 	// Upstream is the parsed upstream URL.
 	Upstream *url.URL
 	// Transport is the tuned transport to the upstream. It is carried over
@@ -34,6 +37,37 @@ type Snapshot struct {
 	Transport *http.Transport
 	// Loaded is when the snapshot was built.
 	Loaded time.Time
+
+	// carried is what the snapshot changes in the state it shares with
+	// the one it replaces; commit runs it when the snapshot becomes current.
+	carried carry
+}
+
+// carry is the one way state crosses a reload (see docs/architecture.md,
+// "Reload"). A build function takes the stateful objects of the previous
+// snapshot's runtime (the same pointers: buckets, gate, client slots, hold
+// queue, breaker, replay cache, budget counts) into the next one and never
+// changes them while building; every change to such a shared object (new
+// limits, a replaced breaker's retirement, gauges) is a step added with
+// then, and the steps run in order in commit, once the whole snapshot has
+// built, just before it is made current. A build that fails, or one only
+// checked (Check), leaves the running snapshot exactly as it was.
+type carry struct{ steps []func() error }
+
+// then adds a step to run at commit.
+func (c *carry) then(step func() error) { c.steps = append(c.steps, step) }
+
+// commit runs the carried steps, once. Their inputs were validated when
+// the snapshot was built, so an error here is a bug; it is returned joined.
+func (s *Snapshot) commit() error {
+	var errs []error
+	for _, step := range s.carried.steps {
+		if err := step(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	s.carried.steps = nil
+	return errors.Join(errs...)
 }
 
 // RouteRuntime is one route's limits and policy objects. Each policy
@@ -45,22 +79,16 @@ type RouteRuntime struct {
 	// BodyLimit is the largest accepted body in bytes; 0 means no limit.
 	BodyLimit int64
 
-	// Auth is the webhook HMAC and API-key check (layer_auth.go).
+	// Auth is the webhook HMAC and API-key check (auth.go).
 	Auth AuthRuntime
-	// Admission is the route's and the per-key buckets (layer_admission.go).
+	// Admission is the route's and the per-key buckets (admission.go).
 	Admission AdmissionRuntime
-	// Retry is the retry policy and budget (layer_retry.go).
-	Retry RetryRuntime
-	// Breaker is the circuit breaker (layer_breaker.go).
-	Breaker BreakerRuntime
+	// Retry decides retries and holds the route's retry budget (retry_transport.go).
+	Retry *policy.RetryPolicy
+	// Breaker is the circuit breaker; a disabled one allows everything (breaker_transport.go).
+	Breaker *policy.Breaker
 	// Hold is the hold queue of requests waiting for the upstream (hold.go).
 	Hold HoldRuntime
-}
-
-// GlobalRuntime is the sidecar-wide policy state of a snapshot.
-type GlobalRuntime struct {
-	// Admission is the global bucket and the concurrency gate (layer_admission.go).
-	Admission GlobalAdmissionRuntime
 }
 
 // Deps are the shared services a snapshot's policy objects may use.
@@ -87,10 +115,11 @@ func (d Deps) now() time.Time {
 
 // buildSnapshot builds a snapshot from a validated cfg. prev is the
 // snapshot being replaced (nil at start-up): each layer's build function
-// receives its previous runtime and carries stateful objects over when its
-// settings did not change, so that a reload of unrelated keys does not
-// reset limiters or breakers. buildSnapshot has no side effects on prev.
-func buildSnapshot(cfg *Config, prev *Snapshot, deps Deps) (*Snapshot, error) {
+// receives the route's previous runtime and carries its stateful objects
+// into the new one by the rule of carry, so that a reload keeps buckets,
+// queues and (when their settings are unchanged) breakers. buildSnapshot
+// changes nothing in prev; the caller runs commit before storing the result.
+func buildSnapshot(cfg *config.Config, prev *Snapshot, deps Deps) (*Snapshot, error) {
 	u, err := url.Parse(cfg.Upstream.URL)
 	if err != nil {
 		return nil, fmt.Errorf("upstream.url: %w", err)
@@ -99,7 +128,7 @@ func buildSnapshot(cfg *Config, prev *Snapshot, deps Deps) (*Snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Snapshot{Config: cfg, Routes: routes, Upstream: u, Runtime: make(map[string]*RouteRuntime, len(RouteNames)), Loaded: deps.now()}
+	s := &Snapshot{Config: cfg, Routes: routes, Upstream: u, Runtime: make(map[string]*RouteRuntime, len(config.RouteNames)), Loaded: deps.now()}
 
 	if prev != nil && prev.Config.Upstream == cfg.Upstream {
 		s.Transport = prev.Transport
@@ -107,39 +136,44 @@ func buildSnapshot(cfg *Config, prev *Snapshot, deps Deps) (*Snapshot, error) {
 		s.Transport = newTransport(cfg.Upstream)
 	}
 
-	// Auth is built first, for every route: it changes nothing in prev and
-	// is what fails after validation (a secret missing from the
-	// environment), while the admission policies below are updated in
-	// place, so a reload rejected here must not have reached them.
-	auth := make(map[string]AuthRuntime, len(RouteNames))
-	for _, name := range RouteNames {
+	// Auth is built first, for every route: it is what fails after
+	// validation (a secret missing from the environment).
+	auth := make(map[string]AuthRuntime, len(config.RouteNames))
+	for _, name := range config.RouteNames {
 		if auth[name], err = buildAuth(name, cfg.Routes[name], prev.route(name), deps); err != nil {
 			return nil, fmt.Errorf("routes.%s: %w", name, err)
 		}
 	}
 
-	var prevGlobal *GlobalRuntime
+	var prevGlobal *GlobalAdmissionRuntime
 	if prev != nil {
-		prevGlobal = &prev.Global
+		prevGlobal = &prev.GlobalAdmission
 	}
-	if s.Global.Admission, err = buildGlobalAdmission(cfg, prevGlobal, deps); err != nil {
+	c := &s.carried
+	if s.GlobalAdmission, err = buildGlobalAdmission(cfg, prevGlobal, deps, c); err != nil {
 		return nil, err
 	}
 
-	for _, name := range RouteNames {
+	for _, name := range config.RouteNames {
 		rc := cfg.Routes[name]
 		rt := &RouteRuntime{Class: rc.Class, BodyLimit: rc.BodyLimit, Auth: auth[name]}
 		old := prev.route(name)
-		if rt.Admission, err = buildAdmission(name, rc, old, deps); err != nil {
+		var oldRC *config.RouteConfig
+		if prev != nil {
+			if r, ok := prev.Config.Routes[name]; ok {
+				oldRC = &r
+			}
+		}
+		if rt.Admission, err = buildAdmission(name, rc, old, deps, c); err != nil {
 			return nil, fmt.Errorf("routes.%s: %w", name, err)
 		}
 		if rt.Retry, err = buildRetry(name, rc, old, deps); err != nil {
 			return nil, fmt.Errorf("routes.%s: %w", name, err)
 		}
-		if rt.Breaker, err = buildBreaker(name, rc, old, deps); err != nil {
+		if rt.Breaker, err = buildBreaker(name, rc, old, oldRC, deps, c); err != nil {
 			return nil, fmt.Errorf("routes.%s: %w", name, err)
 		}
-		if rt.Hold, err = buildHold(rc, old); err != nil {
+		if rt.Hold, err = buildHold(rc, old, c); err != nil {
 			return nil, fmt.Errorf("routes.%s: %w", name, err)
 		}
 		s.Runtime[name] = rt

@@ -12,6 +12,7 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 
+	"opscore-sidecar/proxy/config"
 	"opscore-sidecar/proxy/proxytest"
 )
 
@@ -43,7 +44,7 @@ func TestTraceIDSameAtClientAccessLogAndUpstream(t *testing.T) {
 			t.Errorf("access log line lacks %q: %v", k, lines[0])
 		}
 	}
-	if lines[0]["route"] != RouteStateUpdate || lines[0]["outcome"] != "forwarded" {
+	if lines[0]["route"] != config.RouteStateUpdate || lines[0]["outcome"] != "forwarded" {
 		t.Errorf("access log route/outcome: got %v/%v, want state_update/forwarded", lines[0]["route"], lines[0]["outcome"])
 	}
 
@@ -111,7 +112,7 @@ func TestNewTracingExportsOnlyWhenConfigured(t *testing.T) {
 		{"", nil},
 		{collector.URL, []string{"POST /v1/traces"}},
 	} {
-		tr, err := NewTracing(t.Context(), TracingConfig{OTLPEndpoint: tt.endpoint, SampleRatio: 1, ServiceName: "test"})
+		tr, err := NewTracing(t.Context(), config.TracingConfig{OTLPEndpoint: tt.endpoint, SampleRatio: 1, ServiceName: "test"})
 		if err != nil {
 			t.Fatalf("NewTracing(%q): %v", tt.endpoint, err)
 		}

@@ -14,6 +14,8 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/embedded"
+
+	"opscore-sidecar/proxy/config"
 )
 
 // Tracing holds the sidecar's OpenTelemetry pieces. The W3C trace-context
@@ -39,7 +41,7 @@ type Tracing struct {
 // sent upstream, the trace_id of the access log and of the exemplars), but
 // no span is recorded, which saved about 15 allocations per request (see
 // docs/performance.md).
-func NewTracing(ctx context.Context, cfg TracingConfig, extra ...sdktrace.TracerProviderOption) (*Tracing, error) {
+func NewTracing(ctx context.Context, cfg config.TracingConfig, extra ...sdktrace.TracerProviderOption) (*Tracing, error) {
 	res, err := resource.Merge(resource.Default(), resource.NewSchemaless(attribute.String("service.name", cfg.ServiceName)))
 	if err != nil {
 		res = resource.Default()

@@ -5,6 +5,8 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"opscore-sidecar/proxy/config"
 )
 
 // newTransport returns the tuned transport to the upstream (DESIGN.md
@@ -31,7 +33,7 @@ import (
 // attempt count and the attempt metrics stay honest. The replay is kept
 // because it only follows a dead pooled connection, which is exactly the
 // uvicorn keep-alive race.
-func newTransport(cfg UpstreamConfig) *http.Transport {
+func newTransport(cfg config.UpstreamConfig) *http.Transport {
 	dialer := &net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}
 	return &http.Transport{
 		Proxy:                  nil, // never an HTTP(S)_PROXY from the environment: the upstream is local

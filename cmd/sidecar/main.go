@@ -23,6 +23,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 
 	"opscore-sidecar/proxy"
+	"opscore-sidecar/proxy/config"
 )
 
 func main() {
@@ -60,14 +61,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 	})
 
-	load := proxy.LoadOptions{Path: *configPath, Overrides: overrides}
-	cfg, err := proxy.Load(load)
+	load := config.LoadOptions{Path: *configPath, Overrides: overrides}
+	cfg, err := config.Load(load)
 	if err == nil && *checkConfig {
 		err = proxy.Check(cfg)
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, "sidecar: invalid configuration:")
-		for _, e := range proxy.SplitErrors(err) {
+		for _, e := range config.SplitErrors(err) {
 			fmt.Fprintln(stderr, "  "+e.Error())
 		}
 		return 1

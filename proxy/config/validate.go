@@ -1,4 +1,4 @@
-package proxy
+package config
 
 import (
 	"errors"
@@ -180,7 +180,7 @@ func (c *Config) validateRoutes() []error {
 			if err := validMethod(rc.Match.Method); err != nil {
 				add(p+".match.method", "%v", err)
 			}
-			if _, err := compilePattern(rc.Match.Path); err != nil {
+			if _, err := CompilePattern(rc.Match.Path); err != nil {
 				add(p+".match.path", "%v", err)
 			}
 			k := rc.Match.Method + " " + rc.Match.Path

@@ -1,4 +1,4 @@
-package proxy
+package config
 
 import (
 	"encoding/json"
@@ -9,14 +9,16 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"opscore-sidecar/proxy/config/internal/keydoc"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
 
 const (
-	referenceFile     = "../configs/sidecar.yaml"
-	effectiveGolden   = "../configs/testdata/effective_default.json"
-	effectiveOverride = "../configs/testdata/effective_override.json"
+	referenceFile     = "../../configs/sidecar.yaml"
+	effectiveGolden   = "../../configs/testdata/effective_default.json"
+	effectiveOverride = "../../configs/testdata/effective_override.json"
 )
 
 // golden compares got with the golden file, or rewrites it with -update.
@@ -29,7 +31,7 @@ func golden(t *testing.T, path string, got []byte) {
 	}
 	want, err := os.ReadFile(path)
 	if err != nil {
-		t.Fatalf("read golden %s: %v (run go test ./proxy -run %s -update)", path, err, t.Name())
+		t.Fatalf("read golden %s: %v (run go test ./proxy/config -run %s -update)", path, err, t.Name())
 	}
 	if string(got) != string(want) {
 		t.Errorf("%s differs from the effective config (run with -update to accept):\ngot:\n%s", path, got)
@@ -81,11 +83,29 @@ func TestReferenceFileEqualsDefaults(t *testing.T) {
 	}
 }
 
+// TestReferenceFileCommentsEveryKey: every key, blocks and route names
+// included, has a doc comment to show in the reference file.
 func TestReferenceFileCommentsEveryKey(t *testing.T) {
-	for _, key := range Keys() {
-		if commentFor(key) == "" {
-			t.Errorf("key %s has no comment in keyComments", key)
+	walk(reflect.ValueOf(Defaults()).Elem(), func(n node) {
+		if n.Doc == "" {
+			t.Errorf("key %s has no doc comment (on its struct field, or its route name constant)", n.Key)
 		}
+	})
+}
+
+// TestKeyDocsAreCurrent: keydoc_gen.go is what go generate makes from the
+// struct comments now, so a comment is edited in one place only.
+func TestKeyDocsAreCurrent(t *testing.T) {
+	want, err := keydoc.Generate(".", keydoc.Sources)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile("keydoc_gen.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != string(want) {
+		t.Errorf("keydoc_gen.go is stale: run go generate ./proxy/config")
 	}
 }
 
@@ -368,35 +388,4 @@ func TestRedactedHidesURLCredentials(t *testing.T) {
 	if c.Tracing.OTLPEndpoint != "https://user:s3cret@collector:4318" {
 		t.Errorf("Redacted modified its receiver")
 	}
-}
-
-func FuzzLoadBytes(f *testing.F) {
-	ref, _ := os.ReadFile(referenceFile)
-	f.Add(ref)
-	f.Add([]byte("routes:\n  notify:\n    retry: 5\n"))
-	f.Add([]byte("admission: [1, 2]\n"))
-	f.Add([]byte("routes:\n  x: {match: {path: '/{a}/{a}'}}\n"))
-	f.Add([]byte("listen: 127.0.0.1:1\nserver: {drain_timeout: 1s, idle_timeout: 2m}\n"))
-	f.Add([]byte("routes:\n  workflow:\n    match: {method: PUT, path: /v2/{agent_id}/run}\n"))
-	f.Add([]byte("admission:\n  trusted_proxies: [10.0.0.0/8]\n  concurrency: {limit: 1, queue_size: 0}\n"))
-	// Issue 11: durations without a unit, empty documents, forward_paths.
-	f.Add([]byte("routes:\n  notify:\n    retry: {per_try_timeout: 2, deadline: 1.5}\n"))
-	f.Add([]byte("server: {drain_delay: 0, write_timeout: '0'}\n"))
-	f.Add([]byte(""))
-	f.Add([]byte("# only a comment\n---\n"))
-	f.Add([]byte("{}\n"))
-	f.Add([]byte("routes:\n  default:\n    forward_paths: [/v1/opscore/, /health, /a/../b]\n"))
-	f.Add([]byte("routes:\n  notify:\n    forward_paths: [/]\n"))
-	f.Add([]byte("routes:\n  default: {forward_paths: []}\n  notify: {webhook_auth: {mode: required, tolerance: 30, replay_cache_size: 1}}\n"))
-	f.Fuzz(func(t *testing.T, doc []byte) {
-		cfg, err := LoadBytes(doc, nil)
-		if err == nil {
-			if verr := cfg.Validate(); verr != nil {
-				t.Fatalf("LoadBytes accepted a config that Validate rejects: %v", verr)
-			}
-			if _, err := buildSnapshot(cfg, nil, Deps{}); err != nil {
-				t.Fatalf("valid config does not build: %v", err)
-			}
-		}
-	})
 }

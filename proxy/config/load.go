@@ -1,4 +1,4 @@
-package proxy
+package config
 
 import (
 	"bytes"
@@ -185,13 +185,13 @@ func isServiceLinkEnv(name string) bool {
 func unknownEnv(environ []string) (errs []error, shadowed []string) {
 	known := map[string]bool{}
 	blocks := map[string]string{} // variable → block key
-	for _, k := range Keys() {
-		known[EnvName(k)] = true
-		for i := strings.LastIndexByte(k, '.'); i > 0; i = strings.LastIndexByte(k, '.') {
-			k = k[:i]
-			blocks[EnvName(k)] = k
+	walk(reflect.ValueOf(Defaults()).Elem(), func(n node) {
+		if n.Leaf {
+			known[EnvName(n.Key)] = true
+		} else {
+			blocks[EnvName(n.Key)] = n.Key
 		}
-	}
+	})
 	var names []string
 	for _, kv := range environ {
 		name, _, _ := strings.Cut(kv, "=")
@@ -348,19 +348,10 @@ func SplitErrors(err error) []error {
 // are left to Validate.
 func unknownKeys(raw map[string]any) []error {
 	known := map[string]bool{}
-	for k := range flatten(Defaults()) {
-		for {
-			known[k] = true
-			i := strings.LastIndexByte(k, '.')
-			if i < 0 {
-				break
-			}
-			k = k[:i]
-		}
-	}
+	walk(reflect.ValueOf(Defaults()).Elem(), func(n node) { known[n.Key] = true })
 	var errs []error
-	var walk func(prefix string, m map[string]any)
-	walk = func(prefix string, m map[string]any) {
+	var walkDoc func(prefix string, m map[string]any)
+	walkDoc = func(prefix string, m map[string]any) {
 		keys := make([]string, 0, len(m))
 		for k := range m {
 			keys = append(keys, k)
@@ -379,71 +370,12 @@ func unknownKeys(raw map[string]any) []error {
 				continue
 			}
 			if sub, ok := m[k].(map[string]any); ok {
-				walk(key, sub)
+				walkDoc(key, sub)
 			}
 		}
 	}
-	walk("", raw)
+	walkDoc("", raw)
 	return errs
-}
-
-// flatten lists every key of cfg with its value, keyed by the dotted
-// mapstructure path ("routes.notify.retry.attempts").
-func flatten(cfg *Config) map[string]any {
-	out := map[string]any{}
-	flattenValue("", reflect.ValueOf(cfg).Elem(), out)
-	return out
-}
-
-var durationType = reflect.TypeFor[time.Duration]()
-
-// configKey is the YAML key of a config struct field: the name in its
-// mapstructure tag ("" or "-" for a field that is not a key).
-func configKey(f reflect.StructField) string {
-	name, _, _ := strings.Cut(f.Tag.Get("mapstructure"), ",")
-	return name
-}
-
-// joinKey appends k to the dotted key prefix.
-func joinKey(prefix, k string) string {
-	if prefix == "" {
-		return k
-	}
-	return prefix + "." + k
-}
-
-func flattenValue(prefix string, v reflect.Value, out map[string]any) {
-	switch {
-	case v.Type() == durationType:
-		out[prefix] = v.Interface()
-	case v.Kind() == reflect.Struct:
-		for i := 0; i < v.NumField(); i++ {
-			tag := configKey(v.Type().Field(i))
-			if tag == "" || tag == "-" {
-				continue
-			}
-			flattenValue(joinKey(prefix, tag), v.Field(i), out)
-		}
-	case v.Kind() == reflect.Map:
-		for _, k := range v.MapKeys() {
-			flattenValue(joinKey(prefix, k.String()), v.MapIndex(k), out)
-		}
-	case v.Kind() == reflect.Slice && v.IsNil():
-		out[prefix] = reflect.MakeSlice(v.Type(), 0, 0).Interface()
-	default:
-		out[prefix] = v.Interface()
-	}
-}
-
-// Keys returns every configuration key in dotted form, for documentation
-// and tests.
-func Keys() []string {
-	m := flatten(Defaults())
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	return keys
 }
 
 // EnvName is the environment variable that overrides key.

@@ -1,4 +1,4 @@
-package proxy
+package config
 
 import (
 	"fmt"
@@ -79,7 +79,7 @@ func docKey(key string) string {
 // TestDocsListEveryKeyWithItsEnv checks that the user documentation names
 // every configuration key and its environment variable.
 func TestDocsListEveryKeyWithItsEnv(t *testing.T) {
-	b, err := os.ReadFile("../docs/sidecar.md")
+	b, err := os.ReadFile("../../docs/sidecar.md")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,9 +106,9 @@ func TestRepoSetsOnlyKnownSidecarEnv(t *testing.T) {
 	deliberate := map[string]bool{"SIDECAR_ROUTES_NOTIFY_WEBHOOKAUTH_MODE": true}
 	var files []string
 	for _, pattern := range []string{
-		"../Dockerfile", "../docker-compose*.yml", "../README.md", "../docs/*.md", "../configs/compose/*",
-		"../configs/*.yaml", "../configs/prometheus/*.yml", "../e2e/harness/*.go", "../e2e/*.go", "../e2e/loadgen/*.go",
-		"../cmd/*/*.go",
+		"../../Dockerfile", "../../docker-compose*.yml", "../../README.md", "../../docs/*.md", "../../configs/compose/*",
+		"../../configs/*.yaml", "../../configs/prometheus/*.yml", "../../e2e/harness/*.go", "../../e2e/*.go", "../../e2e/loadgen/*.go",
+		"../../cmd/*/*.go",
 	} {
 		m, err := filepath.Glob(pattern)
 		if err != nil {

@@ -1,4 +1,4 @@
-package proxy
+package config
 
 import (
 	"time"
@@ -6,7 +6,7 @@ import (
 	"opscore-sidecar/policy"
 )
 
-// Config is the sidecar's whole configuration: the key tree of DESIGN.md.
+// Config is the sidecar's whole configuration (the keys are listed in docs/sidecar.md).
 // The YAML key of each field is its mapstructure tag; every key can be
 // overridden by the environment variable SIDECAR_<PATH> (dots become
 // underscores, e.g. SIDECAR_UPSTREAM_URL). configs/sidecar.yaml shows
@@ -231,7 +231,7 @@ type RouteConfig struct {
 	// /health and /health/x, not /healthz). A path with a "." or ".."
 	// segment is never forwarded. Default route only (empty on the others);
 	// default ["/v1/opscore/", "/health"]; empty means the default route
-	// forwards nothing, ["/"] forwards every path (see proxy/forward_paths.go).
+	// forwards nothing, ["/"] forwards every path (see proxy/forward_paths.go and proxy/config/forward_paths.go).
 	ForwardPaths []string `mapstructure:"forward_paths" json:"forward_paths" yaml:"forward_paths"`
 }
 
@@ -244,13 +244,21 @@ type MatchConfig struct {
 	Path string `mapstructure:"path" json:"path" yaml:"path"`
 }
 
-// The fixed route names.
+// The fixed route names. Each one's doc comment documents its entry
+// under routes in configs/sidecar.yaml.
 const (
-	RouteNotify      = "notify"
+	// RouteNotify is POST /v1/opscore/internal/agent/notify: the AgentKit
+	// registration webhook, sent once and never retried by AgentKit.
+	RouteNotify = "notify"
+	// RouteStateUpdate is POST /v1/opscore/agent/{agent_id}/state: agent state reports.
 	RouteStateUpdate = "state_update"
-	RouteStateGet    = "state_get"
-	RouteWorkflow    = "workflow"
-	RouteDefault     = "default"
+	// RouteStateGet is GET (and HEAD) /v1/opscore/agent/{agent_id}/state: state reads.
+	RouteStateGet = "state_get"
+	// RouteWorkflow is POST /v1/opscore/agent/{agent_id}/workflow: workflow triggers (not idempotent).
+	RouteWorkflow = "workflow"
+	// RouteDefault is every request no other route matches (e.g. GET
+	// /health); its match stays empty and it forwards only forward_paths.
+	RouteDefault = "default"
 )
 
 // NotifyDeadline is the notify route's default retry deadline: the hold
