@@ -191,4 +191,3 @@ func overloadPass(t *testing.T, core *harness.Proc, label string, env []string) 
 	}
 	return run
 }
-
