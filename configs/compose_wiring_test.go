@@ -23,8 +23,9 @@ var programSources = map[string][]string{
 // traces.
 const otlpTracesPath = "/v1/traces"
 
-// agentkitEnv is what the AgentKit service and its SDK read (spec sections
-// 5.1, 5.2 and 7.4); its sources are not in this repository.
+// agentkitEnv is what the AgentKit service and its SDK read (docs/deploy.md;
+// docs/admission.md, "The AgentKit signing recipe"); AgentKit's sources
+// are not in this repository.
 var agentkitEnv = []string{"OPSCORE_API_URL", "OPSCORE_API_KEY", "OPSCORE_WEBHOOK_URL", "OPSCORE_WEBHOOK_SECRET"}
 
 // goLiterals returns the text of the non-test Go files under dirs.

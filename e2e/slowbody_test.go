@@ -16,7 +16,7 @@ import (
 	"opscore-sidecar/e2e/loadgen"
 )
 
-// The slow-body flood (issue 11 item 1): many connections each send a
+// The slow-body flood (docs/sidecar.md, "Security", slow bodies): many connections each send a
 // request body one byte at a time, on the state and the registration
 // routes, for longer than the sidecar's concurrency slots could stand if a
 // sender held one. Signed registrations sent meanwhile must all succeed.

@@ -17,9 +17,10 @@ import (
 
 var update = flag.Bool("update", false, "rewrite golden files")
 
-// designNames is DESIGN.md's table (plus the families added since, as the
-// table allows: add, never rename): name → labels. The dashboard and the
-// alert rules are checked against the same list.
+// designNames is the metrics contract (docs/architecture.md, "Metrics
+// contract"; the list in docs/sidecar.md, "Observability"): name → labels.
+// Families may be added, never renamed. The dashboard and the alert rules
+// are checked against the same list.
 var designNames = map[string][]string{
 	"opscore_sidecar_requests_total":                               {"route", "class", "code", "outcome"},
 	"opscore_sidecar_request_duration_seconds":                     {"route", "outcome"},
@@ -55,7 +56,7 @@ var designNames = map[string][]string{
 }
 
 // TestEveryDesignFamilyVisibleAfterOneGather: a fresh registry exposes
-// every family of DESIGN.md's table with exactly its labels.
+// every family of designNames with exactly its labels.
 func TestEveryDesignFamilyVisibleAfterOneGather(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	New(reg)
@@ -83,7 +84,7 @@ func TestEveryDesignFamilyVisibleAfterOneGather(t *testing.T) {
 	}
 	for name := range got {
 		if _, ok := designNames[name]; !ok {
-			t.Errorf("family %s is not in DESIGN.md's table; add it there first", name)
+			t.Errorf("family %s is not in designNames; add it there and to docs/sidecar.md's metrics list first", name)
 		}
 	}
 }

@@ -56,9 +56,10 @@ func snapshot(t *testing.T, store Store, raw redis.UniversalClient) string {
 	return sb.String()
 }
 
-// badInputs are the issue's bad-input cases. Each is otherwise a request
-// that would write (a valid registration or a state update of the
-// registered agent lt-1), so a missing check shows up as a changed store.
+// badInputs are the bad inputs every route must refuse without writing.
+// Each is otherwise a request that would write (a valid registration or a
+// state update of the registered agent lt-1), so a missing check shows up
+// as a changed store.
 var badInputs = []struct {
 	name, method, path, body string
 	hdr                      []string
@@ -111,7 +112,7 @@ var badInputs = []struct {
 	{"state with a non-JSON content type", "POST", pState, stateBody("lt-1", "busy"), []string{"Content-Type", "text/plain"}, 422},
 }
 
-// TestBadInputWritesNothing sends each bad input of issue 2 to a service
+// TestBadInputWritesNothing sends each bad input above to a service
 // whose agent lt-1 has reported a state, and checks the answer (status and
 // a detail) and that the store is unchanged, on both stores.
 func TestBadInputWritesNothing(t *testing.T) {

@@ -27,10 +27,10 @@ type requestBody struct {
 func (b requestBody) present() bool { return b.json != nil || b.notJSON != nil }
 
 // readBody reads and pre-checks the body as FastAPI does before the auth
-// dependency runs (spec 1.3 step 1). It writes the error response itself
-// and returns false when the request is finished: 413 for a body over
-// MaxBodyBytes, 400 for bytes that are not UTF-8, 422 json_invalid for
-// malformed JSON.
+// dependency runs (docs/opscore.md, "Request handling order", step 1). It
+// writes the error response itself and returns false when the request is
+// finished: 413 for a body over MaxBodyBytes, 400 for bytes that are not
+// UTF-8, 422 json_invalid for malformed JSON.
 func readBody(w http.ResponseWriter, r *http.Request) (requestBody, bool) {
 	if r.ContentLength > MaxBodyBytes {
 		writeTooLarge(w)
@@ -66,11 +66,12 @@ func readBody(w http.ResponseWriter, r *http.Request) (requestBody, bool) {
 	return requestBody{json: data}, true
 }
 
-// decodeAuthorized runs steps 1-3 of spec 1.3 for an authenticated route
-// with a body and an {agentId} path segment: read the body, check the
-// bearer key, validate the path's agentID and the body with parse (one 422
-// lists the errors of both, the path's first). It writes the error response
-// itself and returns false when the request is finished.
+// decodeAuthorized runs steps 1-3 of docs/opscore.md, "Request handling
+// order", for an authenticated route with a body and an {agentId} path
+// segment: read the body, check the bearer key, validate the path's agentID
+// and the body with parse (one 422 lists the errors of both, the path's
+// first). It writes the error response itself and returns false when the
+// request is finished.
 func decodeAuthorized[T any](s *Service, w http.ResponseWriter, r *http.Request, agentID string, parse func(requestBody) (T, []fieldError)) (T, bool) {
 	var zero T
 	body, ok := readBody(w, r)
@@ -142,9 +143,9 @@ func jsonInvalid(data []byte) fieldError {
 	}
 }
 
-// topObject validates that the body is a JSON object (spec 1.4c) and
-// returns its members; it adds the "missing" (absent or null body) or
-// "model_attributes_type" error otherwise.
+// topObject validates that the body is a JSON object (docs/opscore.md,
+// "JSON bodies") and returns its members; it adds the "missing" (absent or
+// null body) or "model_attributes_type" error otherwise.
 func (v *validator) topObject(b requestBody) (map[string]json.RawMessage, bool) {
 	loc := []any{"body"}
 	switch {

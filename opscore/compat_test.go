@@ -8,7 +8,8 @@ import (
 	"time"
 )
 
-// Values exactly as the Python Ops-Core writes them (spec 4.2).
+// Values exactly as the Python Ops-Core writes them (docs/opscore.md,
+// "Redis keys and values").
 const (
 	pyRegistration = `{"agentId":"loadtest-agent-12345","agentName":"LoadTestAgent-loadtest-agent-12345","version":"1.0","capabilities":["state_reporting"],"contactEndpoint":"http://fake-agent-loadtest-agent-12345.local/run","metadata":{"load_test_user":"loadtest-agent-12345","scenario":1},"registrationTime":"2025-04-21T22:01:40.123456Z"}`
 	pyState        = `{"agentId":"loadtest-agent-12345","state":"UNKNOWN","details":{"reason":"Initial registration"},"timestamp":"2025-04-21T22:01:40.12401Z"}`

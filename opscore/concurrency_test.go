@@ -14,7 +14,8 @@ import (
 // TestConcurrentRegistrationKeepsOneRecordAndState has 100 goroutines
 // register one agent whose state was already reported: every call must
 // answer 200, one registration must remain, and the reported state must
-// not be reset to UNKNOWN (spec 4.3, fix 3 and 4).
+// not be reset to UNKNOWN (docs/opscore.md, "Registration and state
+// rules").
 func TestConcurrentRegistrationKeepsOneRecordAndState(t *testing.T) {
 	forEachStore(t, func(t *testing.T, store Store, raw redis.UniversalClient, h http.Handler) {
 		mustStatus(t, "first register", call(t, h, "POST", pNotify, registerBody("lt-1"), false), 200)

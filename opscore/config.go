@@ -40,7 +40,8 @@ type Config struct {
 	WorkflowFile string
 	// IdleTimeout closes keep-alive connections idle this long
 	// (OPSCORE_IDLE_TIMEOUT, --idle-timeout). Default 120s; 5s reproduces
-	// uvicorn's keep-alive close race (spec 6.4).
+	// uvicorn's keep-alive close race (docs/loadtest.md, "The keep-alive
+	// race").
 	IdleTimeout time.Duration
 	// ShutdownTimeout is how long SIGTERM waits for in-flight requests
 	// (OPSCORE_SHUTDOWN_TIMEOUT, --shutdown-timeout). Default 20s.

@@ -156,8 +156,8 @@ var contractSteps = []contractStep{
 	{name: "readyz", method: "GET", path: "/readyz", status: 200, wantBody: `{"status":"ready"}`},
 }
 
-// TestContract runs the API contract (spec sections 1-3 with the section 8
-// fixes) against every store.
+// TestContract runs the API contract (docs/opscore.md, "API" and "Wire
+// contract", with its "Deliberate differences") against every store.
 func TestContract(t *testing.T) {
 	forEachStore(t, func(t *testing.T, store Store, raw redis.UniversalClient, h http.Handler) {
 		for _, st := range contractSteps {

@@ -3,11 +3,11 @@
 // rules behind it, the Store interface with its Redis and in-memory
 // implementations, and the core's Prometheus metrics.
 //
-// The API is wire-compatible with the Python Ops-Core described in
-// spec/opscore-api.md: same paths, payloads, status codes, error bodies and
-// Redis keys. Where the original has a defect (spec section 8) this package
-// implements the intended behaviour; docs/opscore.md lists every deliberate
-// difference.
+// The API is wire-compatible with the Python Ops-Core (docs/opscore.md,
+// "Wire contract"): same paths, payloads, status codes, error bodies and
+// Redis keys. Where the original has a defect this package implements the
+// intended behaviour; docs/opscore.md, "Deliberate differences from the
+// Python original", lists every one.
 //
 // The zero-setup entry point is New with a MemoryStore:
 //

@@ -8,7 +8,7 @@ import (
 )
 
 // Sentinel errors returned by every Store implementation. Handlers map them
-// to the 404 responses of the spec.
+// to 404 responses (docs/opscore.md, "API").
 var (
 	// ErrAgentNotFound means the agent has no (readable) registration.
 	ErrAgentNotFound = errors.New("opscore: agent not found")

@@ -90,7 +90,7 @@ func FuzzStateBody(f *testing.F) {
 // FuzzAgentIDRoundTrip registers arbitrary agent ids. An id the webhook
 // accepts must be within the documented rules and reachable through the
 // path routes (read back, updated, deregistered, leaving the store as it
-// was); the 100 KiB id was stored but could never be read. A
+// was); the original stored a 100 KiB id that could never be read back. A
 // refused id must change nothing, and its path routes must refuse it too.
 func FuzzAgentIDRoundTrip(f *testing.F) {
 	for _, id := range []string{

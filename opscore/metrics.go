@@ -57,7 +57,8 @@ var storeOps = []string{
 }
 
 // Metrics holds the core's collectors. Names are a contract with the
-// dashboard and alert rules (DESIGN.md); add, don't rename.
+// dashboard and alert rules (docs/opscore.md, "Metrics"); add, don't
+// rename.
 type Metrics struct {
 	requests          *prometheus.CounterVec
 	requestDuration   *prometheus.HistogramVec

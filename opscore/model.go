@@ -5,10 +5,11 @@ import (
 	"encoding/json"
 )
 
-// The records below keep the field order of the Python models (spec
-// section 2) so values stored in Redis look the same byte for byte where
-// possible. Free-form objects are json.RawMessage so their key order and
-// numbers survive a round trip unchanged.
+// The records below keep the field order of the Python models
+// (docs/opscore.md, "Records and field order") so values stored in Redis
+// look the same byte for byte where possible. Free-form objects are
+// json.RawMessage so their key order and numbers survive a round trip
+// unchanged.
 
 // AgentInfo is the registration record stored under agent:{id}:registration.
 type AgentInfo struct {

@@ -10,7 +10,8 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// Redis keys, exactly as the Python Ops-Core writes them (spec 4.2), plus
+// Redis keys, exactly as the Python Ops-Core writes them (docs/opscore.md,
+// "Redis keys and values"), plus
 // the task list, which the original kept in process memory.
 const (
 	keyTaskQueue = "opscore:tasks"

@@ -7,8 +7,9 @@ import (
 	"time"
 )
 
-// Server timeouts (DESIGN.md): a slow client cannot hold a connection
-// forever, and the idle timeout stays above clients' think time.
+// Server timeouts (docs/opscore.md, "Configuration"): a slow client cannot
+// hold a connection forever, and the idle timeout stays above clients'
+// think time.
 const (
 	readHeaderTimeout = 5 * time.Second
 	readTimeout       = 30 * time.Second

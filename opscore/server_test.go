@@ -40,7 +40,7 @@ func TestPythonFloatMatchesPythonStr(t *testing.T) {
 		in   float64
 		want string
 	}{
-		{0.0021457672119140625, "0.0021457672119140625"}, // spec 1.1's example
+		{0.0021457672119140625, "0.0021457672119140625"}, // the original's own example
 		{4.487e-06, "4.487e-06"},
 		{0.0001, "0.0001"},
 		{0.00009, "9e-05"},

@@ -11,9 +11,9 @@ import (
 const SampleWorkflowID = "sample_workflow_id"
 
 // sampleWorkflowJSON is the definition the original tries to load from
-// docs/sample_workflow.json (spec 1.10). configs/sample_workflow.json holds
-// the same text for the OPSCORE_WORKFLOW_FILE option; a test keeps the two
-// equal.
+// its docs/sample_workflow.json (docs/opscore.md, "Sample workflow").
+// configs/sample_workflow.json holds the same text for the
+// OPSCORE_WORKFLOW_FILE option; a test keeps the two equal.
 const sampleWorkflowJSON = `{"id":"sample_workflow_id","name":"Sample Load Test Workflow","description":"A simple workflow for performance testing.","version":"1.0","tasks":[{"taskId":"step_1","name":"First Step","agentCapability":"test_capability","parameters":{"message":"This is the first step."},"nextTaskId":"step_2"},{"taskId":"step_2","name":"Second Step","agentCapability":"another_capability","parameters":{"value":123},"nextTaskId":null}]}`
 
 // loadWorkflows returns the definitions to preload: the built-in sample

@@ -48,7 +48,8 @@ func ExampleConcurrencyGate_Acquire() {
 	// critical: admitted=true
 }
 
-// Verifying AgentKit's webhook signature (spec 5.1's test vector).
+// Verifying AgentKit's webhook signature (the test vector of
+// docs/admission.md, "The AgentKit signing recipe").
 func ExampleWebhookVerifier_Verify() {
 	cfg := policy.DefaultWebhookAuth()
 	cfg.Mode = policy.AuthRequired

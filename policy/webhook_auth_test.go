@@ -10,6 +10,7 @@ import (
 	"time"
 )
 
+// The test vector of docs/admission.md, "The AgentKit signing recipe".
 const (
 	specSecret    = "super-secret-webhook-key-123"
 	specTimestamp = "1745287627"
@@ -55,19 +56,20 @@ func mustVerifier(t testing.TB, mode string, tolerance time.Duration, replaySize
 	return v
 }
 
-// TestSpecVector checks the signing recipe against spec 5.1's vector, with
-// the body rebuilt the way AgentKit serialises it.
-func TestSpecVector(t *testing.T) {
+// TestAgentKitSigningVector checks the signing recipe against the test
+// vector of docs/admission.md, "The AgentKit signing recipe", with the body
+// rebuilt the way AgentKit serialises it.
+func TestAgentKitSigningVector(t *testing.T) {
 	body := agentKitBody(t, "3f2b8c1e-7d4a-4e8b-9c2d-1a2b3c4d5e6f")
 	if string(body) != specBody || len(body) != 216 {
-		t.Fatalf("body: got %d bytes %s, want the spec's 216 bytes", len(body), body)
+		t.Fatalf("body: got %d bytes %s, want the vector's 216 bytes", len(body), body)
 	}
 	if got := SignWebhook([]byte(specSecret), specTimestamp, body); got != specSignature {
 		t.Fatalf("SignWebhook: got %s, want %s", got, specSignature)
 	}
 	v := mustVerifier(t, AuthRequired, 5*time.Minute, 100)
 	if got := v.Verify(specTimestamp, specSignature, body, time.Unix(1745287627, 0)); !got.Allowed || got.Reason != AuthReasonNone {
-		t.Errorf("Verify of the spec vector: got %+v, want allowed", got)
+		t.Errorf("Verify of the vector: got %+v, want allowed", got)
 	}
 }
 

@@ -18,7 +18,7 @@ import (
 
 // TestPerClientLimit: one client address may hold or wait for at most
 // per_client_limit slots; one more gets 429 client_limit while another
-// address is still admitted (issue 11 item 1).
+// address is still admitted (docs/admission.md, per_client_limit).
 func TestPerClientLimit(t *testing.T) {
 	arrived := make(chan struct{}, 4)
 	up := proxytest.New(t, proxytest.Hang().Signal(arrived), proxytest.OK())
@@ -91,8 +91,8 @@ func TestClientSlotsAndKeys(t *testing.T) {
 
 // TestHeadMeetsTheGetRoutesPolicies: HEAD on the state path is state_get's
 // (API key, limits), not the default route's; a method no route takes on a
-// route's path gets 405 instead of the default route's policies (issue 11
-// item 10).
+// route's path gets 405 instead of the default route's policies
+// (docs/sidecar.md, "Security", method games).
 func TestHeadMeetsTheGetRoutesPolicies(t *testing.T) {
 	t.Setenv("TEST_REQHARD_API_KEY", "k3y")
 	up := proxytest.New(t, proxytest.OK())

@@ -16,7 +16,7 @@ import (
 // answers 200 (the upstream got a valid body), 400 (bad framing), 413 or
 // nothing (the body ended early: the client went away), never a 5xx that
 // blames the upstream and never a "499" status line; and the breaker
-// counts no failure (issue 11 item 6).
+// counts no failure (docs/sidecar.md, "Security", bad framing).
 func FuzzChunkedBodyIsTheClientsFault(f *testing.F) {
 	for _, seed := range []string{
 		"2\r\n{}\r\n0\r\n\r\n",

@@ -45,10 +45,10 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 // TestSlowBodyHoldsNoSlot: a client that sends its body slowly does not
-// hold a concurrency slot while it sends (issue 11 item 1). With a single
-// slot, a second request is served while the slow one is still sending;
-// the slow one gets 408 problem+json at server.body_read_timeout and never
-// reaches the upstream.
+// hold a concurrency slot while it sends (docs/sidecar.md, "Security").
+// With a single slot, a second request is served while the slow one is
+// still sending; the slow one gets 408 problem+json at
+// server.body_read_timeout and never reaches the upstream.
 func TestSlowBodyHoldsNoSlot(t *testing.T) {
 	up := proxytest.New(t, proxytest.OK())
 	cfg := testConfig(up.URL)
@@ -86,10 +86,10 @@ func TestSlowBodyHoldsNoSlot(t *testing.T) {
 
 // TestBadBodyFramingIs400: a malformed chunked body is the client's fault:
 // 400 bad_request problem+json (never 502 upstream_error, never a "499"
-// status line), and the breaker counts no failure (issue 11 item 6). The
-// body goes wrong while the body step buffers it, while it is streamed
-// upstream (larger than buffer_limit), and while the auth layer reads it
-// to verify a signature.
+// status line), and the breaker counts no failure (docs/sidecar.md,
+// "Security"). The body goes wrong while the body step buffers it, while
+// it is streamed upstream (larger than buffer_limit), and while the auth
+// layer reads it to verify a signature.
 func TestBadBodyFramingIs400(t *testing.T) {
 	const secretEnv = "TEST_REQHARD_WEBHOOK_SECRET"
 	t.Setenv(secretEnv, "s3cret")

@@ -26,8 +26,9 @@ func fastRetries(cfg *config.Config) {
 	}
 }
 
-// TestRetryRowsThroughTheSidecar runs every retry row of issue 5 through
-// the whole chain against a scripted upstream, per route.
+// TestRetryRowsThroughTheSidecar runs every row of docs/resilience.md,
+// "What is retried", through the whole chain against a scripted upstream,
+// per route.
 func TestRetryRowsThroughTheSidecar(t *testing.T) {
 	P := proxytest.Respond
 	tests := []struct {

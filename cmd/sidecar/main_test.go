@@ -102,8 +102,8 @@ func TestHealthcheck(t *testing.T) {
 	}
 }
 
-// TestMisspelledEnvFailsCheckConfig: the example, a misspelled
-// override that used to leave webhook auth off in silence.
+// TestMisspelledEnvFailsCheckConfig: a misspelled override that used to
+// leave webhook auth off in silence.
 func TestMisspelledEnvFailsCheckConfig(t *testing.T) {
 	t.Setenv("SIDECAR_ROUTES_NOTIFY_WEBHOOKAUTH_MODE", "required")
 	var out, errb bytes.Buffer

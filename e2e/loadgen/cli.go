@@ -83,7 +83,7 @@ type runFlags struct {
 }
 
 func (f *runFlags) register(fs *flag.FlagSet) {
-	fs.IntVar(&f.scenario, "scenario", 1, "scenario number, 0-4 (spec section 6.2)")
+	fs.IntVar(&f.scenario, "scenario", 1, "scenario number, 0-4 (docs/loadtest.md, 'Scenarios')")
 	fs.StringVar(&f.target, "target", envOr("LOCUST_HOST", "http://127.0.0.1:8000"), "base URL of Ops-Core or the sidecar (env LOCUST_HOST)")
 	fs.IntVar(&f.users, "users", 0, "virtual users (scenario 4: the first step); 0 keeps the scenario's")
 	fs.Float64Var(&f.spawnRate, "spawn-rate", 0, "users started per second; 0 keeps the scenario's")

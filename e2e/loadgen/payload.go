@@ -22,7 +22,8 @@ const (
 )
 
 // sampleWorkflow is the definition scenarios 3 and 4 send inline: the
-// original's docs/sample_workflow.json (spec 1.10), as configs holds it.
+// original's docs/sample_workflow.json (docs/opscore.md, "Sample
+// workflow"), as configs holds it.
 var sampleWorkflow = string(configs.SampleWorkflow())
 
 // uniqueSeq numbers agents when unique ids are asked for.
@@ -54,8 +55,8 @@ func uuid4() string {
 	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }
 
-// registrationBody is the on_start REGISTER notification (spec 6.1), with
-// keys in the locustfiles' order.
+// registrationBody is the on_start REGISTER notification (docs/loadtest.md,
+// "Payloads"), with keys in the locustfiles' order.
 func registrationBody(s *Scenario, id string) []byte {
 	type meta struct {
 		User     string `json:"load_test_user"`
@@ -88,7 +89,7 @@ func pythonISO(t time.Time) string {
 
 var states = [...]string{"idle", "active", "error", "finished"}
 
-// stateBody is the POST state payload (spec 6.1).
+// stateBody is the POST state payload (docs/loadtest.md, "Payloads").
 func stateBody(id string, now time.Time, r *mrand.Rand) []byte {
 	b, _ := json.Marshal(struct {
 		AgentID   string `json:"agentId"`
@@ -121,7 +122,8 @@ func workflowBody(s *Scenario, id string) []byte {
 
 // Sign returns AgentKit's webhook signature headers for body: the
 // timestamp in integer Unix seconds and the sidecar's own
-// policy.SignWebhook of it (spec 5.1).
+// policy.SignWebhook of it (docs/admission.md, "The AgentKit signing
+// recipe").
 func Sign(secret string, body []byte, now time.Time) (timestamp, signature string) {
 	timestamp = strconv.FormatInt(now.Unix(), 10)
 	return timestamp, policy.SignWebhook([]byte(secret), timestamp, body)

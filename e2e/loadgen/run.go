@@ -103,7 +103,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	return res, nil
 }
 
-// Stop-rule thresholds (spec 6.5).
+// Stop-rule thresholds (docs/loadtest.md, "Stop rule").
 const (
 	stopWindow      = 30 * time.Second
 	stopMeanLatency = 2 * time.Second

@@ -40,8 +40,8 @@ const (
 	WorkflowInline                     // {"workflowDefinition": <sample>}
 )
 
-// Scenario is one of the seed's load scenarios (spec section 6.2), with
-// the plan's users, ramp and duration.
+// Scenario is one of the seed's load scenarios (docs/loadtest.md,
+// "Scenarios"), with the plan's users, ramp and duration.
 type Scenario struct {
 	// ID is the scenario number, 0-4.
 	ID int
@@ -86,7 +86,8 @@ type Scenario struct {
 	StopRule bool
 }
 
-// Scenarios returns the five scenarios of spec section 6.2, indexed by ID.
+// Scenarios returns the five scenarios of docs/loadtest.md, "Scenarios",
+// indexed by ID.
 func Scenarios() []Scenario {
 	s3tasks := []WeightedTask{{TaskPostState, 80}, {TaskGetState, 15}, {TaskWorkflow, 5}}
 	s3caps := []string{"state_reporting", "test_capability", "another_capability"}

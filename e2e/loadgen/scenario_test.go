@@ -16,9 +16,10 @@ import (
 	"time"
 )
 
-// TestScenariosMatchSpec pins scenarios 0-4 to the table of spec 6.2:
+// TestScenariosMatchPlan pins scenarios 0-4 to the seed's plan, the table
+// of docs/loadtest.md, "Scenarios":
 // users, ramp, duration, think time, task weights, ids and on_start.
-func TestScenariosMatchSpec(t *testing.T) {
+func TestScenariosMatchPlan(t *testing.T) {
 	min, sec := time.Minute, time.Second
 	s3tasks := []WeightedTask{{TaskPostState, 80}, {TaskGetState, 15}, {TaskWorkflow, 5}}
 	tests := []struct {

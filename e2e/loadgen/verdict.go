@@ -79,7 +79,7 @@ func causeOf(r *Result, k Kind, sp split, o DebugOptions, p FaultPlan) string {
 			parts = append(parts, fmt.Sprintf("%d on fresh connections outside it: %s", sp.outNew, cause))
 		}
 		if sp.outReused > 0 {
-			parts = append(parts, fmt.Sprintf("%d on reused keep-alive connections outside it: the keep-alive race, the core closes connections idle for %v while users think %v-%v, so a request meets the close (spec 6.4)",
+			parts = append(parts, fmt.Sprintf("%d on reused keep-alive connections outside it: the keep-alive race, the core closes connections idle for %v while users think %v-%v, so a request meets the close (docs/loadtest.md, \"The keep-alive race\")",
 				sp.outReused, o.CoreIdleTimeout, o.ThinkMin, o.ThinkMax))
 		}
 		return strings.Join(parts, "; ")
