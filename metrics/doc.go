@@ -1,6 +1,6 @@
 // Package metrics declares every Prometheus collector the sidecar exports,
 // in one place. Its names and labels are a contract with the Grafana
-// dashboard, the alert rules and their tests (DESIGN.md, "Observability"):
+// dashboard, the alert rules and their tests (docs/architecture.md, "Metrics contract"):
 // add collectors, never rename them.
 //
 // New registers the collectors on a caller-supplied Registerer, never on

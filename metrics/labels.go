@@ -29,7 +29,7 @@ var Outcomes = []string{
 }
 
 // Upstream attempt results (label result of upstream_attempts_total).
-// DESIGN.md lists ok, http_5xx, refused, reset, timeout and closed;
+// The metrics contract (docs/architecture.md) lists ok, http_5xx, refused, reset, timeout and closed;
 // canceled (the client went away, not the upstream's fault) and error
 // (anything unclassified) are added so that every attempt is counted.
 const (

@@ -9,7 +9,7 @@ import (
 )
 
 // APIKeyChecker enforces a bearer API key in the sidecar, as Ops-Core
-// does itself (spec 1.2): the Authorization header split at its first
+// does itself (docs/opscore.md, "Bearer key"): the Authorization header split at its first
 // space into a scheme, compared case-insensitively with "Bearer", and a
 // token. Unlike Ops-Core, the token is compared in constant time (over
 // SHA-256 digests, so the key's length does not leak either). A checker

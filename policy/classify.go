@@ -29,7 +29,7 @@ const (
 	AttemptReset
 	// AttemptClosed means the upstream closed the connection before any
 	// byte of the response (io.EOF, "server closed idle connection"): the
-	// keep-alive race of spec 6.4 looks like this.
+	// keep-alive race (docs/loadtest.md, "The keep-alive race") looks like this.
 	AttemptClosed
 	// AttemptTimeout means the per-try timeout or the overall deadline
 	// expired before the response headers arrived.

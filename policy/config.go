@@ -218,7 +218,7 @@ func (c HoldConfig) Validate(prefix string) []error {
 	return p.errs
 }
 
-// DefaultAdmission returns the admission defaults of DESIGN.md.
+// DefaultAdmission returns the admission defaults (docs/admission.md).
 func DefaultAdmission() AdmissionConfig {
 	return AdmissionConfig{
 		GlobalRateLimit: RateLimitConfig{Mode: ModeEnforce},

@@ -12,7 +12,7 @@ import (
 	"time"
 )
 
-// The AgentKit webhook headers (spec 5.1). Go canonicalises them to
+// The AgentKit webhook headers (docs/admission.md, "The AgentKit signing recipe"). Go canonicalises them to
 // X-Agentkit-Timestamp and X-Agentkit-Signature; lookups through
 // http.Header.Get are case-insensitive either way.
 const (

@@ -25,7 +25,7 @@ const HeaderRequestID = "X-Request-Id"
 // maxRequestIDLen bounds a caller's request id; a longer one is replaced.
 const maxRequestIDLen = 200
 
-// observeLayer is the trace step (DESIGN.md step 2): it takes or mints the
+// observeLayer is the trace step (step 2 of chain.go): it takes or mints the
 // request id, continues or starts the W3C trace with a server span,
 // creates the RequestInfo, and when the request ends (even by a panic such
 // as http.ErrAbortHandler) counts it, observes its latency with a trace-id

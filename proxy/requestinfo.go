@@ -12,7 +12,7 @@ import (
 // one dashboard panel shows every failure mode (label outcome).
 type Outcome string
 
-// The outcomes of DESIGN.md.
+// The outcomes (the closed set of docs/architecture.md, "Metrics contract").
 const (
 	OutcomeForwarded       Outcome = "forwarded"
 	OutcomeRateLimited     Outcome = "rate_limited"

@@ -8,8 +8,8 @@ import (
 	"opscore-sidecar/proxy/proxytest"
 )
 
-// TestRetryAttemptsCountTransportReplays pins the keep-alive race of spec
-// 6.4: the upstream closes a pooled connection as the second request is
+// TestRetryAttemptsCountTransportReplays pins the keep-alive race
+// (docs/loadtest.md, "The keep-alive race"): the upstream closes a pooled connection as the second request is
 // written on it. net/http replays a body-less GET by itself; the sidecar
 // does not stack its own retries on that replay, and the attempts it
 // reports include it. A POST with a body is never replayed by net/http,

@@ -18,7 +18,7 @@ import (
 // attempts the sidecar sent to the upstream for its request.
 const HeaderAttempts = "X-Sidecar-Attempts"
 
-// retryTransport is the retry layer (DESIGN.md step 6), the ReverseProxy's
+// retryTransport is the retry layer (step 6a of chain.go), the ReverseProxy's
 // Transport. For each request it buffers the body (up to the route's
 // buffer_limit), then runs attempts through next (attempt layer, breaker,
 // upstream), each with its per-try timeout inside the route's overall

@@ -6,7 +6,7 @@ import (
 	"opscore-sidecar/proxy/config"
 )
 
-// routeLayer is the route step (DESIGN.md step 3). It pins the current
+// routeLayer is the route step (step 3 of chain.go). It pins the current
 // snapshot to the request, names the route from the method and path (never
 // from the Host header or an absolute-form URI: the upstream is fixed by
 // config), counts the request in flight, and enforces the route's body

@@ -156,7 +156,7 @@ func listen(ln net.Listener, addr string) (net.Listener, error) {
 	return net.Listen("tcp", addr)
 }
 
-// newServer is the server step (DESIGN.md step 1): read-header and read
+// newServer is the server step (step 1 of chain.go): read-header and read
 // timeouts stop slowloris clients, MaxHeaderBytes caps headers (431), and
 // the idle timeout is long enough for clients that keep connections open.
 func newServer(cfg config.ServerConfig, h http.Handler, logger *slog.Logger) *http.Server {

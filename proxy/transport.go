@@ -9,8 +9,8 @@ import (
 	"opscore-sidecar/proxy/config"
 )
 
-// newTransport returns the tuned transport to the upstream (DESIGN.md
-// step 8).
+// newTransport returns the tuned transport to the upstream (step 6d of
+// chain.go).
 //
 // The keep-alive pool is sized for hundreds of concurrent requests to one
 // host: MaxIdleConnsPerHost defaults to 2 in net/http, which under load
