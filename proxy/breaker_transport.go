@@ -5,15 +5,23 @@ import (
 	"net/http"
 	"time"
 
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"opscore-sidecar/policy"
 )
 
 // breakerTransport asks the route's circuit breaker before each attempt
-// and reports the attempt's result after it: transport errors, timeouts
+// and reports the attempt's result after it, as the attempt layer below
+// classified it (policy.Outcome.BreakerResult): transport errors, timeouts
 // and 5xx count as failures, other answers (4xx included) as successes,
 // and an attempt cut short by the client going away counts neither way.
 type breakerTransport struct {
 	next http.RoundTripper
+	// tracer, when set, records an attempt the breaker refused as a client
+	// span with status breaker_open, as the attempt layer records the
+	// attempts it sends.
+	tracer trace.Tracer
 	// health, when set, is asked for a fresh probe when the breaker refuses
 	// because the upstream was unreachable (see Sidecar.breakerLayer).
 	health *healthChecker
@@ -37,10 +45,16 @@ func (b breakerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		ticket, err = br.Allow() // the probe passed and closed the breaker
 	}
 	if err != nil {
+		if b.tracer != nil {
+			_, span := b.tracer.Start(req.Context(), attemptSpanName(req.Method), clientSpan...)
+			span.SetStatus(codes.Error, string(OutcomeBreakerOpen))
+			span.End()
+		}
 		return nil, &ProblemError{Problem: problemBreakerOpen(br, time.Now()), Err: err}
 	}
+	before := info.attemptCount()
 	resp, err := b.next.RoundTrip(req)
-	ticket.Done(policy.BreakerResultOf(attemptOutcome(req.Context(), resp, err, time.Time{})))
+	ticket.Done(attemptOutcome(req.Context(), info, before, resp, err, time.Time{}).BreakerResult())
 	return resp, err
 }
 

@@ -8,12 +8,12 @@ import (
 )
 
 // This file is the breaker layer (DESIGN.md step 7), inside the retry loop
-// and the attempt layer, around each attempt: breakerTransport
-// (breaker_transport.go) asks the route's gobreaker v2 two-step breaker
-// before each attempt and reports the attempt's result after it. When the
-// breaker is open it returns a *ProblemError (503, OutcomeBreakerOpen,
-// Retry-After); the attempt layer passes such an error through without
-// counting an attempt, the retry layer stops, and the ErrorHandler writes it.
+// and around the attempt layer: breakerTransport (breaker_transport.go)
+// asks the route's gobreaker v2 two-step breaker before each attempt and
+// reports the attempt's outcome, as the attempt layer classified it, after
+// it. When the breaker is open it returns a *ProblemError (503,
+// OutcomeBreakerOpen, Retry-After) without sending an attempt, the retry
+// layer stops, and the ErrorHandler writes it.
 
 // BreakerRuntime is a route's circuit breaker.
 type BreakerRuntime struct {
@@ -56,7 +56,7 @@ func breakerObserver(m *metrics.Metrics, also policy.BreakerStateFunc) policy.Br
 	}
 }
 
-// breakerLayer wraps the tuned transport with the route's breaker.
+// breakerLayer wraps the attempt layer with the route's breaker.
 func (s *Sidecar) breakerLayer(next http.RoundTripper) http.RoundTripper {
-	return breakerTransport{next: next, health: s.health}
+	return breakerTransport{next: next, tracer: s.tracing.tracer, health: s.health}
 }
