@@ -58,8 +58,7 @@ func classifyAttempt(ctx context.Context, resp *http.Response, err error, now ti
 // attempt layer, as in the benchmarks) was nothing recorded, and the
 // attempt is classified here with the same classifyAttempt.
 func attemptOutcome(ctx context.Context, info *RequestInfo, before int, resp *http.Response, err error, now time.Time) policy.Outcome {
-	var ae *AttemptError
-	if err != nil && errors.As(err, &ae) {
+	if ae := asAttemptError(err); ae != nil {
 		return ae.Outcome
 	}
 	if info != nil {
@@ -77,11 +76,24 @@ func attemptOutcome(ctx context.Context, info *RequestInfo, before int, resp *ht
 // off, a client that went away between attempts). ctx is the context err
 // happened under (see clientGone).
 func errorOutcome(ctx context.Context, err error) policy.Outcome {
-	var ae *AttemptError
-	if errors.As(err, &ae) {
+	if ae := asAttemptError(err); ae != nil {
 		return ae.Outcome
 	}
 	return policy.Classify(0, err, clientGone(ctx))
+}
+
+// asAttemptError returns err's *AttemptError, or nil. A nil err costs
+// nothing: the variable errors.As needs escapes, so it is only declared for
+// an error (as in asProblemError).
+func asAttemptError(err error) *AttemptError {
+	if err == nil {
+		return nil
+	}
+	var ae *AttemptError
+	if errors.As(err, &ae) {
+		return ae
+	}
+	return nil
 }
 
 // upstreamProblem is the problem answered for a request whose last attempt
