@@ -2,10 +2,12 @@ package metrics
 
 // The bounded label values the sidecar uses; New pre-creates a child for
 // each so dashboards see every series from the first scrape. Add a value
-// here when a new one is needed. Values the proxy computes itself (attempt
-// results, reloads) are constants here; the reasons come from package
-// policy's typed constants, and the proxy's tests keep those in step with
-// the lists below.
+// here when a new one is needed. Attempt results, retry reasons and the
+// other values the sidecar computes itself are declared here only, as
+// constants that package policy (policy.Outcome, policy.RetryPolicy) and
+// the proxy use; the admission and auth reasons come from package policy's
+// typed constants, and the proxy's tests keep those in step with the lists
+// below.
 
 // Routes are the sidecar's fixed route names (label route).
 var Routes = []string{"notify", "state_update", "state_get", "workflow", "default"}
@@ -28,10 +30,11 @@ var Outcomes = []string{
 	"queued",
 }
 
-// Upstream attempt results (label result of upstream_attempts_total).
-// The metrics contract (docs/architecture.md) lists ok, http_5xx, refused, reset, timeout and closed;
-// canceled (the client went away, not the upstream's fault) and error
-// (anything unclassified) are added so that every attempt is counted.
+// Upstream attempt results (label result of upstream_attempts_total), the
+// values policy.Outcome.Label gives: ok and http_5xx for a response,
+// refused, reset, timeout and closed for a transport failure, canceled
+// (the client went away, not the upstream's fault) and error (anything
+// unclassified) so that every attempt is counted.
 const (
 	ResultOK       = "ok"
 	ResultHTTP5xx  = "http_5xx"
@@ -46,10 +49,13 @@ const (
 // AttemptResults lists every attempt result.
 var AttemptResults = []string{ResultOK, ResultHTTP5xx, ResultRefused, ResultReset, ResultTimeout, ResultClosed, ResultCanceled, ResultError}
 
+// RetryHTTP429 is the retry reason of an upstream 429 with Retry-After.
+const RetryHTTP429 = "http_429"
+
 // RetryReasons is the reason label of retries_total: why an attempt was
-// retried (policy.RetryReason). It reuses the failed attempt's result,
-// plus http_429 for an upstream 429 with Retry-After.
-var RetryReasons = []string{ResultRefused, ResultReset, ResultClosed, ResultTimeout, ResultHTTP5xx, "http_429"}
+// retried (policy.RetryDecision's Reason). It reuses the failed attempt's
+// result, plus http_429 for an upstream 429 with Retry-After.
+var RetryReasons = []string{ResultRefused, ResultReset, ResultClosed, ResultTimeout, ResultHTTP5xx, RetryHTTP429}
 
 // AdmissionReasons lists every admission rejection reason (label reason
 // of admission_rejections_total; policy.AdmissionReason).

@@ -56,8 +56,8 @@ const (
 	BreakerUnreachable
 )
 
-// BreakerResultOf says how an attempt outcome counts for the breaker.
-func BreakerResultOf(o AttemptOutcome) BreakerResult {
+// BreakerResult says how the attempt counts for the breaker.
+func (o Outcome) BreakerResult() BreakerResult {
 	switch o.Kind {
 	case AttemptCancelled:
 		return BreakerIgnored

@@ -26,7 +26,7 @@ func ExampleBreaker_Allow() {
 		if err != nil {
 			panic(err)
 		}
-		ticket.Done(policy.BreakerResultOf(policy.AttemptOutcome{Kind: policy.AttemptNotReached}))
+		ticket.Done(policy.Outcome{Kind: policy.AttemptNotReached}.BreakerResult())
 	}
 	_, err = b.Allow()
 	fmt.Println(errors.Is(err, policy.ErrBreakerOpen))

@@ -56,9 +56,9 @@ func attempt(t *testing.T, b *Breaker, r BreakerResult) bool {
 	return true
 }
 
-func TestBreakerResultOf(t *testing.T) {
+func TestOutcomeBreakerResult(t *testing.T) {
 	tests := []struct {
-		o    AttemptOutcome
+		o    Outcome
 		want BreakerResult
 	}{
 		{resp(200), BreakerSuccess},
@@ -66,15 +66,15 @@ func TestBreakerResultOf(t *testing.T) {
 		{resp(429), BreakerSuccess},
 		{resp(500), BreakerFailure},
 		{resp(503), BreakerFailure},
-		{AttemptOutcome{Kind: AttemptNotReached}, BreakerUnreachable},
-		{AttemptOutcome{Kind: AttemptReset}, BreakerUnreachable},
-		{AttemptOutcome{Kind: AttemptClosed}, BreakerUnreachable},
-		{AttemptOutcome{Kind: AttemptTimeout}, BreakerFailure},
-		{AttemptOutcome{Kind: AttemptCancelled}, BreakerIgnored},
+		{Outcome{Kind: AttemptNotReached}, BreakerUnreachable},
+		{Outcome{Kind: AttemptReset}, BreakerUnreachable},
+		{Outcome{Kind: AttemptClosed}, BreakerUnreachable},
+		{Outcome{Kind: AttemptTimeout}, BreakerFailure},
+		{Outcome{Kind: AttemptCancelled}, BreakerIgnored},
 	}
 	for _, tt := range tests {
-		if got := BreakerResultOf(tt.o); got != tt.want {
-			t.Errorf("BreakerResultOf(%+v) = %d, want %d", tt.o, got, tt.want)
+		if got := tt.o.BreakerResult(); got != tt.want {
+			t.Errorf("%+v.BreakerResult() = %d, want %d", tt.o, got, tt.want)
 		}
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"opscore-sidecar/metrics"
 )
 
 // AttemptKind says how one attempt to reach the upstream ended, in the
@@ -66,16 +68,58 @@ func (k AttemptKind) String() string {
 	return "unknown"
 }
 
-// AttemptOutcome is the classified result of one attempt.
-type AttemptOutcome struct {
-	// Kind is how the attempt ended.
+// Outcome is how one upstream attempt ended. The proxy's attempt layer
+// (proxy/attempt.go) classifies each attempt once, with Classify, and every
+// other layer derives its view from that one value: the attempt metric's
+// result label (Label), the breaker's success or failure (BreakerResult),
+// the retry decision (RetryPolicy.Decide) and the problem answered to the
+// client (proxy/retry_transport.go, proxy/proxy.go).
+type Outcome struct {
+	// Kind is how the attempt ended, in the terms the retry policy and the
+	// breaker decide on.
 	Kind AttemptKind
-	// Status is the HTTP status when Kind is AttemptResponse, else 0.
+	// Status is the HTTP status when a response arrived, else 0. A
+	// response that arrived after the client went away keeps its status
+	// (Kind is then AttemptCancelled).
 	Status int
+	// Failure is how an attempt without a response failed, as its result
+	// label (metrics.ResultRefused, ResultReset, ResultTimeout,
+	// ResultClosed, ResultCanceled or ResultError); empty for a response.
+	// It is finer than Kind: a dial that timed out is AttemptNotReached
+	// with Failure timeout.
+	Failure string
 	// RetryAfter is the upstream's Retry-After delay, valid when HasRetryAfter.
 	RetryAfter time.Duration
 	// HasRetryAfter says the upstream sent a usable Retry-After header.
 	HasRetryAfter bool
+}
+
+// Label returns the result label the attempt is counted under in
+// opscore_sidecar_upstream_attempts_total (metrics.AttemptResults): a
+// response counts by its status (ok, or http_5xx for 5xx), a failure by
+// Failure, or by its Kind when Failure is not set.
+func (o Outcome) Label() string {
+	switch {
+	case o.Status >= 500:
+		return metrics.ResultHTTP5xx
+	case o.Status > 0:
+		return metrics.ResultOK
+	case o.Failure != "":
+		return o.Failure
+	}
+	switch o.Kind {
+	case AttemptNotReached:
+		return metrics.ResultRefused
+	case AttemptReset:
+		return metrics.ResultReset
+	case AttemptClosed:
+		return metrics.ResultClosed
+	case AttemptTimeout:
+		return metrics.ResultTimeout
+	case AttemptCancelled:
+		return metrics.ResultCanceled
+	}
+	return metrics.ResultOK
 }
 
 // ErrPerTryTimeout is the cause given to an attempt's context when its
@@ -105,36 +149,14 @@ func (e *DialError) Error() string {
 // Unwrap returns the underlying dial error.
 func (e *DialError) Unwrap() error { return e.Err }
 
-// The result labels of opscore_sidecar_upstream_attempts_total that
-// ClassifyFailure gives a failed attempt; package metrics pre-creates them
-// (and ok and http_5xx, the labels of an answer).
-const (
-	ResultRefused  = "refused"
-	ResultReset    = "reset"
-	ResultTimeout  = "timeout"
-	ResultClosed   = "closed"
-	ResultCanceled = "canceled"
-	ResultError    = "error"
-)
-
-// ClassifyAttempt classifies one attempt: err is what the round trip
-// returned and clientErr the client's context error (non-nil once the
-// client has gone away, which wins over everything else because the
-// transport error it causes is not the upstream's fault). A response, of
-// any status, is AttemptResponse: the status is judged by the retry policy.
-func ClassifyAttempt(err, clientErr error) AttemptKind {
-	if err == nil && clientErr == nil {
-		return AttemptResponse
-	}
-	kind, _ := ClassifyFailure(err, clientErr)
-	return kind
-}
-
-// ClassifyFailure classifies an attempt that failed with err (or whose
-// client went away: clientErr non-nil). It is the one classification of
-// transport errors: kind is what the retry policy and the breaker decide
-// on, result the attempt's metric label (ResultRefused ...), so the two
-// never disagree. The pairs are:
+// Classify classifies one attempt: status is the response's status (0
+// when there is none), err what the round trip returned and clientErr the
+// client's context error (non-nil once the client has gone away, which wins
+// over everything else because the transport error it causes is not the
+// upstream's fault). A response, of any status, is AttemptResponse: the
+// status is judged by the retry policy and the breaker. It is the one
+// classification of transport errors; the kinds and their result labels
+// (Failure) are:
 //
 //   - AttemptCancelled: canceled (clientErr, or err is context.Canceled).
 //   - AttemptNotReached (dial error, *DialError, unresolved name): refused,
@@ -143,26 +165,33 @@ func ClassifyAttempt(err, clientErr error) AttemptKind {
 //   - AttemptReset: reset (ECONNRESET, EPIPE, ECONNABORTED), or error for
 //     anything unknown (the upstream may have acted on the request).
 //   - AttemptClosed: closed.
-func ClassifyFailure(err, clientErr error) (kind AttemptKind, result string) {
-	if clientErr != nil || errors.Is(err, context.Canceled) {
-		return AttemptCancelled, ResultCanceled
+func Classify(status int, err, clientErr error) Outcome {
+	if err != nil {
+		status = 0
 	}
+	if clientErr != nil || errors.Is(err, context.Canceled) {
+		return Outcome{Kind: AttemptCancelled, Status: status, Failure: metrics.ResultCanceled}
+	}
+	if err == nil {
+		return Outcome{Kind: AttemptResponse, Status: status}
+	}
+	var o Outcome
 	switch {
 	case errors.Is(err, syscall.ECONNREFUSED):
-		kind, result = AttemptNotReached, ResultRefused
+		o = Outcome{Kind: AttemptNotReached, Failure: metrics.ResultRefused}
 	case timedOut(err):
-		kind, result = AttemptTimeout, ResultTimeout
+		o = Outcome{Kind: AttemptTimeout, Failure: metrics.ResultTimeout}
 	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE), errors.Is(err, syscall.ECONNABORTED):
-		kind, result = AttemptReset, ResultReset
+		o = Outcome{Kind: AttemptReset, Failure: metrics.ResultReset}
 	case closedEarly(err):
-		kind, result = AttemptClosed, ResultClosed
+		o = Outcome{Kind: AttemptClosed, Failure: metrics.ResultClosed}
 	default:
-		kind, result = AttemptReset, ResultError
+		o = Outcome{Kind: AttemptReset, Failure: metrics.ResultError}
 	}
 	if notReached(err) {
-		kind = AttemptNotReached
+		o.Kind = AttemptNotReached
 	}
-	return kind, result
+	return o
 }
 
 // notReached reports a request that never reached the upstream: the dial

@@ -18,7 +18,7 @@ import (
 	"opscore-sidecar/metrics"
 )
 
-func TestClassifyAttempt(t *testing.T) {
+func TestClassify(t *testing.T) {
 	refused := &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNRESET)}
 	reset := &net.OpError{Op: "read", Net: "tcp", Err: os.NewSyscallError("read", syscall.ECONNRESET)}
 	readTimeout := &net.OpError{Op: "read", Net: "tcp", Err: os.ErrDeadlineExceeded}
@@ -27,56 +27,81 @@ func TestClassifyAttempt(t *testing.T) {
 		err        error
 		clientErr  error
 		want       AttemptKind
-		wantResult string // ClassifyFailure's label; "" for an answer
+		wantResult string // the outcome's Label
 	}{
-		{"response", nil, nil, AttemptResponse, ""},
-		{"dial op error", &url.Error{Op: "Post", URL: "http://x", Err: refused}, nil, AttemptNotReached, ResultReset},
-		{"dial refused", &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}, nil, AttemptNotReached, ResultRefused},
-		{"DialError wrapper", fmt.Errorf("attempt: %w", &DialError{Err: errors.New("boom")}), nil, AttemptNotReached, ResultError},
-		{"bare ECONNREFUSED", fmt.Errorf("x: %w", syscall.ECONNREFUSED), nil, AttemptNotReached, ResultRefused},
-		{"dns error", &net.DNSError{Err: "no such host", Name: "core"}, nil, AttemptNotReached, ResultError},
-		{"dns timeout", &net.DNSError{Err: "i/o timeout", Name: "core", IsTimeout: true}, nil, AttemptNotReached, ResultTimeout},
-		{"dial timeout is not reached", &net.OpError{Op: "dial", Err: context.DeadlineExceeded}, nil, AttemptNotReached, ResultTimeout},
-		{"per-try timeout", fmt.Errorf("rt: %w", ErrPerTryTimeout), nil, AttemptTimeout, ResultTimeout},
-		{"overall deadline", fmt.Errorf("rt: %w", ErrRetryDeadline), nil, AttemptTimeout, ResultTimeout},
-		{"context deadline", context.DeadlineExceeded, nil, AttemptTimeout, ResultTimeout},
-		{"net.Error timeout", readTimeout, nil, AttemptTimeout, ResultTimeout},
-		{"read reset", reset, nil, AttemptReset, ResultReset},
-		{"broken pipe", &net.OpError{Op: "write", Net: "tcp", Err: os.NewSyscallError("write", syscall.EPIPE)}, nil, AttemptReset, ResultReset},
-		{"connection aborted", fmt.Errorf("x: %w", syscall.ECONNABORTED), nil, AttemptReset, ResultReset},
-		{"broken connection reset", fmt.Errorf("net/http: HTTP/1.x transport connection broken: %w", reset), nil, AttemptReset, ResultReset},
-		{"EOF before response", &url.Error{Op: "Get", URL: "http://x", Err: io.EOF}, nil, AttemptClosed, ResultClosed},
-		{"unexpected EOF", fmt.Errorf("x: %w", io.ErrUnexpectedEOF), nil, AttemptClosed, ResultClosed},
-		{"server closed idle", errors.New("http: server closed idle connection"), nil, AttemptClosed, ResultClosed},
-		{"broken connection", fmt.Errorf("net/http: HTTP/1.x transport connection broken: %w", errors.New("http: readLoopPeekFailLocked")), nil, AttemptClosed, ResultClosed},
-		{"closed without response", errors.New("remote end closed connection without response"), nil, AttemptClosed, ResultClosed},
-		{"unknown error", errors.New("malformed HTTP response"), nil, AttemptReset, ResultError},
-		{"canceled error", fmt.Errorf("x: %w", context.Canceled), nil, AttemptCancelled, ResultCanceled},
-		{"client gone wins over reset", reset, context.Canceled, AttemptCancelled, ResultCanceled},
-		{"client gone wins over refused", syscall.ECONNREFUSED, context.Canceled, AttemptCancelled, ResultCanceled},
-		{"client gone wins over response", nil, context.Canceled, AttemptCancelled, ResultCanceled},
+		{"response", nil, nil, AttemptResponse, metrics.ResultOK},
+		{"dial op error", &url.Error{Op: "Post", URL: "http://x", Err: refused}, nil, AttemptNotReached, metrics.ResultReset},
+		{"dial refused", &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}, nil, AttemptNotReached, metrics.ResultRefused},
+		{"DialError wrapper", fmt.Errorf("attempt: %w", &DialError{Err: errors.New("boom")}), nil, AttemptNotReached, metrics.ResultError},
+		{"bare ECONNREFUSED", fmt.Errorf("x: %w", syscall.ECONNREFUSED), nil, AttemptNotReached, metrics.ResultRefused},
+		{"dns error", &net.DNSError{Err: "no such host", Name: "core"}, nil, AttemptNotReached, metrics.ResultError},
+		{"dns timeout", &net.DNSError{Err: "i/o timeout", Name: "core", IsTimeout: true}, nil, AttemptNotReached, metrics.ResultTimeout},
+		{"dial timeout is not reached", &net.OpError{Op: "dial", Err: context.DeadlineExceeded}, nil, AttemptNotReached, metrics.ResultTimeout},
+		{"per-try timeout", fmt.Errorf("rt: %w", ErrPerTryTimeout), nil, AttemptTimeout, metrics.ResultTimeout},
+		{"overall deadline", fmt.Errorf("rt: %w", ErrRetryDeadline), nil, AttemptTimeout, metrics.ResultTimeout},
+		{"context deadline", context.DeadlineExceeded, nil, AttemptTimeout, metrics.ResultTimeout},
+		{"net.Error timeout", readTimeout, nil, AttemptTimeout, metrics.ResultTimeout},
+		{"read reset", reset, nil, AttemptReset, metrics.ResultReset},
+		{"broken pipe", &net.OpError{Op: "write", Net: "tcp", Err: os.NewSyscallError("write", syscall.EPIPE)}, nil, AttemptReset, metrics.ResultReset},
+		{"connection aborted", fmt.Errorf("x: %w", syscall.ECONNABORTED), nil, AttemptReset, metrics.ResultReset},
+		{"broken connection reset", fmt.Errorf("net/http: HTTP/1.x transport connection broken: %w", reset), nil, AttemptReset, metrics.ResultReset},
+		{"EOF before response", &url.Error{Op: "Get", URL: "http://x", Err: io.EOF}, nil, AttemptClosed, metrics.ResultClosed},
+		{"unexpected EOF", fmt.Errorf("x: %w", io.ErrUnexpectedEOF), nil, AttemptClosed, metrics.ResultClosed},
+		{"server closed idle", errors.New("http: server closed idle connection"), nil, AttemptClosed, metrics.ResultClosed},
+		{"broken connection", fmt.Errorf("net/http: HTTP/1.x transport connection broken: %w", errors.New("http: readLoopPeekFailLocked")), nil, AttemptClosed, metrics.ResultClosed},
+		{"closed without response", errors.New("remote end closed connection without response"), nil, AttemptClosed, metrics.ResultClosed},
+		{"unknown error", errors.New("malformed HTTP response"), nil, AttemptReset, metrics.ResultError},
+		{"canceled error", fmt.Errorf("x: %w", context.Canceled), nil, AttemptCancelled, metrics.ResultCanceled},
+		{"client gone wins over reset", reset, context.Canceled, AttemptCancelled, metrics.ResultCanceled},
+		{"client gone wins over refused", syscall.ECONNREFUSED, context.Canceled, AttemptCancelled, metrics.ResultCanceled},
+		// The response still counts as ok: it arrived.
+		{"client gone wins over response", nil, context.Canceled, AttemptCancelled, metrics.ResultOK},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := ClassifyAttempt(tt.err, tt.clientErr); got != tt.want {
-				t.Errorf("ClassifyAttempt(%v) = %s, want %s", tt.err, got, tt.want)
+			status := 0
+			if tt.err == nil {
+				status = 200
 			}
-			if tt.err == nil && tt.clientErr == nil {
-				return
+			o := Classify(status, tt.err, tt.clientErr)
+			if o.Kind != tt.want || o.Label() != tt.wantResult {
+				t.Errorf("Classify(%d, %v, %v) = %s, %s; want %s, %s", status, tt.err, tt.clientErr, o.Kind, o.Label(), tt.want, tt.wantResult)
 			}
-			if kind, result := ClassifyFailure(tt.err, tt.clientErr); kind != tt.want || result != tt.wantResult {
-				t.Errorf("ClassifyFailure(%v) = %s, %s; want %s, %s", tt.err, kind, result, tt.want, tt.wantResult)
+			if tt.err != nil && o.Status != 0 {
+				t.Errorf("Classify(%d, %v) kept status %d for a failure", status, tt.err, o.Status)
 			}
 		})
 	}
 }
 
-// TestFailureResultsArePrecreatedLabels keeps ClassifyFailure's result
-// labels in the set package metrics pre-creates.
-func TestFailureResultsArePrecreatedLabels(t *testing.T) {
-	for _, r := range []string{ResultRefused, ResultReset, ResultTimeout, ResultClosed, ResultCanceled, ResultError} {
-		if !slices.Contains(metrics.AttemptResults, r) {
-			t.Errorf("%q is not in metrics.AttemptResults %v", r, metrics.AttemptResults)
+// TestOutcomeLabels pins Label for outcomes built without Classify (a
+// response by its status, a failure by its kind) and keeps every label in
+// the set package metrics pre-creates.
+func TestOutcomeLabels(t *testing.T) {
+	tests := []struct {
+		o    Outcome
+		want string
+	}{
+		{Outcome{Kind: AttemptResponse, Status: 200}, metrics.ResultOK},
+		{Outcome{Kind: AttemptResponse, Status: 429}, metrics.ResultOK},
+		{Outcome{Kind: AttemptResponse, Status: 500}, metrics.ResultHTTP5xx},
+		{Outcome{Kind: AttemptResponse, Status: 503}, metrics.ResultHTTP5xx},
+		{Outcome{Kind: AttemptCancelled, Status: 502}, metrics.ResultHTTP5xx},
+		{Outcome{Kind: AttemptNotReached}, metrics.ResultRefused},
+		{Outcome{Kind: AttemptNotReached, Failure: metrics.ResultTimeout}, metrics.ResultTimeout},
+		{Outcome{Kind: AttemptReset}, metrics.ResultReset},
+		{Outcome{Kind: AttemptReset, Failure: metrics.ResultError}, metrics.ResultError},
+		{Outcome{Kind: AttemptClosed}, metrics.ResultClosed},
+		{Outcome{Kind: AttemptTimeout}, metrics.ResultTimeout},
+		{Outcome{Kind: AttemptCancelled}, metrics.ResultCanceled},
+	}
+	for _, tt := range tests {
+		got := tt.o.Label()
+		if got != tt.want {
+			t.Errorf("%+v.Label() = %q, want %q", tt.o, got, tt.want)
+		}
+		if !slices.Contains(metrics.AttemptResults, got) {
+			t.Errorf("%q is not in metrics.AttemptResults %v", got, metrics.AttemptResults)
 		}
 	}
 }
@@ -90,16 +115,16 @@ func TestClassifyRealTransportErrors(t *testing.T) {
 		want       AttemptKind
 		wantResult string
 	}{
-		{"refused", nil, AttemptNotReached, ResultRefused},
+		{"refused", nil, AttemptNotReached, metrics.ResultRefused},
 		{"closed before response", func(c net.Conn) {
 			readRequest(c)
 			c.Close()
-		}, AttemptClosed, ResultClosed},
+		}, AttemptClosed, metrics.ResultClosed},
 		{"reset before response", func(c net.Conn) {
 			readRequest(c)
 			c.(*net.TCPConn).SetLinger(0)
 			c.Close()
-		}, AttemptReset, ResultReset},
+		}, AttemptReset, metrics.ResultReset},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -127,8 +152,8 @@ func TestClassifyRealTransportErrors(t *testing.T) {
 				resp.Body.Close()
 				t.Fatalf("got a response %d, want an error", resp.StatusCode)
 			}
-			if kind, result := ClassifyFailure(err, nil); kind != tt.want || result != tt.wantResult {
-				t.Errorf("ClassifyFailure(%q) = %s, %s; want %s, %s", err, kind, result, tt.want, tt.wantResult)
+			if o := Classify(0, err, nil); o.Kind != tt.want || o.Label() != tt.wantResult {
+				t.Errorf("Classify(%q) = %s, %s; want %s, %s", err, o.Kind, o.Label(), tt.want, tt.wantResult)
 			}
 		})
 	}

@@ -4,28 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
-)
 
-// RetryReason names what a retry answers; it is the reason label of
-// opscore_sidecar_retries_total and reuses the failed attempt's result
-// label (package metrics), plus http_429.
-type RetryReason string
-
-// The retry reasons.
-const (
-	// RetryNotReached: the request never reached the upstream.
-	RetryNotReached RetryReason = "refused"
-	// RetryReset: the connection was reset before a response.
-	RetryReset RetryReason = "reset"
-	// RetryClosed: the upstream closed the connection before a response
-	// (also net/http's own replay after a pooled connection died).
-	RetryClosed RetryReason = "closed"
-	// RetryTimeout: no response headers within the per-try timeout.
-	RetryTimeout RetryReason = "timeout"
-	// RetryStatus5xx: the upstream answered 502, 503 or 504.
-	RetryStatus5xx RetryReason = "http_5xx"
-	// RetryStatus429: the upstream answered 429 with a Retry-After.
-	RetryStatus429 RetryReason = "http_429"
+	"opscore-sidecar/metrics"
 )
 
 // RetryStop says why no further attempt is made.
@@ -55,8 +35,8 @@ const (
 // RetryAttempt is what the policy needs to know about the attempt that
 // just ended.
 type RetryAttempt struct {
-	// Outcome is the classified result of the attempt.
-	Outcome AttemptOutcome
+	// Outcome is the attempt's outcome as the attempt layer classified it.
+	Outcome Outcome
 	// Attempts is the number of attempts made so far, this one included.
 	Attempts int
 	// IdempotencyKey says the request carries an Idempotency-Key header,
@@ -73,9 +53,11 @@ type RetryAttempt struct {
 type RetryDecision struct {
 	// Retry says to make another attempt after Delay.
 	Retry bool
-	// Reason is what the retry answers; it is also set when a retry was
-	// wanted but refused by the deadline or the budget.
-	Reason RetryReason
+	// Reason is what the retry answers, the reason label of
+	// opscore_sidecar_retries_total (one of metrics.RetryReasons); it is
+	// also set when a retry was wanted but refused by the deadline or the
+	// budget.
+	Reason string
 	// Stop says why not, when Retry is false.
 	Stop RetryStop
 	// Delay is the wait before the next attempt.
@@ -162,24 +144,27 @@ func (p *RetryPolicy) Decide(now time.Time, a RetryAttempt) RetryDecision {
 }
 
 // retryReason returns the reason a retry would answer for o, and false when
-// o is final whatever the route.
-func retryReason(o AttemptOutcome) (RetryReason, bool) {
+// o is final whatever the route. The reason is the failed attempt's result
+// label by kind (a request that never reached the upstream is refused,
+// however the dial failed), http_5xx for 502, 503 and 504, and http_429 for
+// a 429 with Retry-After.
+func retryReason(o Outcome) (string, bool) {
 	switch o.Kind {
 	case AttemptNotReached:
-		return RetryNotReached, true
+		return metrics.ResultRefused, true
 	case AttemptReset:
-		return RetryReset, true
+		return metrics.ResultReset, true
 	case AttemptClosed:
-		return RetryClosed, true
+		return metrics.ResultClosed, true
 	case AttemptTimeout:
-		return RetryTimeout, true
+		return metrics.ResultTimeout, true
 	case AttemptResponse:
 		switch o.Status {
 		case 429:
 			// Only an upstream that says when to come back is retried.
-			return RetryStatus429, o.HasRetryAfter
+			return metrics.RetryHTTP429, o.HasRetryAfter
 		case 502, 503, 504:
-			return RetryStatus5xx, true
+			return metrics.ResultHTTP5xx, true
 		}
 	}
 	return "", false

@@ -19,7 +19,7 @@ func BenchmarkRetryBreakerSuccessPath(b *testing.B) {
 		b.Fatal(err)
 	}
 	now := time.Now()
-	ok := AttemptOutcome{Kind: AttemptResponse, Status: 200}
+	ok := Outcome{Kind: AttemptResponse, Status: 200}
 	b.ReportAllocs()
 	for b.Loop() {
 		p.RecordRequest(now)
@@ -27,8 +27,7 @@ func BenchmarkRetryBreakerSuccessPath(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		kind := ClassifyAttempt(nil, nil)
-		ticket.Done(BreakerResultOf(AttemptOutcome{Kind: kind, Status: 200}))
+		ticket.Done(Classify(200, nil, nil).BreakerResult())
 		if d := p.Decide(now, RetryAttempt{Outcome: ok, Attempts: 1, Replayable: true, Remaining: 9 * time.Second}); d.Retry {
 			b.Fatal("success retried")
 		}

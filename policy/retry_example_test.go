@@ -18,7 +18,7 @@ func ExampleRetryPolicy_Decide() {
 	now := time.Now()
 	p.RecordRequest(now)
 	d := p.Decide(now, policy.RetryAttempt{
-		Outcome:    policy.AttemptOutcome{Kind: policy.AttemptClosed},
+		Outcome:    policy.Outcome{Kind: policy.AttemptClosed},
 		Attempts:   1,
 		Replayable: true,
 		Remaining:  9 * time.Second,
@@ -32,7 +32,7 @@ func ExampleRetryPolicy_Decide() {
 func ExampleRetryPolicy_Decide_workflow() {
 	p, _ := policy.NewRetryPolicy(policy.DefaultRetry(false), nil, nil)
 	d := p.Decide(time.Now(), policy.RetryAttempt{
-		Outcome:    policy.AttemptOutcome{Kind: policy.AttemptResponse, Status: 503},
+		Outcome:    policy.Outcome{Kind: policy.AttemptResponse, Status: 503},
 		Attempts:   1,
 		Replayable: true,
 		Remaining:  9 * time.Second,

@@ -1,8 +1,11 @@
 package policy
 
 import (
+	"slices"
 	"testing"
 	"time"
+
+	"opscore-sidecar/metrics"
 )
 
 func mustRetryPolicy(t *testing.T, cfg RetryConfig) *RetryPolicy {
@@ -14,47 +17,47 @@ func mustRetryPolicy(t *testing.T, cfg RetryConfig) *RetryPolicy {
 	return p
 }
 
-func resp(status int) AttemptOutcome { return AttemptOutcome{Kind: AttemptResponse, Status: status} }
+func resp(status int) Outcome { return Outcome{Kind: AttemptResponse, Status: status} }
 
-func respAfter(status int, d time.Duration) AttemptOutcome {
-	return AttemptOutcome{Kind: AttemptResponse, Status: status, RetryAfter: d, HasRetryAfter: true}
+func respAfter(status int, d time.Duration) Outcome {
+	return Outcome{Kind: AttemptResponse, Status: status, RetryAfter: d, HasRetryAfter: true}
 }
 
 // TestRetryDecisionRows is the retry table of docs/resilience.md ("What
 // is retried"), row by row, for an idempotent route (notify, state) and
 // for the workflow route.
 func TestRetryDecisionRows(t *testing.T) {
-	kind := func(k AttemptKind) AttemptOutcome { return AttemptOutcome{Kind: k} }
+	kind := func(k AttemptKind) Outcome { return Outcome{Kind: k} }
 	tests := []struct {
 		name       string
 		idempotent bool
 		key        bool
-		outcome    AttemptOutcome
+		outcome    Outcome
 		wantRetry  bool
-		wantReason RetryReason
+		wantReason string
 		wantStop   RetryStop
 	}{
-		{"idempotent: not reached", true, false, kind(AttemptNotReached), true, RetryNotReached, ""},
-		{"workflow: not reached", false, false, kind(AttemptNotReached), true, RetryNotReached, ""},
-		{"idempotent: reset", true, false, kind(AttemptReset), true, RetryReset, ""},
-		{"workflow: reset", false, false, kind(AttemptReset), false, RetryReset, RetryStopUnsafe},
-		{"workflow+key: reset", false, true, kind(AttemptReset), true, RetryReset, ""},
-		{"idempotent: closed (keep-alive race)", true, false, kind(AttemptClosed), true, RetryClosed, ""},
-		{"workflow: closed", false, false, kind(AttemptClosed), false, RetryClosed, RetryStopUnsafe},
-		{"idempotent: timeout", true, false, kind(AttemptTimeout), true, RetryTimeout, ""},
-		{"workflow: timeout", false, false, kind(AttemptTimeout), false, RetryTimeout, RetryStopUnsafe},
-		{"workflow+key: timeout", false, true, kind(AttemptTimeout), true, RetryTimeout, ""},
-		{"idempotent: 502", true, false, resp(502), true, RetryStatus5xx, ""},
-		{"idempotent: 503", true, false, resp(503), true, RetryStatus5xx, ""},
-		{"idempotent: 504", true, false, resp(504), true, RetryStatus5xx, ""},
-		{"workflow: 503", false, false, resp(503), false, RetryStatus5xx, RetryStopUnsafe},
-		{"workflow+key: 502", false, true, resp(502), true, RetryStatus5xx, ""},
+		{"idempotent: not reached", true, false, kind(AttemptNotReached), true, metrics.ResultRefused, ""},
+		{"workflow: not reached", false, false, kind(AttemptNotReached), true, metrics.ResultRefused, ""},
+		{"idempotent: reset", true, false, kind(AttemptReset), true, metrics.ResultReset, ""},
+		{"workflow: reset", false, false, kind(AttemptReset), false, metrics.ResultReset, RetryStopUnsafe},
+		{"workflow+key: reset", false, true, kind(AttemptReset), true, metrics.ResultReset, ""},
+		{"idempotent: closed (keep-alive race)", true, false, kind(AttemptClosed), true, metrics.ResultClosed, ""},
+		{"workflow: closed", false, false, kind(AttemptClosed), false, metrics.ResultClosed, RetryStopUnsafe},
+		{"idempotent: timeout", true, false, kind(AttemptTimeout), true, metrics.ResultTimeout, ""},
+		{"workflow: timeout", false, false, kind(AttemptTimeout), false, metrics.ResultTimeout, RetryStopUnsafe},
+		{"workflow+key: timeout", false, true, kind(AttemptTimeout), true, metrics.ResultTimeout, ""},
+		{"idempotent: 502", true, false, resp(502), true, metrics.ResultHTTP5xx, ""},
+		{"idempotent: 503", true, false, resp(503), true, metrics.ResultHTTP5xx, ""},
+		{"idempotent: 504", true, false, resp(504), true, metrics.ResultHTTP5xx, ""},
+		{"workflow: 503", false, false, resp(503), false, metrics.ResultHTTP5xx, RetryStopUnsafe},
+		{"workflow+key: 502", false, true, resp(502), true, metrics.ResultHTTP5xx, ""},
 		{"idempotent: 500 is final", true, false, resp(500), false, "", RetryStopFinal},
 		{"idempotent: 200 is final", true, false, resp(200), false, "", RetryStopFinal},
 		{"idempotent: 404 is final", true, false, resp(404), false, "", RetryStopFinal},
 		{"idempotent: 429 without Retry-After", true, false, resp(429), false, "", RetryStopFinal},
-		{"idempotent: 429 with Retry-After", true, false, respAfter(429, time.Second), true, RetryStatus429, ""},
-		{"workflow: 429 with Retry-After", false, false, respAfter(429, time.Second), true, RetryStatus429, ""},
+		{"idempotent: 429 with Retry-After", true, false, respAfter(429, time.Second), true, metrics.RetryHTTP429, ""},
+		{"workflow: 429 with Retry-After", false, false, respAfter(429, time.Second), true, metrics.RetryHTTP429, ""},
 		{"idempotent: client cancelled", true, false, kind(AttemptCancelled), false, "", RetryStopCancelled},
 		{"workflow+key: client cancelled", false, true, kind(AttemptCancelled), false, "", RetryStopCancelled},
 	}
@@ -77,7 +80,7 @@ func TestRetryDecisionLimits(t *testing.T) {
 	cfg := DefaultRetry(true) // 4 attempts, 2s per try, 10s deadline, 25ms..1s backoff
 	tests := []struct {
 		name      string
-		outcome   AttemptOutcome
+		outcome   Outcome
 		attempts  int
 		replay    bool
 		remaining time.Duration
@@ -89,7 +92,7 @@ func TestRetryDecisionLimits(t *testing.T) {
 		{"third retry waits up to 4x base", resp(503), 3, true, 9 * time.Second, true, "", 100 * time.Millisecond},
 		{"attempts used up", resp(503), 4, true, 9 * time.Second, false, RetryStopAttempts, 0},
 		{"streamed body is not replayed", resp(503), 1, false, 9 * time.Second, false, RetryStopBody, 0},
-		{"streamed body not replayed even if never sent", AttemptOutcome{Kind: AttemptNotReached}, 1, false, 9 * time.Second, false, RetryStopBody, 0},
+		{"streamed body not replayed even if never sent", Outcome{Kind: AttemptNotReached}, 1, false, 9 * time.Second, false, RetryStopBody, 0},
 		{"remaining deadline shorter than a try", resp(503), 1, true, 2 * time.Second, false, RetryStopDeadline, 25 * time.Millisecond},
 		{"remaining deadline just fits", resp(503), 1, true, 2*time.Second + 25*time.Millisecond, true, "", 25 * time.Millisecond},
 		{"Retry-After honoured", respAfter(503, 3*time.Second), 1, true, 9 * time.Second, true, "", 3 * time.Second},
@@ -123,9 +126,9 @@ func TestRetryDecisionBudget(t *testing.T) {
 		}
 	}
 	d := p.Decide(t0, a)
-	if d.Retry || d.Stop != RetryStopBudget || d.Reason != RetryStatus5xx {
+	if d.Retry || d.Stop != RetryStopBudget || d.Reason != metrics.ResultHTTP5xx {
 		t.Errorf("third retry: got retry %v stop %q reason %q, want stop %q reason %q",
-			d.Retry, d.Stop, d.Reason, RetryStopBudget, RetryStatus5xx)
+			d.Retry, d.Stop, d.Reason, RetryStopBudget, metrics.ResultHTTP5xx)
 	}
 	// A final answer never touches the budget.
 	if _, ret := p.Budget().Counts(t0); ret != 2 {
@@ -156,5 +159,21 @@ func TestNewRetryPolicyRejectsInvalidConfig(t *testing.T) {
 	cfg.Attempts = 0
 	if _, err := NewRetryPolicy(cfg, nil, nil); err == nil {
 		t.Error("NewRetryPolicy accepted attempts 0, want an error")
+	}
+}
+
+// TestRetryReasonsArePrecreatedLabels keeps every reason Decide gives in
+// the reason labels package metrics pre-creates.
+func TestRetryReasonsArePrecreatedLabels(t *testing.T) {
+	p := mustRetryPolicy(t, DefaultRetry(true))
+	outcomes := []Outcome{resp(502), resp(503), resp(504), respAfter(429, time.Millisecond)}
+	for k := AttemptNotReached; k <= AttemptTimeout; k++ {
+		outcomes = append(outcomes, Outcome{Kind: k})
+	}
+	for _, o := range outcomes {
+		d := p.Decide(time.Now(), RetryAttempt{Outcome: o, Attempts: 1, Replayable: true, Remaining: time.Hour})
+		if !d.Retry || !slices.Contains(metrics.RetryReasons, d.Reason) {
+			t.Errorf("Decide(%+v) = %+v, want a retry with a reason in metrics.RetryReasons %v", o, d, metrics.RetryReasons)
+		}
 	}
 }

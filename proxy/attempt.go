@@ -13,15 +13,17 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"opscore-sidecar/metrics"
-	"opscore-sidecar/policy"
 	"opscore-sidecar/proxy/config"
 )
 
 // attemptTransport is the attempt layer: it wraps each upstream attempt
-// (one call from the retry layer) in a client span, injects the W3C trace
-// context, counts wire attempts honestly (see transport.go on hidden
-// replays), observes the attempt metrics and classifies a failure into an
-// *AttemptError.
+// (one call from the retry layer, let through by the breaker) in a client
+// span, injects the W3C trace context, counts wire attempts honestly (see
+// transport.go on hidden replays), classifies the attempt once into a
+// policy.Outcome (classifyAttempt, classify.go), observes the attempt
+// metrics from it, records it on the RequestInfo and returns a failure as
+// an *AttemptError carrying it. The layers above derive their decisions
+// from that outcome (attemptOutcome).
 type attemptTransport struct {
 	next       http.RoundTripper
 	tracer     trace.Tracer
@@ -30,6 +32,8 @@ type attemptTransport struct {
 	// health is told of every attempt that could not reach the upstream,
 	// which starts the active health check (health.go).
 	health *healthChecker
+	// now reads an HTTP-date Retry-After (nil: not read).
+	now func() time.Time
 }
 
 // connCounter counts the connections one RoundTrip used.
@@ -62,12 +66,6 @@ func (a *attemptTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	resp, err := a.next.RoundTrip(out)
 	d := time.Since(start)
 
-	if pe := asProblemError(err); pe != nil {
-		// Refused by the open breaker: nothing was sent.
-		span.SetStatus(codes.Error, string(pe.Problem.Outcome))
-		return nil, err
-	}
-
 	conns := int(cc.n.Load())
 	if conns > 1 {
 		// net/http replayed the request on a new connection after a reused
@@ -79,30 +77,31 @@ func (a *attemptTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 		info.AddAttempts(max(conns, 1))
 	}
 
-	var result string
-	status := 0
+	// The one classification of the attempt: the metrics, the breaker,
+	// the retry layer, the hold and the problem answered all derive from o.
+	var now time.Time
+	if a.now != nil {
+		now = a.now()
+	}
+	o := classifyAttempt(req.Context(), resp, err, now)
+	result := o.Label()
 	if err != nil {
-		var kind policy.AttemptKind
-		kind, result = policy.ClassifyFailure(err, clientGone(req.Context()))
-		if kind.ConnectionFailure() && a.health != nil {
+		if o.Kind.ConnectionFailure() && a.health != nil {
 			a.health.suspect()
 		}
-		err = &AttemptError{Result: result, Err: err}
+		err = &AttemptError{Outcome: o, Err: err}
 		span.RecordError(err)
 		span.SetStatus(codes.Error, result)
 	} else {
-		status = resp.StatusCode
-		result = metrics.ResultOK
-		if status >= 500 {
-			result = metrics.ResultHTTP5xx
+		if o.Status >= 500 {
 			span.SetStatus(codes.Error, result)
 		}
 		if span.IsRecording() {
-			span.SetAttributes(attribute.Int("http.response.status_code", status))
+			span.SetAttributes(attribute.Int("http.response.status_code", o.Status))
 		}
 	}
 	if info != nil {
-		info.SetUpstream(status, d)
+		info.recordAttempt(o, d)
 	}
 	a.metrics.UpstreamAttemptsChild(route, result).Inc()
 	a.metrics.UpstreamAttemptDurationChild(route).Observe(d.Seconds())

@@ -5,17 +5,25 @@ import (
 	"net/http"
 	"time"
 
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"opscore-sidecar/metrics"
 	"opscore-sidecar/policy"
 	"opscore-sidecar/proxy/config"
 )
 
 // breakerTransport asks the route's circuit breaker before each attempt
-// and reports the attempt's result after it: transport errors, timeouts
+// and reports the attempt's result after it, as the attempt layer below
+// classified it (policy.Outcome.BreakerResult): transport errors, timeouts
 // and 5xx count as failures, other answers (4xx included) as successes,
 // and an attempt cut short by the client going away counts neither way.
 type breakerTransport struct {
 	next http.RoundTripper
+	// tracer, when set, records an attempt the breaker refused as a client
+	// span with status breaker_open, as the attempt layer records the
+	// attempts it sends.
+	tracer trace.Tracer
 	// health, when set, is asked for a fresh probe when the breaker refuses
 	// because the upstream was unreachable (see Sidecar.breakerLayer).
 	health *healthChecker
@@ -39,10 +47,16 @@ func (b breakerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		ticket, err = br.Allow() // the probe passed and closed the breaker
 	}
 	if err != nil {
+		if b.tracer != nil {
+			_, span := b.tracer.Start(req.Context(), attemptSpanName(req.Method), clientSpan...)
+			span.SetStatus(codes.Error, string(OutcomeBreakerOpen))
+			span.End()
+		}
 		return nil, &ProblemError{Problem: problemBreakerOpen(br, time.Now()), Err: err}
 	}
+	before := info.attemptCount()
 	resp, err := b.next.RoundTrip(req)
-	ticket.Done(policy.BreakerResultOf(attemptOutcome(req.Context(), resp, err, time.Time{})))
+	ticket.Done(attemptOutcome(req.Context(), info, before, resp, err, time.Time{}).BreakerResult())
 	return resp, err
 }
 
@@ -112,7 +126,7 @@ func breakerObserver(m *metrics.Metrics, also policy.BreakerStateFunc) policy.Br
 	}
 }
 
-// breakerLayer wraps the tuned transport with the route's breaker.
+// breakerLayer wraps the attempt layer with the route's breaker.
 func (s *Sidecar) breakerLayer(next http.RoundTripper) http.RoundTripper {
-	return breakerTransport{next: next, health: s.health}
+	return breakerTransport{next: next, tracer: s.tracing.tracer, health: s.health}
 }

@@ -27,22 +27,27 @@ const StatusClientClosed = 499
 //     Transport is, outermost first:
 //     a. retry: per-route retries with budget (retryTransport,
 //     retry_transport.go)
-//     b. attempt: one client span per attempt, attempt metrics, a failure
-//     classified by policy.ClassifyFailure (attemptTransport, attempt.go)
-//     c. breaker: per-route circuit breaker around each attempt
+//     b. breaker: per-route circuit breaker around each attempt
 //     (breakerTransport, breaker_transport.go)
+//     c. attempt: one client span per attempt, attempt metrics, and the one
+//     classification of the attempt into a policy.Outcome (attemptTransport,
+//     attempt.go; classify.go), which the breaker, the retry layer, the
+//     hold and the ErrorHandler derive their decisions from
 //     d. upstream: the snapshot's tuned http.Transport (transport.go)
 //
 // Retry sits outside the breaker so that every attempt is counted by the
-// breaker and an open breaker ends the retries.
+// breaker and an open breaker ends the retries; the breaker sits outside
+// the attempt layer so that it reports the outcome the attempt layer
+// classified.
 func (s *Sidecar) chain() http.Handler {
-	transport := s.retryLayer(&attemptTransport{
-		next:       s.breakerLayer(snapshotTransport{}),
+	transport := s.retryLayer(s.breakerLayer(&attemptTransport{
+		next:       snapshotTransport{},
 		tracer:     s.tracing.tracer,
 		propagator: s.tracing.Propagator,
 		metrics:    s.deps.Metrics,
 		health:     s.health,
-	})
+		now:        s.deps.now,
+	}))
 	var h http.Handler = s.newReverseProxy(transport)
 	h = s.admissionLayer(h)
 	h = s.bodyLayer(h)

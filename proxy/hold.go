@@ -77,7 +77,10 @@ type holdState struct {
 // errUpstreamDown is the failure of a holding request that skipped its
 // attempt because the health check was probing an unreachable upstream;
 // finish answers it like a refused connection.
-var errUpstreamDown = &AttemptError{Result: metrics.ResultRefused, Err: errors.New("proxy: upstream down (health check failing)")}
+var errUpstreamDown = &AttemptError{
+	Outcome: policy.Outcome{Kind: policy.AttemptNotReached, Failure: metrics.ResultRefused},
+	Err:     errors.New("proxy: upstream down (health check failing)"),
+}
 
 // upstreamKnownDown reports that the request's route holds and the active
 // health check is probing an upstream it could not reach: the request is
@@ -93,7 +96,7 @@ func (h *holdState) hold(ctx context.Context, r roundResult) bool {
 	if !rt.Hold.Enabled || !h.body.replayable() || ctx.Err() != nil {
 		return false
 	}
-	if !r.refused && (r.err == nil || !r.last.ConnectionFailure()) {
+	if !r.refused && (r.err == nil || !r.last.Kind.ConnectionFailure()) {
 		return false // the upstream answered (or timed out: maybe overloaded)
 	}
 	until := h.deadline.Add(-queueMargin)

@@ -23,10 +23,6 @@ func TestPolicyReasonsArePrecreatedLabels(t *testing.T) {
 			string(policy.ReasonQueueFull), string(policy.ReasonQueueTimeout), string(policy.ReasonCanceled), string(policy.ReasonDraining),
 			string(policy.ReasonClientLimit),
 		}, metrics.AdmissionReasons},
-		{"retry", []string{
-			string(policy.RetryNotReached), string(policy.RetryReset), string(policy.RetryClosed),
-			string(policy.RetryTimeout), string(policy.RetryStatus5xx), string(policy.RetryStatus429),
-		}, metrics.RetryReasons},
 		{"auth", []string{
 			string(policy.AuthReasonUnsigned), string(policy.AuthReasonMissing), string(policy.AuthReasonBadTimestamp), string(policy.AuthReasonBadSignature),
 			string(policy.AuthReasonExpired), string(policy.AuthReasonReplayed), string(policy.AuthReasonInvalidKey),

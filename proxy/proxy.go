@@ -68,20 +68,12 @@ func (s *Sidecar) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 		WriteProblem(w, r, problemTooLarge(mbe.Limit))
 		return
 	}
-	result := ClassifyError(r.Context(), err)
-	if r.Context().Err() != nil && result != metrics.ResultTimeout {
-		result = metrics.ResultCanceled
-	}
-	switch result {
-	case metrics.ResultCanceled:
+	o := errorOutcome(r.Context(), err)
+	if result := o.Label(); result == metrics.ResultCanceled || (r.Context().Err() != nil && result != metrics.ResultTimeout) {
 		writeClientClosed(w, r)
-	case metrics.ResultTimeout:
-		WriteProblem(w, r, Problem{Status: http.StatusGatewayTimeout, Outcome: OutcomeUpstreamTimeout, Reason: result,
-			Title: "Upstream timed out", Detail: "the upstream did not answer in time (timeout)"})
-	default:
-		WriteProblem(w, r, Problem{Status: http.StatusBadGateway, Outcome: OutcomeUpstreamError, Reason: result,
-			Title: "Upstream failed", Detail: "the upstream could not be reached or failed before answering (" + result + ")"})
+		return
 	}
+	WriteProblem(w, r, upstreamProblem(o, false, false))
 }
 
 // bufferPool is the ReverseProxy's copy buffers, reused through a

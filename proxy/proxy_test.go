@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -9,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"opscore-sidecar/metrics"
+	"opscore-sidecar/policy"
 	"opscore-sidecar/proxy/config"
 	"opscore-sidecar/proxy/proxytest"
 )
@@ -131,14 +134,72 @@ func TestHiddenTransportReplayIsCounted(t *testing.T) {
 	}
 }
 
-// TestClassifyErrorKeepsAttemptError: the result the attempt layer counted
-// wins over what the wrapped error alone would say (io.EOF: closed).
-func TestClassifyErrorKeepsAttemptError(t *testing.T) {
-	err := &AttemptError{Result: "reset", Err: io.EOF}
-	if got := ClassifyError(t.Context(), err); got != "reset" {
-		t.Errorf("ClassifyError(AttemptError{reset}) = %q, want reset", got)
+// TestErrorOutcomeKeepsAttemptError: the outcome the attempt layer
+// classified wins over what the wrapped error alone would say (io.EOF:
+// closed), for the ErrorHandler as for the layers above the attempt.
+func TestErrorOutcomeKeepsAttemptError(t *testing.T) {
+	want := policy.Outcome{Kind: policy.AttemptReset, Failure: metrics.ResultReset}
+	err := fmt.Errorf("wrapped: %w", &AttemptError{Outcome: want, Err: io.EOF})
+	if got := errorOutcome(t.Context(), err); got != want {
+		t.Errorf("errorOutcome(AttemptError{reset}) = %+v, want %+v", got, want)
+	}
+	if got := attemptOutcome(t.Context(), nil, 0, nil, err, time.Time{}); got != want {
+		t.Errorf("attemptOutcome(AttemptError{reset}) = %+v, want %+v", got, want)
+	}
+	if got := errorOutcome(t.Context(), io.EOF).Label(); got != metrics.ResultClosed {
+		t.Errorf("errorOutcome(io.EOF) label %q, want closed", got)
 	}
 }
+
+// TestBreakerCountsTheAttemptLayersOutcome: the breaker reports the
+// outcome the attempt layer below it classified (on its *AttemptError, or
+// recorded on the RequestInfo for a response), not its own reading of the
+// raw result; only without an attempt layer below does it classify itself.
+func TestBreakerCountsTheAttemptLayersOutcome(t *testing.T) {
+	answer := func(req *http.Request) *http.Response {
+		return &http.Response{StatusCode: 503, Header: http.Header{}, Body: http.NoBody, Request: req}
+	}
+	tests := []struct {
+		name string
+		next roundTripperFunc
+		want policy.BreakerCounts
+	}{
+		{"response the attempt layer saw the client leave", func(req *http.Request) (*http.Response, error) {
+			info := InfoFrom(req.Context())
+			info.AddAttempts(1)
+			info.recordAttempt(policy.Outcome{Kind: policy.AttemptCancelled, Status: 503}, 0)
+			return answer(req), nil
+		}, policy.BreakerCounts{Requests: 1, Ignored: 1}},
+		{"error the attempt layer saw the client leave", func(req *http.Request) (*http.Response, error) {
+			InfoFrom(req.Context()).AddAttempts(1)
+			return nil, &AttemptError{Outcome: policy.Outcome{Kind: policy.AttemptCancelled, Failure: metrics.ResultCanceled}, Err: io.EOF}
+		}, policy.BreakerCounts{Requests: 1, Ignored: 1}},
+		{"no attempt layer: classified by the breaker", func(req *http.Request) (*http.Response, error) {
+			return answer(req), nil
+		}, policy.BreakerCounts{Requests: 1, Failures: 1, ConsecutiveFailures: 1}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			br, err := policy.NewBreaker(config.RouteNotify, policy.DefaultBreaker(), nil, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			info := &RequestInfo{Route: config.RouteNotify, Runtime: &RouteRuntime{Breaker: br}}
+			req := httptest.NewRequestWithContext(WithInfo(t.Context(), info), http.MethodPost, "http://upstream.test/", nil)
+			resp, _ := breakerTransport{next: tt.next}.RoundTrip(req)
+			if resp != nil {
+				resp.Body.Close()
+			}
+			if got := br.Counts(); got != tt.want {
+				t.Errorf("breaker counts %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+type roundTripperFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripperFunc) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
 
 // TestShortBodyCutMidwayIs502: an upstream that dies in the middle of a
 // short body (Ops-Core's JSON answers) gets the client a 502 problem, not

@@ -161,7 +161,9 @@ func (s *Sidecar) deliver(ctx context.Context, m *outbox.Message) (int, error) {
 	req.Header.Set(HeaderOutboxID, m.ID)
 	resp, err := snap.Transport.RoundTrip(req)
 	if err != nil {
-		if policy.ClassifyAttempt(err, nil).ConnectionFailure() {
+		// An outbox delivery goes straight to the upstream transport, not
+		// through the attempt layer: its error is classified here.
+		if policy.Classify(0, err, nil).Kind.ConnectionFailure() {
 			s.health.suspect()
 		}
 		return 0, err

@@ -72,8 +72,12 @@ type RequestInfo struct {
 	attempts       int
 	upstreamStatus int
 	upstreamTime   time.Duration
-	queueTime      time.Duration
-	shadow         []string
+	// last is the last attempt's outcome as the attempt layer classified
+	// it, recorded when attempts was lastAt.
+	last      policy.Outcome
+	lastAt    int
+	queueTime time.Duration
+	shadow    []string
 }
 
 type infoKey struct{}
@@ -122,6 +126,34 @@ func (ri *RequestInfo) SetUpstream(status int, d time.Duration) {
 	ri.upstreamStatus = status
 	ri.upstreamTime += d
 	ri.mu.Unlock()
+}
+
+// recordAttempt records the outcome the attempt layer classified for the
+// attempt that just ended (its status, as SetUpstream does) and adds d to
+// the time spent waiting on the upstream. The attempt layer calls it after
+// AddAttempts, so lastAttempt tells the layers above which attempt it
+// belongs to.
+func (ri *RequestInfo) recordAttempt(o policy.Outcome, d time.Duration) {
+	ri.mu.Lock()
+	ri.upstreamStatus = o.Status
+	ri.upstreamTime += d
+	ri.last, ri.lastAt = o, ri.attempts
+	ri.mu.Unlock()
+}
+
+// attemptCount returns the wire attempts counted so far.
+func (ri *RequestInfo) attemptCount() int {
+	ri.mu.Lock()
+	defer ri.mu.Unlock()
+	return ri.attempts
+}
+
+// lastAttempt returns the last recorded attempt outcome and the wire
+// attempts counted when it was recorded (0: none recorded).
+func (ri *RequestInfo) lastAttempt() (policy.Outcome, int) {
+	ri.mu.Lock()
+	defer ri.mu.Unlock()
+	return ri.last, ri.lastAt
 }
 
 // AddQueueTime adds time spent waiting in the admission queue.

@@ -29,7 +29,7 @@ func bufferSmallResponse(resp *http.Response) error {
 		// context (retry layer), which would look like a cancellation.
 		ctx := resp.Request.Context()
 		ended := ctx.Err() != nil
-		result := ClassifyError(ctx, err)
+		result := errorOutcome(ctx, err).Label()
 		resp.Body.Close()
 		if ended {
 			return err // the ErrorHandler logs client_closed

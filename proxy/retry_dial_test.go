@@ -21,7 +21,7 @@ func TestUpstreamDialErrorsAreDialErrors(t *testing.T) {
 	if !errors.Is(err, syscall.ECONNREFUSED) {
 		t.Errorf("errors.Is(%v, ECONNREFUSED) = false, want the cause visible through the wrapper", err)
 	}
-	if got := policy.ClassifyAttempt(err, nil); got != policy.AttemptNotReached {
-		t.Errorf("ClassifyAttempt = %s, want not_reached", got)
+	if got := policy.Classify(0, err, nil).Kind; got != policy.AttemptNotReached {
+		t.Errorf("Classify kind = %s, want not_reached", got)
 	}
 }

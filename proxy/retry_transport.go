@@ -18,7 +18,7 @@ import (
 // attempts the sidecar sent to the upstream for its request.
 const HeaderAttempts = "X-Sidecar-Attempts"
 
-// retryTransport is the retry layer (step 6a of chain.go), the ReverseProxy's
+// retryTransport is the retry layer (step 7a of chain.go), the ReverseProxy's
 // Transport. For each request it buffers the body (up to the route's
 // buffer_limit), then runs attempts through next (attempt layer, breaker,
 // upstream), each with its per-try timeout inside the route's overall
@@ -69,7 +69,7 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if first && h.upstreamKnownDown() {
 			// The health check is probing a core that could not be
 			// reached: go straight to the hold, no attempt.
-			r = roundResult{err: errUpstreamDown, cancel: func(error) {}, last: policy.AttemptNotReached}
+			r = roundResult{err: errUpstreamDown, cancel: func(error) {}, last: errUpstreamDown.Outcome}
 		} else if r = t.round(ctx, req, info, body, deadline); r.done {
 			h.attemptEnded()
 			return r.resp, r.err
@@ -101,10 +101,10 @@ type roundResult struct {
 	err  error
 
 	cancel  context.CancelCauseFunc
-	wire    int                // wire attempts of the whole request so far
-	last    policy.AttemptKind // kind of the last attempt
-	reached bool               // some attempt may have reached the upstream
-	refused bool               // the breaker refused the last attempt
+	wire    int            // wire attempts of the whole request so far
+	last    policy.Outcome // the last attempt's outcome
+	reached bool           // some attempt may have reached the upstream
+	refused bool           // the breaker refused the last attempt
 }
 
 // round runs attempts through next until one answers, the route's policy
@@ -122,7 +122,7 @@ func (t *retryTransport) round(ctx context.Context, req *http.Request, info *Req
 		now := t.now()
 		if pe := asProblemError(err); pe != nil { // the breaker refused the attempt: no retry
 			pe.Problem.Header = withAttempts(pe.Problem.Header, wire)
-			return roundResult{resp: nil, err: err, cancel: cancel, wire: wire, last: policy.AttemptNotReached, reached: reached, refused: true}
+			return roundResult{resp: nil, err: err, cancel: cancel, wire: wire, last: policy.Outcome{Kind: policy.AttemptNotReached}, reached: reached, refused: true}
 		}
 		before := wire
 		if wire = info.View().Attempts; wire <= before {
@@ -135,7 +135,7 @@ func (t *retryTransport) round(ctx context.Context, req *http.Request, info *Req
 			for range extra {
 				pol.Budget().RecordRetry(now)
 			}
-			t.metrics.Retries.WithLabelValues(route, string(policy.RetryClosed)).Add(float64(extra))
+			t.metrics.Retries.WithLabelValues(route, metrics.ResultClosed).Add(float64(extra))
 			reached = true
 		}
 		if cerr := body.clientErr(); err != nil && cerr != nil {
@@ -152,7 +152,7 @@ func (t *retryTransport) round(ctx context.Context, req *http.Request, info *Req
 			}
 			return roundResult{done: true, err: cerr}
 		}
-		outcome := attemptOutcome(ctx, resp, err, now)
+		outcome := attemptOutcome(ctx, info, before, resp, err, now)
 		reached = reached || outcome.Kind != policy.AttemptNotReached
 		d := pol.Decide(now, policy.RetryAttempt{
 			Outcome:        outcome,
@@ -170,14 +170,14 @@ func (t *retryTransport) round(ctx context.Context, req *http.Request, info *Req
 			if d.Stop == policy.RetryStopBudget {
 				t.metrics.RetryBudgetExhausted.WithLabelValues(route).Inc()
 			}
-			r := roundResult{resp: resp, err: err, cancel: cancel, wire: wire, last: outcome.Kind, reached: reached}
+			r := roundResult{resp: resp, err: err, cancel: cancel, wire: wire, last: outcome, reached: reached}
 			if ctx.Err() != nil || (err == nil && resp.StatusCode < 500) {
-				resp, err := t.finish(ctx, resp, err, cancel, wire, outcome.Kind, reached)
+				resp, err := t.finish(ctx, resp, err, cancel, wire, outcome, reached)
 				return roundResult{done: true, resp: resp, err: err}
 			}
 			return r
 		}
-		t.metrics.Retries.WithLabelValues(route, string(d.Reason)).Inc()
+		t.metrics.Retries.WithLabelValues(route, d.Reason).Inc()
 		discard(resp, cancel)
 		cancel(nil)
 		if err := wait(ctx, d.Delay); err != nil {
@@ -217,13 +217,14 @@ func (t *retryTransport) attempt(ctx context.Context, req *http.Request, body *r
 
 // finish returns the last attempt's result to the ReverseProxy with the
 // attempt count: on the response's header, or on the problem the
-// ErrorHandler will write (503 with Retry-After when the last attempt, of
-// kind last, never reached the upstream, 504 upstream_timeout, 502
-// upstream_error). reached says an attempt may have reached the upstream:
-// the 503 then does not claim the request was not processed. A client that
-// went away gets its error back as it is (logged as 499).
+// ErrorHandler will write, mapped from the last attempt's outcome by
+// upstreamProblem (503 with Retry-After when it never reached the upstream,
+// 504 upstream_timeout, 502 upstream_error). reached says an attempt may
+// have reached the upstream: the 503 then does not claim the request was
+// not processed. A client that went away gets its error back as it is
+// (logged as 499).
 func (t *retryTransport) finish(ctx context.Context, resp *http.Response, err error, cancel context.CancelCauseFunc,
-	attempts int, last policy.AttemptKind, reached bool) (*http.Response, error) {
+	attempts int, last policy.Outcome, reached bool) (*http.Response, error) {
 	if err == nil {
 		resp.Header.Set(HeaderAttempts, strconv.Itoa(attempts))
 		resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: cancel}
@@ -233,28 +234,7 @@ func (t *retryTransport) finish(ctx context.Context, resp *http.Response, err er
 	if ctx.Err() != nil {
 		return nil, err
 	}
-	result := ClassifyError(ctx, err)
-	var p Problem
-	switch {
-	case last == policy.AttemptNotReached:
-		// Not one attempt reached the upstream (it is down or restarting):
-		// the request was certainly not processed, so the client may send
-		// it again, and 503 with Retry-After says exactly that.
-		detail := "the upstream could not be reached; the request was not processed (" + result + ")"
-		if reached {
-			// An earlier attempt got through before the upstream went
-			// away (a crash mid-request): it may have acted on it.
-			detail = "the upstream could not be reached on the last attempt; an earlier attempt reached it and may have been processed (" + result + ")"
-		}
-		p = Problem{Status: http.StatusServiceUnavailable, Outcome: OutcomeUpstreamError, Reason: result,
-			Title: "Upstream unavailable", Detail: detail, Header: http.Header{"Retry-After": {"1"}}}
-	case result == metrics.ResultTimeout:
-		p = Problem{Status: http.StatusGatewayTimeout, Outcome: OutcomeUpstreamTimeout, Reason: result,
-			Title: "Upstream timed out", Detail: "the upstream did not answer in time"}
-	default:
-		p = Problem{Status: http.StatusBadGateway, Outcome: OutcomeUpstreamError, Reason: result,
-			Title: "Upstream failed", Detail: "the upstream failed before answering (" + result + ")"}
-	}
+	p := upstreamProblem(last, true, reached)
 	p.Header = withAttempts(p.Header, attempts)
 	return nil, &ProblemError{Problem: p, Err: err}
 }

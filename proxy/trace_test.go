@@ -12,6 +12,7 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 
+	"opscore-sidecar/policy"
 	"opscore-sidecar/proxy/config"
 	"opscore-sidecar/proxy/proxytest"
 )
@@ -149,5 +150,39 @@ func TestTracesURL(t *testing.T) {
 		if got := tracesURL(tt.in); got != tt.want {
 			t.Errorf("tracesURL(%q): got %q, want %q", tt.in, got, tt.want)
 		}
+	}
+}
+
+// TestBreakerRefusalIsAnAttemptSpan: an attempt the open breaker refuses
+// is still recorded as a client span, with status breaker_open, though it
+// never reaches the attempt layer (the breaker sits outside it, see
+// chain.go).
+func TestBreakerRefusalIsAnAttemptSpan(t *testing.T) {
+	up := proxytest.New(t, proxytest.Respond(http.StatusInternalServerError, "down"))
+	cfg := testConfig(up.URL)
+	rc := cfg.Routes[config.RouteStateGet]
+	rc.Breaker = policy.DefaultBreaker()
+	rc.Breaker.ConsecutiveFailures, rc.Breaker.MinFailingTime = 1, 0
+	cfg.Routes[config.RouteStateGet] = rc
+	env := startSidecar(t, cfg)
+
+	if resp, _ := do(t, newRequest(t, "GET", env.url+"/v1/opscore/agent/a1/state", nil)); resp.StatusCode != http.StatusInternalServerError {
+		t.Fatalf("first request: status %d, want the upstream's 500", resp.StatusCode)
+	}
+	before := len(env.spans.Ended())
+	if resp, _ := do(t, newRequest(t, "GET", env.url+"/v1/opscore/agent/a1/state", nil)); resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("second request: status %d, want 503 breaker_open", resp.StatusCode)
+	}
+	if got := len(up.Requests()); got != 1 {
+		t.Errorf("upstream saw %d requests, want 1 (the second was refused)", got)
+	}
+	var refused []string
+	for _, s := range env.spans.Ended()[before:] {
+		if s.SpanKind() == trace.SpanKindClient {
+			refused = append(refused, s.Name()+" "+s.Status().Code.String()+" "+s.Status().Description)
+		}
+	}
+	if want := []string{"upstream GET Error breaker_open"}; !slices.Equal(refused, want) {
+		t.Errorf("client spans of the refused request %q, want %q", refused, want)
 	}
 }

@@ -9,7 +9,7 @@ import (
 	"opscore-sidecar/proxy/config"
 )
 
-// newTransport returns the tuned transport to the upstream (step 6d of
+// newTransport returns the tuned transport to the upstream (step 7d of
 // chain.go).
 //
 // The keep-alive pool is sized for hundreds of concurrent requests to one

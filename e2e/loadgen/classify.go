@@ -13,6 +13,12 @@ import (
 
 // Kind is the class of a failed request, used for the failures-by-kind
 // chart and the debug-registration verdict.
+//
+// It is deliberately not policy.Outcome (policy/classify.go): that one
+// classifies the sidecar's attempts to the upstream for its retry policy,
+// breaker and metrics; this one classifies what the load generator's client
+// saw, keyed by Locust/Python messages so runs compare with the seed's, and
+// with kinds the sidecar has no use for (http_4xx, http_503, status).
 type Kind string
 
 // The failure kinds. Transport kinds have no HTTP status (Locust's status 0).
