@@ -70,6 +70,9 @@ type WebhookVerifier struct {
 	tolerance time.Duration
 	macs      *sync.Pool // HMAC-SHA256 hashes keyed with the secret
 	replay    *replayCache
+	// replaySize is replay_cache_size; the shared cache takes it on
+	// ResizeReplay.
+	replaySize int
 }
 
 // NewWebhookVerifier builds a verifier from cfg, reading the secret (when
@@ -86,9 +89,18 @@ func NewWebhookVerifier(cfg WebhookAuthConfig, getenv func(string) string) (*Web
 // place, keeping its newest entries; a changed tolerance applies to the
 // remembered entries too (they hold their timestamps, see
 // policy/webhook_auth_replay.go). v's other settings are unchanged.
+//
+// The shared cache keeps its size until ResizeReplay is called on the new
+// verifier, which a reload does only once the new configuration is being
+// put in place, so a reload that fails changes nothing the running
+// verifier uses.
 func (v *WebhookVerifier) With(cfg WebhookAuthConfig, getenv func(string) string) (*WebhookVerifier, error) {
 	return newWebhookVerifier(cfg, getenv, v.replay)
 }
+
+// ResizeReplay sets the shared replay cache to this verifier's
+// replay_cache_size, keeping the newest remembered signatures.
+func (v *WebhookVerifier) ResizeReplay() { v.replay.resize(v.replaySize) }
 
 // newWebhookVerifier builds a verifier from cfg around replay (resized to
 // cfg.ReplayCacheSize), or around a new replay cache when replay is nil.
@@ -105,12 +117,10 @@ func newWebhookVerifier(cfg WebhookAuthConfig, getenv func(string) string, repla
 	}
 	if replay == nil {
 		replay = newReplayCache(cfg.ReplayCacheSize)
-	} else {
-		replay.resize(cfg.ReplayCacheSize)
 	}
 	key := secret.b
 	return &WebhookVerifier{
-		mode: cfg.Mode, tolerance: cfg.Tolerance, replay: replay,
+		mode: cfg.Mode, tolerance: cfg.Tolerance, replay: replay, replaySize: cfg.ReplayCacheSize,
 		macs: &sync.Pool{New: func() any { return hmac.New(sha256.New, key) }},
 	}, nil
 }

@@ -308,7 +308,8 @@ func TestReplayCacheGrowsWithUse(t *testing.T) {
 	}
 }
 
-// reloadVerifier is v.With a config of mode required, tolerance and size.
+// reloadVerifier is v.With a config of mode required, tolerance and size,
+// put in place (ResizeReplay) as a reload that succeeds does.
 func reloadVerifier(t *testing.T, v *WebhookVerifier, tolerance time.Duration, size int) *WebhookVerifier {
 	t.Helper()
 	cfg := DefaultWebhookAuth()
@@ -317,6 +318,7 @@ func reloadVerifier(t *testing.T, v *WebhookVerifier, tolerance time.Duration, s
 	if err != nil {
 		t.Fatal(err)
 	}
+	next.ResizeReplay()
 	return next
 }
 

@@ -111,12 +111,15 @@ type AuthRuntime struct {
 // buildAuth builds a route's AuthRuntime from rc; prev is the route's
 // runtime in the previous snapshot (nil at start-up), whose replay cache
 // the new verifier shares, so a reload does not let a replay through.
-func buildAuth(name string, rc config.RouteConfig, prev *RouteRuntime, deps Deps) (AuthRuntime, error) {
+func buildAuth(name string, rc config.RouteConfig, prev *RouteRuntime, c *carry, deps Deps) (AuthRuntime, error) {
 	var a AuthRuntime
 	var err error
 	if rc.WebhookAuth.Mode != policy.AuthOff {
 		if prev != nil && prev.Auth.Webhook != nil {
-			a.Webhook, err = prev.Auth.Webhook.With(rc.WebhookAuth, os.Getenv)
+			if a.Webhook, err = prev.Auth.Webhook.With(rc.WebhookAuth, os.Getenv); err == nil {
+				w := a.Webhook
+				c.then(func() error { w.ResizeReplay(); return nil })
+			}
 		} else {
 			a.Webhook, err = policy.NewWebhookVerifier(rc.WebhookAuth, os.Getenv)
 		}

@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"opscore-sidecar/metrics"
+	"opscore-sidecar/policy"
 	"opscore-sidecar/proxy/config"
 	"opscore-sidecar/proxy/proxytest"
 )
@@ -382,5 +385,44 @@ func TestReloadWarnsWhenAuthWeakens(t *testing.T) {
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("warnings:\ngot  %+v\nwant %+v", got, want)
+	}
+}
+
+// TestRefusedReloadKeepsTheReplayCache: a reload that shrinks notify's
+// replay cache but fails (another route's secret is missing) must leave
+// the running verifier's cache as it was, so a delivery it accepted stays
+// refused as a replay.
+func TestRefusedReloadKeepsTheReplayCache(t *testing.T) {
+	t.Setenv("REPLAY_TEST_SECRET", "s3cret")
+	cfg := testConfig("http://127.0.0.1:1")
+	route(cfg, config.RouteNotify, func(rc *config.RouteConfig) {
+		rc.WebhookAuth.Mode, rc.WebhookAuth.SecretEnv, rc.WebhookAuth.ReplayCacheSize = policy.AuthRequired, "REPLAY_TEST_SECRET", 10
+	})
+	s, _ := newTestSidecar(t, cfg)
+	v := s.Snapshot().Runtime[config.RouteNotify].Auth.Webhook
+	now := time.Now()
+	ts := strconv.FormatInt(now.Unix(), 10)
+	var sigs []string
+	var bodies [][]byte
+	for i := range 5 {
+		body := []byte(fmt.Sprintf(`{"n":%d}`, i))
+		sig := policy.SignWebhook([]byte("s3cret"), ts, body)
+		if got := v.Verify(ts, sig, body, now); !got.Allowed {
+			t.Fatalf("delivery %d: %+v, want allowed", i, got)
+		}
+		sigs, bodies = append(sigs, sig), append(bodies, body)
+	}
+
+	bad := *s.Snapshot().Config
+	bad.Routes = maps.Clone(bad.Routes)
+	route(&bad, config.RouteNotify, func(rc *config.RouteConfig) { rc.WebhookAuth.ReplayCacheSize = 1 })
+	route(&bad, config.RouteWorkflow, func(rc *config.RouteConfig) {
+		rc.WebhookAuth.Mode, rc.WebhookAuth.SecretEnv = policy.AuthRequired, "REPLAY_TEST_SECRET_MISSING"
+	})
+	if err := s.Apply(&bad); err == nil {
+		t.Fatal("Apply with a missing secret: got nil, want an error")
+	}
+	if got := v.Verify(ts, sigs[0], bodies[0], now); got.Reason != policy.AuthReasonReplayed {
+		t.Errorf("after a refused reload, the oldest accepted delivery again: got %+v, want replayed", got)
 	}
 }

@@ -140,7 +140,7 @@ func buildSnapshot(cfg *config.Config, prev *Snapshot, deps Deps) (*Snapshot, er
 	// validation (a secret missing from the environment).
 	auth := make(map[string]AuthRuntime, len(config.RouteNames))
 	for _, name := range config.RouteNames {
-		if auth[name], err = buildAuth(name, cfg.Routes[name], prev.route(name), deps); err != nil {
+		if auth[name], err = buildAuth(name, cfg.Routes[name], prev.route(name), &s.carried, deps); err != nil {
 			return nil, fmt.Errorf("routes.%s: %w", name, err)
 		}
 	}
