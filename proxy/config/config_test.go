@@ -246,6 +246,9 @@ func TestUnknownEnvIsAnError(t *testing.T) {
 	t.Setenv("SIDECAR_SERVICE_HOST", "10.0.0.1")
 	t.Setenv("SIDECAR_PORT", "tcp://10.0.0.1:8080")
 	t.Setenv("SIDECAR_PORT_8080_TCP_ADDR", "10.0.0.1")
+	t.Setenv("SIDECAR_METRICS_SERVICE_HOST", "10.0.0.2") // a Service named sidecar-metrics
+	t.Setenv("SIDECAR_METRICS_SERVICE_PORT_HTTP", "9901")
+	t.Setenv("SIDECAR_METRICS_PORT_9901_TCP_PROTO", "tcp")
 	t.Setenv("SIDECARS", "x")
 	_, err := LoadBytes([]byte("{}\n"), nil)
 	want := []string{
@@ -382,9 +385,18 @@ func TestEnvNameOfKey(t *testing.T) {
 func TestRedactedHidesURLCredentials(t *testing.T) {
 	c := Defaults()
 	c.Tracing.OTLPEndpoint = "https://user:s3cret@collector:4318"
+	c.Outbox.RedisURL = "redis://:s3cret@redis:6379/0"
 	if got := c.Redacted().Tracing.OTLPEndpoint; strings.Contains(got, "s3cret") {
 		t.Errorf("Redacted tracing.otlp_endpoint = %q, still holds the password", got)
 	}
+	if got := c.Redacted().Outbox.RedisURL; strings.Contains(got, "s3cret") {
+		t.Errorf("Redacted outbox.redis_url = %q, still holds the password", got)
+	}
+	c.Outbox.Backend, c.Outbox.RedisURL = OutboxRedis, "http://:s3cret@redis:6379/0"
+	if err := c.Validate(); err == nil || strings.Contains(err.Error(), "s3cret") {
+		t.Errorf("Validate of a bad outbox.redis_url with a password: got %v, want an error without the password", err)
+	}
+	c.Outbox.RedisURL = "redis://:s3cret@redis:6379/0"
 	if c.Tracing.OTLPEndpoint != "https://user:s3cret@collector:4318" {
 		t.Errorf("Redacted modified its receiver")
 	}

@@ -149,19 +149,37 @@ var nonKeyEnv = map[string]bool{
 }
 
 // isServiceLinkEnv reports whether name is one of the variables
-// Kubernetes puts in every pod for a Service named "sidecar" (SIDECAR_PORT,
-// SIDECAR_SERVICE_HOST, SIDECAR_PORT_8080_TCP_ADDR, ...): they are not
-// the operator's, so they are no error.
+// Kubernetes puts in every pod for a Service whose name starts with
+// "sidecar" (for "sidecar": SIDECAR_PORT, SIDECAR_SERVICE_HOST,
+// SIDECAR_PORT_8080_TCP_ADDR, ...; for "sidecar-metrics":
+// SIDECAR_METRICS_SERVICE_HOST, ...): they are not the operator's, so they
+// are no error.
 func isServiceLinkEnv(name string) bool {
 	rest, ok := strings.CutPrefix(name, EnvPrefix+"_")
 	if !ok {
 		return false
 	}
-	if rest == "SERVICE_HOST" || rest == "SERVICE_PORT" || rest == "PORT" || strings.HasPrefix(rest, "SERVICE_PORT_") {
+	parts := strings.Split(rest, "_")
+	for i := range parts { // parts[:i] is the rest of the Service's name
+		if serviceLinkSuffix(parts[i:]) {
+			return true
+		}
+	}
+	return false
+}
+
+// serviceLinkSuffix reports whether parts is the part of a Kubernetes
+// service-link variable after the Service's name: SERVICE_HOST,
+// SERVICE_PORT[_<port name>], PORT, or PORT_<number>_<TCP|UDP|SCTP>[_PROTO|_PORT|_ADDR].
+func serviceLinkSuffix(parts []string) bool {
+	switch {
+	case len(parts) == 2 && parts[0] == "SERVICE" && parts[1] == "HOST":
+		return true
+	case len(parts) >= 2 && parts[0] == "SERVICE" && parts[1] == "PORT":
+		return true
+	case len(parts) == 1 && parts[0] == "PORT":
 		return true
 	}
-	// PORT_<number>_<TCP|UDP|SCTP>[_PROTO|_PORT|_ADDR]
-	parts := strings.Split(rest, "_")
 	if len(parts) < 3 || len(parts) > 4 || parts[0] != "PORT" {
 		return false
 	}

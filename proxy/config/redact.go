@@ -14,6 +14,7 @@ func (c *Config) Redacted() *Config {
 	out.Routes = maps.Clone(c.Routes)
 	out.Upstream.URL = redactURL(c.Upstream.URL)
 	out.Tracing.OTLPEndpoint = redactURL(c.Tracing.OTLPEndpoint)
+	out.Outbox.RedisURL = redactURL(c.Outbox.RedisURL)
 	return &out
 }
 

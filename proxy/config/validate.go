@@ -108,7 +108,7 @@ func (c *Config) Validate() error {
 			}
 		case OutboxRedis:
 			if u, err := url.Parse(c.Outbox.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
-				add("outbox.redis_url", "must be a redis:// or rediss:// URL with backend %q, got %q", OutboxRedis, c.Outbox.RedisURL)
+				add("outbox.redis_url", "must be a redis:// or rediss:// URL with backend %q, got %q", OutboxRedis, redactURL(c.Outbox.RedisURL))
 			}
 			if c.Outbox.Stream == "" {
 				add("outbox.stream", "must not be empty with backend %q", OutboxRedis)
