@@ -80,8 +80,8 @@ type ConcurrencyConfig struct {
 	// have holding or waiting for a slot at once (a count of requests); one
 	// more gets 429 client_limit. Critical requests are not counted: they
 	// come from AgentKit's one address and are held through core outages. The address is the peer's, or X-Forwarded-For's from a
-	// trusted proxy (TrustedProxies); IPv6 addresses count per /64. Behind
-	// a load balancer that is not in TrustedProxies every client shares
+	// trusted proxy (admission.trusted_proxies); IPv6 addresses count per /64. Behind
+	// a load balancer that is not in admission.trusted_proxies every client shares
 	// one address. 0 means no per-client cap; it applies only when Limit is
 	// set (> 0). Default 128. It follows Mode.
 	PerClientLimit int `mapstructure:"per_client_limit" json:"per_client_limit" yaml:"per_client_limit"`

@@ -53,10 +53,18 @@ func Read(base string, srcs []Source) (map[string]string, error) {
 				switch s := spec.(type) {
 				case *ast.TypeSpec:
 					if st, ok := s.Type.(*ast.StructType); ok {
+						keys := map[string]string{} // the struct's Go field names → their keys
+						for _, fld := range st.Fields.List {
+							for _, id := range fld.Names {
+								if k := tagKey(fld.Tag); k != "" {
+									keys[id.Name] = k
+								}
+							}
+						}
 						for _, fld := range st.Fields.List {
 							for _, id := range fld.Names {
 								if d := text(fld.Doc); d != "" {
-									docs[src.ImportPath+"."+s.Name.Name+"."+id.Name] = rename(d, id.Name, tagKey(fld.Tag))
+									docs[src.ImportPath+"."+s.Name.Name+"."+id.Name] = siblings(rename(d, id.Name, tagKey(fld.Tag)), keys)
 								}
 							}
 						}
@@ -86,6 +94,21 @@ func rename(doc, ident, key string) string {
 		return key + " " + rest
 	}
 	return doc
+}
+
+// siblings replaces, in doc, the Go names of the struct's other fields
+// ("wins over KeyEnv") by their keys ("wins over key_env"), so the
+// reference file speaks of keys only. An all-capitals name (URL, RPS) is
+// left alone: in prose it is the ordinary word.
+func siblings(doc string, keys map[string]string) string {
+	words := strings.Split(doc, " ")
+	for i, w := range words {
+		core := strings.TrimRight(strings.TrimLeft(w, "(\"'`"), ").,;:\"'`")
+		if k, ok := keys[core]; ok && core != strings.ToUpper(core) { // not an acronym: "URL" is a word too
+			words[i] = strings.Replace(w, core, k, 1)
+		}
+	}
+	return strings.Join(words, " ")
 }
 
 // tagKey is the key in a field's mapstructure tag.
