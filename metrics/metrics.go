@@ -299,13 +299,6 @@ func (m *Metrics) ReloadResult(ok bool, now time.Time) {
 		m.ConfigReloads.WithLabelValues(ReloadFailure).Inc()
 		return
 	}
-	for _, res := range OutboxDeliveryResults {
-		m.OutboxDeliveryAttempts.WithLabelValues(res)
-	}
-	for _, res := range HealthProbeResults {
-		m.HealthProbes.WithLabelValues(res)
-	}
-	m.UpstreamHealthy.Set(1)
 	m.ConfigReloads.WithLabelValues(ReloadSuccess).Inc()
 	m.ConfigLastReloadSuccess.Set(float64(now.UnixNano()) / 1e9)
 }

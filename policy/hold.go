@@ -101,6 +101,14 @@ func (h *Hold) Open() {
 	h.pump()
 }
 
+// Close says the upstream looks down again: nothing more is released until
+// the next Open (requests already released go on).
+func (h *Hold) Close() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.open = false
+}
+
 // Len returns the number of requests in the hold (waiting or released and
 // not yet finished) and their body bytes.
 func (h *Hold) Len() (requests int, bytes int64) {

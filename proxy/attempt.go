@@ -86,7 +86,9 @@ func (a *attemptTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	o := classifyAttempt(req.Context(), resp, err, now)
 	result := o.Label()
 	if err != nil {
-		if o.Kind.ConnectionFailure() && a.health != nil {
+		// An unclassified error (a malformed response, a TLS failure) is
+		// not taken for the upstream being down.
+		if o.Kind.ConnectionFailure() && o.Failure != metrics.ResultError && a.health != nil {
 			a.health.suspect()
 		}
 		err = &AttemptError{Outcome: o, Err: err}

@@ -31,11 +31,18 @@ type healthChecker struct {
 	snap    func() *Snapshot
 	up      func()
 	healthy func(bool)
+	// blind is called instead of probing when health_check.enabled is
+	// false: an interval after a connection failure, the holds are opened
+	// for another try (nothing is known of the upstream, so no breaker is
+	// closed and the gauge is left alone).
+	blind   func()
 	metrics *metrics.Metrics
 
 	mu        sync.Mutex
 	probing   bool        // the upstream looks down: the probe loop runs
+	confirmed bool        // a probe has failed since probing started
 	downSince time.Time   // when probing started
+	blinding  bool        // a blind retry is scheduled (health_check.enabled false)
 	cur       *probeRound // the probe in flight or scheduled, nil if none
 	lastStart time.Time   // when the last probe was (to be) sent
 	gen       int         // counts outages; a loop of an older one stops
@@ -54,22 +61,48 @@ type probeRound struct {
 // ask for one (check): a down upstream gets at most 200 probes a second.
 const probeGap = 5 * time.Millisecond
 
-func newHealthChecker(snap func() *Snapshot, up func(), healthy func(bool), m *metrics.Metrics) *healthChecker {
-	return &healthChecker{snap: snap, up: up, healthy: healthy, metrics: m, stop: make(chan struct{})}
+func newHealthChecker(snap func() *Snapshot, up, blind func(), healthy func(bool), m *metrics.Metrics) *healthChecker {
+	return &healthChecker{snap: snap, up: up, blind: blind, healthy: healthy, metrics: m, stop: make(chan struct{})}
 }
 
 // suspect says the upstream may be down: the probe loop starts unless it
-// runs already. It never blocks.
+// runs already. It never blocks. With health_check.enabled false nothing
+// is probed: a blind retry opens the holds an interval later.
 func (h *healthChecker) suspect() {
+	cfg := h.snap().Config.HealthCheck
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.probing || h.stopped {
+	if h.stopped {
 		return
 	}
-	h.probing, h.downSince = true, time.Now()
+	if !cfg.Enabled {
+		if !h.blinding {
+			h.blinding = true
+			time.AfterFunc(cfg.Interval, func() {
+				h.mu.Lock()
+				h.blinding = false
+				h.mu.Unlock()
+				h.blind()
+			})
+		}
+		return
+	}
+	if h.probing {
+		return
+	}
+	h.probing, h.confirmed, h.downSince = true, false, time.Now()
 	h.gen++
 	h.healthy(false)
 	go h.loop(h.gen)
+}
+
+// knownDown reports whether a probe has confirmed the upstream down since
+// the last one passed: a single reset or closed connection (the keep-alive
+// race) starts the probes but is not taken for an outage.
+func (h *healthChecker) knownDown() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.probing && h.confirmed
 }
 
 // down reports whether the upstream looks down: the probe loop runs.
@@ -79,11 +112,12 @@ func (h *healthChecker) down() bool {
 	return h.probing
 }
 
-// downFor returns how long the upstream has looked down (0 while it does not).
+// downFor returns how long the upstream has looked down, once a probe has
+// confirmed it (0 otherwise).
 func (h *healthChecker) downFor() time.Duration {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if !h.probing {
+	if !h.probing || !h.confirmed {
 		return 0
 	}
 	return time.Since(h.downSince)
@@ -194,6 +228,9 @@ func (h *healthChecker) run(r *probeRound) {
 	if h.cur == r {
 		h.cur = nil
 	}
+	if !ok && h.probing && !r.started.Before(h.downSince) {
+		h.confirmed = true
+	}
 	h.mu.Unlock()
 	close(r.done)
 }
@@ -202,30 +239,32 @@ func (h *healthChecker) run(r *probeRound) {
 // caller to see it pass while the upstream looked down, runs the recovery:
 // breakers opened by the outage close and holds open (up) before the gauge
 // says healthy.
+//
+// The recovery and the gauge run under h.mu, so a suspect of the next
+// outage cannot slip between them; a probe sent before the current outage
+// began says nothing of it and is not taken as a pass.
 func (h *healthChecker) passed(r *probeRound) bool {
 	if !r.ok {
 		return false
 	}
 	h.mu.Lock()
-	was := h.probing
-	h.probing = false
-	h.mu.Unlock()
-	if was {
-		h.up()
-		h.healthy(true)
+	defer h.mu.Unlock()
+	if !h.probing {
+		return true
 	}
+	if r.started.Before(h.downSince) {
+		return false
+	}
+	h.probing, h.confirmed = false, false
+	h.up()
+	h.healthy(true)
 	return true
 }
 
-// probe sends one health check and reports whether it passed. With
-// health_check.enabled false nothing is sent: the loop then only waits an
-// interval before saying "try again", a blind retry timer.
+// probe sends one health check and reports whether it passed.
 func (h *healthChecker) probe() bool {
 	snap := h.snap()
 	cfg := snap.Config.HealthCheck
-	if !cfg.Enabled {
-		return true
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.Timeout)
 	defer cancel()
 	u := *snap.Upstream

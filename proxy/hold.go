@@ -86,7 +86,7 @@ var errUpstreamDown = &AttemptError{
 // health check is probing an upstream it could not reach: the request is
 // held at once instead of spending an attempt on a refused connection.
 func (h *holdState) upstreamKnownDown() bool {
-	return h.info.Runtime.Hold.Enabled && h.t.health != nil && h.body.replayable() && h.t.health.down()
+	return h.info.Runtime.Hold.Enabled && h.t.health != nil && h.body.replayable() && h.t.health.knownDown()
 }
 
 // hold decides whether the failed round r is held and, if so, waits. It
@@ -120,7 +120,10 @@ func (h *holdState) hold(ctx context.Context, r roundResult) bool {
 		h.ticket, h.held = tk, true
 	}
 	r.cancel(nil)
-	if h.t.health != nil {
+	if h.t.health != nil && (!r.refused || rt.Breaker.TrippedUnreachable()) {
+		// The core could not be reached: make sure it is being probed. A
+		// breaker opened by 5xx answers is not (a passing probe would not
+		// close it); its own half-open transition opens the hold.
 		h.t.health.suspect()
 	}
 	g := h.t.metrics.HeldRequests.WithLabelValues(h.info.Route)

@@ -7,12 +7,14 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"opscore-sidecar/metrics"
 	"opscore-sidecar/policy"
 	"opscore-sidecar/proxy/config"
+	"opscore-sidecar/proxy/proxytest"
 )
 
 // flakyCore is an upstream at a fixed loopback address that can be taken
@@ -25,6 +27,11 @@ type flakyCore struct {
 	srv  *http.Server
 	got  []string // "METHOD path agent-or-outbox-id" per non-health request
 	seen chan string
+
+	// work is how long a non-health request takes; inflight and maxInflight
+	// count the ones being served at once.
+	work                  time.Duration
+	inflight, maxInflight atomic.Int32
 }
 
 func newFlakyCore(t *testing.T) *flakyCore {
@@ -61,6 +68,11 @@ func (c *flakyCore) up() {
 			w.WriteHeader(http.StatusOK)
 			return
 		}
+		n := c.inflight.Add(1)
+		defer c.inflight.Add(-1)
+		for m := c.maxInflight.Load(); n > m && !c.maxInflight.CompareAndSwap(m, n); m = c.maxInflight.Load() {
+		}
+		time.Sleep(c.work)
 		b, _ := io.ReadAll(r.Body)
 		rec := r.Method + " " + r.URL.Path + " " + string(b)
 		c.mu.Lock()
@@ -330,9 +342,11 @@ func TestAgentOf(t *testing.T) {
 // TestHeldRequestsDoNotKeepGateSlots: with a gate of 2 slots, 6
 // registrations sent while the core is down are all held (a held request
 // gives its slot back), and all get the core's 200 once it is back; the
-// core never has more than 2 of them in flight.
+// core never has more than 2 of them in flight (each takes 20 ms there, so
+// released requests that skipped the gate would overlap).
 func TestHeldRequestsDoNotKeepGateSlots(t *testing.T) {
 	core := newFlakyCore(t)
+	core.work = 20 * time.Millisecond
 	cfg := holdConfig(core.url(), config.NotifyDeadline)
 	cfg.Admission.Concurrency.Limit = 2
 	cfg.Admission.Concurrency.CriticalReserved = 0
@@ -350,6 +364,55 @@ func TestHeldRequestsDoNotKeepGateSlots(t *testing.T) {
 		if c := <-codes; c != http.StatusOK {
 			t.Errorf("held registration: got %d, want 200", c)
 		}
+	}
+	if m := core.maxInflight.Load(); m > 2 {
+		t.Errorf("the core had %d registrations in flight at once, want at most the gate's 2", m)
+	}
+}
+
+// TestDisabledHealthCheckClosesNoBreaker: with health_check.enabled false
+// nothing probes the core, so nothing may claim it is back: a breaker the
+// outage opened stays open (its open_timeout is an hour here) while the
+// core is still down, through the blind retries of the holds.
+func TestDisabledHealthCheckClosesNoBreaker(t *testing.T) {
+	core := newFlakyCore(t)
+	cfg := holdConfig(core.url(), config.NotifyDeadline)
+	cfg.HealthCheck.Enabled = false
+	readsTripAtOnce(cfg)
+	env := startSidecar(t, cfg)
+	br := openStateGetBreaker(t, env)
+	for range 3 {
+		time.Sleep(cfg.HealthCheck.Interval) // blind retries come and go
+		if resp, _ := do(t, newRequest(t, "GET", env.url+"/v1/opscore/agent/a/state", nil)); resp.StatusCode != http.StatusServiceUnavailable {
+			t.Fatalf("read with the core down: got %d, want 503", resp.StatusCode)
+		}
+	}
+	if br.State() != policy.BreakerOpen {
+		t.Errorf("breaker %s with the core still down and no health check, want open", br.State())
+	}
+	if got := counter(t, env.srv.Metrics.HealthProbes.WithLabelValues("ok")) + counter(t, env.srv.Metrics.HealthProbes.WithLabelValues("fail")); got != 0 {
+		t.Errorf("health probes sent with health_check.enabled false: %v, want 0", got)
+	}
+}
+
+// TestOneClosedConnectionDoesNotHoldRegistrations: a single connection the
+// core closes (the keep-alive race) starts the health check but is not an
+// outage: a registration right after it is sent at once, not held until a
+// probe passes.
+func TestOneClosedConnectionDoesNotHoldRegistrations(t *testing.T) {
+	up := proxytest.New(t, proxytest.Close(), proxytest.OK())
+	cfg := holdConfig(up.URL, config.NotifyDeadline)
+	cfg.HealthCheck.Interval = time.Minute // no scheduled probe during the test
+	env := startSidecar(t, cfg)
+	if resp, _ := do(t, newRequest(t, "GET", env.url+"/v1/opscore/agent/a/state", nil)); resp.StatusCode != http.StatusOK {
+		t.Fatalf("state read after a closed connection: got %d, want 200 (retried)", resp.StatusCode)
+	}
+	resp, _ := do(t, newRequest(t, "POST", env.url+pathNotify, strings.NewReader(register("blip-1"))))
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("registration: got %d, want 200", resp.StatusCode)
+	}
+	if got := counter(t, env.srv.Metrics.Holds.WithLabelValues(config.RouteNotify, metrics.HoldReleased)); got != 0 {
+		t.Errorf("hold_total{released} = %v after one closed connection, want 0 (not held)", got)
 	}
 }
 

@@ -45,9 +45,7 @@ func New(cfg *config.Config, deps Deps, tracing *Tracing, accessLog *slog.Logger
 		accessLog = slog.New(slog.DiscardHandler)
 	}
 	s := &Sidecar{deps: deps, tracing: tracing, accessLog: accessLog}
-	s.health = newHealthChecker(s.snap.Load, s.upstreamUp, func(up bool) {
-		deps.Metrics.UpstreamHealthy.Set(map[bool]float64{true: 1, false: 0}[up])
-	}, deps.Metrics)
+	s.health = newHealthChecker(s.snap.Load, s.upstreamUp, s.openHolds, s.upstreamHealthy, deps.Metrics)
 	s.deps.BreakerChange = s.breakerChanged
 	snap, err := buildSnapshot(cfg, nil, s.deps)
 	if err != nil {
@@ -150,6 +148,33 @@ func (s *Sidecar) breakerChanged(route string, _, to policy.BreakerState) {
 	}
 	if snap := s.snap.Load(); snap != nil {
 		if rt := snap.Runtime[route]; rt != nil {
+			rt.Hold.Queue.Open()
+		}
+	}
+}
+
+// upstreamHealthy sets the health gauge; the upstream looking down also
+// closes every hold, so the first requests of an outage are held instead
+// of released into it by an Open left over from the last recovery.
+func (s *Sidecar) upstreamHealthy(up bool) {
+	if up {
+		s.deps.Metrics.UpstreamHealthy.Set(1)
+		return
+	}
+	s.deps.Metrics.UpstreamHealthy.Set(0)
+	if snap := s.snap.Load(); snap != nil {
+		for _, rt := range snap.Runtime {
+			rt.Hold.Queue.Close()
+		}
+	}
+}
+
+// openHolds releases every route's held requests for another try: the
+// blind retry of health_check.enabled false, which knows nothing of the
+// upstream and so closes no breaker.
+func (s *Sidecar) openHolds() {
+	if snap := s.snap.Load(); snap != nil {
+		for _, rt := range snap.Runtime {
 			rt.Hold.Queue.Open()
 		}
 	}
