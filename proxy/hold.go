@@ -187,6 +187,11 @@ func (h *holdState) finish() {
 	if h.ticket != nil {
 		h.ticket.Done()
 	}
+	if h.held && h.result == "" {
+		// Released, then failed another way (a 5xx, or the deadline with
+		// no outbox): it still left the hold by being released.
+		h.result = metrics.HoldReleased
+	}
 	if h.result != "" {
 		h.t.metrics.Holds.WithLabelValues(h.info.Route, h.result).Inc()
 	}

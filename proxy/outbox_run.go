@@ -68,9 +68,7 @@ func (s *Sidecar) attachOutbox(st outbox.Store, cfg config.OutboxConfig) *outbox
 				m.OutboxDeliveryLatency.Observe(latency.Seconds())
 			},
 			Dead: func(msg *outbox.Message, reason string) {
-				m.OutboxDeadLetters.WithLabelValues(routeLabel(msg.Route)).Inc()
-				s.deps.Logger.Warn("outbox: message dead-lettered", "id", msg.ID, "route", msg.Route,
-					"agent_id", msg.AgentID, "request_id", msg.RequestID, "reason", reason)
+				m.OutboxDeadLetters.WithLabelValues(routeLabel(msg.Route)).Inc() // the deliverer logs it
 			},
 		},
 	})
@@ -79,7 +77,9 @@ func (s *Sidecar) attachOutbox(st outbox.Store, cfg config.OutboxConfig) *outbox
 	r := &outboxRunner{store: st, cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(r.done)
-		go d.Run(ctx)
+		delivered := make(chan struct{})
+		go func() { defer close(delivered); d.Run(ctx) }()
+		defer func() { <-delivered }() // the store is closed only once Run has returned
 		tick := time.NewTicker(time.Second)
 		defer tick.Stop()
 		for {

@@ -48,6 +48,9 @@ type outboxQueue struct {
 	logger    *slog.Logger
 }
 
+// pendingTimeout bounds the look-up of an agent's queued messages.
+const pendingTimeout = 50 * time.Millisecond
+
 // orderedRoutes are the routes whose requests are queued behind their
 // agent's queued messages.
 func orderedRoute(route string) bool {
@@ -65,7 +68,11 @@ func (q *outboxQueue) behind(ctx context.Context, req *http.Request, info *Reque
 	if agent == "" {
 		return nil, nil, false
 	}
-	pending, err := q.store.Pending(ctx, agent)
+	// Bounded: with the Redis backend this is a round trip on the request
+	// path, and a slow outbox must not slow traffic to a healthy core.
+	pctx, cancel := context.WithTimeout(ctx, pendingTimeout)
+	pending, err := q.store.Pending(pctx, agent)
+	cancel()
 	if err != nil {
 		q.logger.Warn("outbox: cannot tell whether the agent has queued messages; forwarding", "agent_id", agent, "error", err)
 		return nil, nil, false
@@ -97,8 +104,10 @@ func (q *outboxQueue) enqueue(ctx context.Context, req *http.Request, info *Requ
 			m.Header[k] = v
 		}
 	}
-	// The request is stored even if its client has just gone away: the
-	// webhook was sent, and its sender will not send it again.
+	// Once the store is asked, the write completes even if the client goes
+	// away meanwhile: the message is either fully stored or not at all. (A
+	// client that went away before this point, during the hold, gets
+	// nothing queued: it saw no 202 and may send again.)
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 	defer cancel()
 	if err := q.store.Enqueue(sctx, m); err != nil {

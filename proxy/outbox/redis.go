@@ -280,12 +280,17 @@ func (s *RedisStore) Claim(ctx context.Context) (*Message, error) {
 		if err != nil || x == nil {
 			return nil, err
 		}
-		m, err := s.decodeQueued(ctx, x)
-		if err != nil {
+		m, err := decodeEntry(x)
+		if err != nil { // the entry itself is unreadable: a dead letter
 			if err := s.deadUnreadable(ctx, x, err); err != nil {
 				return nil, err
 			}
 			continue
+		}
+		// A failure to read its attempts is Redis's, not the message's:
+		// return it, and the message stays at the head.
+		if err := s.overlay(ctx, []*Message{m}); err != nil {
+			return nil, err
 		}
 		s.startRenew(ctx)
 		return m, nil
