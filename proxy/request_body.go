@@ -133,19 +133,48 @@ func (b *preReadBody) Read(p []byte) (int, error) {
 
 func (b *preReadBody) Close() error { return b.rest.Close() }
 
+// preReadChunk is the most memory a body is given before its bytes arrive:
+// a larger declared Content-Length is trusted only as the bytes come, so a
+// client that declares a megabyte and sends one byte (on many connections)
+// costs the sidecar next to nothing.
+const preReadChunk = 64 << 10
+
+// readExactly reads n bytes of r (io.ErrUnexpectedEOF when it ends first).
+// A small n is read into one buffer of that size; a larger one grows with
+// the bytes received.
+func readExactly(r io.Reader, n int64) ([]byte, error) {
+	if n <= preReadChunk {
+		buf := make([]byte, n)
+		if _, err := io.ReadFull(r, buf); err != nil {
+			return nil, err
+		}
+		return buf, nil
+	}
+	var w bytes.Buffer
+	w.Grow(preReadChunk)
+	got, err := w.ReadFrom(io.LimitReader(r, n))
+	if err != nil {
+		return nil, err
+	}
+	if got < n {
+		return nil, io.ErrUnexpectedEOF
+	}
+	return w.Bytes(), nil
+}
+
 // preRead reads body (declared length n, -1 if unknown) up to limit bytes.
 func preRead(body io.ReadCloser, n, limit int64) (*preReadBody, error) {
 	if n > limit {
-		buf := make([]byte, limit)
-		if _, err := io.ReadFull(body, buf); err != nil {
+		buf, err := readExactly(body, limit)
+		if err != nil {
 			return nil, err
 		}
 		return &preReadBody{buf: buf, rest: body, length: n}, nil
 	}
 	if n > 0 {
 		// The server's body reader stops at Content-Length.
-		buf := make([]byte, n)
-		if _, err := io.ReadFull(body, buf); err != nil {
+		buf, err := readExactly(body, n)
+		if err != nil {
 			return nil, err
 		}
 		return &preReadBody{buf: buf, rest: body, complete: true, length: n}, nil

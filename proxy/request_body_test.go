@@ -229,3 +229,33 @@ func TestBodyDeadlineEndsWithTheBody(t *testing.T) {
 		}
 	}
 }
+
+// TestDeclaredLengthIsNotTrustedForMemory: a body that declares a megabyte
+// and sends one byte is read into a buffer that grows with the bytes
+// received, not one of the declared length (many such connections would
+// otherwise reserve gigabytes): the first read offers at most a chunk.
+func TestDeclaredLengthIsNotTrustedForMemory(t *testing.T) {
+	r := &firstReadSize{}
+	if _, err := preRead(r, 1<<20, 1<<20); err == nil {
+		t.Fatal("a body shorter than its Content-Length: got no error")
+	}
+	if r.first == 0 || r.first > 2*preReadChunk {
+		t.Errorf("first read offered %d bytes for a declared 1 MiB, want at most %d", r.first, 2*preReadChunk)
+	}
+}
+
+// firstReadSize sends one byte, then ends early, and records how large a
+// buffer its first Read was given.
+type firstReadSize struct{ first, calls int }
+
+func (r *firstReadSize) Read(p []byte) (int, error) {
+	r.calls++
+	if r.calls == 1 {
+		r.first = len(p)
+		p[0] = 'x'
+		return 1, nil
+	}
+	return 0, io.EOF
+}
+
+func (r *firstReadSize) Close() error { return nil }
