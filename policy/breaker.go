@@ -94,7 +94,8 @@ type BreakerCounts struct {
 }
 
 // BreakerStateFunc observes state changes (for a gauge and a counter). It
-// runs under the breaker's lock: it must be quick and must not call the
+// runs under the breaker's lock (Recover's open→closed report excepted,
+// which runs after the swap): it must be quick and must not call the
 // breaker.
 type BreakerStateFunc func(route string, from, to BreakerState)
 

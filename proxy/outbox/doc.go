@@ -66,8 +66,11 @@
 // with jitter otherwise. It waits for Kick or DelivererOptions.Poll when
 // the queue is empty or DelivererOptions.Ready reports the upstream down.
 // Kick does not cut a backoff short. There is no cap on attempts: a
-// message that keeps failing with 5xx blocks the queue until it succeeds,
-// is dead-lettered by a 4xx, or is removed by an operator.
+// message that keeps failing with 5xx blocks the queue until it succeeds
+// or is dead-lettered by a 4xx (order per agent is kept over progress);
+// there is no API to drop a queued message, so a core that refuses one
+// message with 5xx for good needs fixing, and the SidecarOutboxBacklogOld
+// alert says so (docs/deploy.md).
 //
 // # Limits and sizes
 //
