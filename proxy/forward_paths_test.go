@@ -121,3 +121,24 @@ func TestForwardPathsConfig(t *testing.T) {
 		t.Errorf("from the environment: got %q", got)
 	}
 }
+
+// TestMethodNotAllowedBeforeForwardPaths: with a narrowed forward_paths
+// that does not list the state path, a method no route takes there still
+// gets 405 with Allow (docs/sidecar.md, "Route matching"), not the 404 of
+// an unlisted path.
+func TestMethodNotAllowedBeforeForwardPaths(t *testing.T) {
+	a := newAdmissionRig(t, false, func(c *config.Config) {
+		route(c, config.RouteDefault, func(rc *config.RouteConfig) { rc.ForwardPaths = []string{"/health"} })
+	})
+	rec := a.do(t, "PUT", "/v1/opscore/agent/x/state", "{}")
+	p := problemOf(t, rec, http.StatusMethodNotAllowed)
+	if got := rec.Header().Get("Allow"); got != "GET, HEAD, POST" {
+		t.Errorf("Allow: got %q, want %q", got, "GET, HEAD, POST")
+	}
+	if p.Type != ProblemTypeBase+"bad_request" {
+		t.Errorf("type: got %q, want bad_request", p.Type)
+	}
+	if n := a.u.seen.Load(); n != 0 {
+		t.Errorf("upstream saw %d requests, want 0", n)
+	}
+}
