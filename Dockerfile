@@ -39,6 +39,9 @@ COPY configs/sidecar.yaml /etc/sidecar/sidecar.yaml
 # The durable outbox (registrations accepted with 202 while the core is down,
 # docs/resilience.md): a directory the non-root user owns, and a volume so a
 # container restart keeps what is queued. Distroless has no shell to mkdir.
+# The environment beats the config file: to move the outbox, set
+# SIDECAR_OUTBOX_DIR (an outbox.dir in a mounted config is ignored) or mount
+# the volume here (README.md, "Running it").
 COPY --from=build --chown=65532:65532 /out/outbox /var/lib/opscore-sidecar
 ENV SIDECAR_OUTBOX_DIR=/var/lib/opscore-sidecar
 VOLUME /var/lib/opscore-sidecar

@@ -721,7 +721,7 @@ func runLongOutage(t *testing.T, crashSidecar bool) {
 
 // upstreamRequest is one request a countingUpstream passed to the core.
 type upstreamRequest struct {
-	seq             int
+	seq             int // arrival order at the counting upstream
 	method, path    string
 	agent, outboxID string
 	status          int
@@ -739,7 +739,8 @@ type countingUpstream struct {
 
 	mu   sync.Mutex
 	srv  *http.Server
-	seen []upstreamRequest
+	seen []upstreamRequest // in completion order
+	next int               // the seq of the next request to arrive
 }
 
 func startCountingUpstream(t *testing.T, coreURL string) *countingUpstream {
@@ -756,7 +757,14 @@ func startCountingUpstream(t *testing.T, coreURL string) *countingUpstream {
 	return c
 }
 
+// ServeHTTP numbers each request on arrival (seq, taken before the core
+// answers), so sorting by seq gives the order the requests reached the
+// core, not the order they completed in.
 func (c *countingUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	c.mu.Lock()
+	seq := c.next
+	c.next++
+	c.mu.Unlock()
 	body, _ := io.ReadAll(r.Body)
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	agent := agentOfPath(r.URL.Path)
@@ -766,7 +774,7 @@ func (c *countingUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 	c.proxy.ServeHTTP(rw, r)
 	c.mu.Lock()
-	c.seen = append(c.seen, upstreamRequest{seq: len(c.seen), method: r.Method, path: r.URL.Path, agent: agent,
+	c.seen = append(c.seen, upstreamRequest{seq: seq, method: r.Method, path: r.URL.Path, agent: agent,
 		outboxID: r.Header.Get("X-Sidecar-Outbox-Id"), status: rw.status})
 	c.mu.Unlock()
 }

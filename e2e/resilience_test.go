@@ -229,8 +229,9 @@ func TestRegistrationSurvivesCoreRestart(t *testing.T) {
 // to a sidecar whose core is down (state reads fail fast; registrations are
 // held instead, see TestRegistrationSurvivesCoreRestart). Once the breaker
 // is open (after a second of failures, breaker.min_failing_time), reads are
-// answered 503 at once and the core's port gets no attempt at all: the
-// breaker stays open while the health check's probes fail.
+// answered 503 at once and the core's port gets no attempts beyond the
+// breaker's half-open probes (at most half_open_requests per open_timeout):
+// the breaker stays open while the health check's probes fail.
 func TestOpenBreakerSparesTheCore(t *testing.T) {
 	core := harness.StartCore(t, harness.CoreOptions{Env: []string{"OPSCORE_API_KEY=" + resAPIKey}})
 	sc := harness.StartSidecar(t, harness.SidecarOptions{UpstreamURL: core.URL})

@@ -2,6 +2,7 @@ package opscore
 
 import (
 	"encoding/json"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 )
@@ -9,6 +10,9 @@ import (
 // MaxAgentIDBytes is the longest agent id accepted, in bytes of its UTF-8
 // form (not in characters: the limit bounds Redis keys and log lines).
 const MaxAgentIDBytes = 256
+
+// agentIDTooLong is the message of an id over MaxAgentIDBytes.
+var agentIDTooLong = "String should have at most " + strconv.Itoa(MaxAgentIDBytes) + " bytes (UTF-8)"
 
 // agentIDRule is the message of the character rule of agent ids.
 const agentIDRule = "an agent id must not contain control characters (NUL, CR, LF, TAB, DEL, U+0080-U+009F), " +
@@ -40,7 +44,7 @@ func (v *validator) agentID(id string, loc []any) {
 		v.add("string_too_short", loc, "String should have at least 1 character", in,
 			map[string]any{"min_length": 1})
 	case len(id) > MaxAgentIDBytes:
-		v.add("string_too_long", loc, "String should have at most 256 bytes (UTF-8)", in,
+		v.add("string_too_long", loc, agentIDTooLong, in,
 			map[string]any{"max_length": MaxAgentIDBytes})
 	case !utf8.ValidString(id):
 		v.add("string_unicode", loc, "Input should be a valid string, unable to parse raw data as a unicode string", in, nil)

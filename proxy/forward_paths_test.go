@@ -121,3 +121,56 @@ func TestForwardPathsConfig(t *testing.T) {
 		t.Errorf("from the environment: got %q", got)
 	}
 }
+
+// TestMethodNotAllowedBeforeForwardPaths: with a narrowed forward_paths
+// that does not list the state path, a method no route takes there still
+// gets 405 with Allow (docs/sidecar.md, "Route matching"), not the 404 of
+// an unlisted path.
+func TestMethodNotAllowedBeforeForwardPaths(t *testing.T) {
+	a := newAdmissionRig(t, false, func(c *config.Config) {
+		route(c, config.RouteDefault, func(rc *config.RouteConfig) { rc.ForwardPaths = []string{"/health"} })
+	})
+	rec := a.do(t, "PUT", "/v1/opscore/agent/x/state", "{}")
+	p := problemOf(t, rec, http.StatusMethodNotAllowed)
+	if got := rec.Header().Get("Allow"); got != "GET, HEAD, POST" {
+		t.Errorf("Allow: got %q, want %q", got, "GET, HEAD, POST")
+	}
+	if p.Type != ProblemTypeBase+"bad_request" {
+		t.Errorf("type: got %q, want bad_request", p.Type)
+	}
+	if n := a.u.seen.Load(); n != 0 {
+		t.Errorf("upstream saw %d requests, want 0", n)
+	}
+}
+
+// TestDotSegmentsRefusedOnEveryRoute: a path with a "." or ".." segment,
+// plain or percent-encoded, is answered 404 not_found before routing, so a
+// named route's {agent_id} cannot capture ".." and forward it
+// (docs/sidecar.md, "Security").
+func TestDotSegmentsRefusedOnEveryRoute(t *testing.T) {
+	a := newAdmissionRig(t, false, nil)
+	for _, tt := range []struct{ method, target string }{
+		{"GET", "/v1/opscore/agent/%2e%2e/state"},
+		{"POST", "/v1/opscore/agent/%2E%2E/state"},
+		{"GET", "/v1/opscore/agent/%2e/state"},
+		{"PUT", "/v1/opscore/agent/%2e%2e/state"},
+	} {
+		req := httptest.NewRequest(tt.method, tt.target, strings.NewReader("{}"))
+		rec := httptest.NewRecorder()
+		a.s.Handler().ServeHTTP(rec, req)
+		p := problemOf(t, rec, http.StatusNotFound)
+		if p.Type != ProblemTypeBase+"not_found" {
+			t.Errorf("%s %s: got type %q, want not_found", tt.method, tt.target, p.Type)
+		}
+	}
+	if n := a.u.seen.Load(); n != 0 {
+		t.Errorf("upstream saw %d requests, want 0", n)
+	}
+	if got := testutil.ToFloat64(a.m.Requests.WithLabelValues(config.RouteDefault, "bulk", "404", "not_found")); got != 4 {
+		t.Errorf(`requests_total{route="default",code="404",outcome="not_found"}: got %v, want 4`, got)
+	}
+	// A dot inside a segment is an ordinary agent id.
+	if rec := a.do(t, "GET", "/v1/opscore/agent/a..b/state", ""); rec.Code != http.StatusOK {
+		t.Errorf("GET .../agent/a..b/state: got %d, want 200", rec.Code)
+	}
+}

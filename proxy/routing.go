@@ -14,33 +14,49 @@ import (
 // chunked body is cut at the limit and the ErrorHandler answers 413. It
 // also arms server.body_read_timeout on the body (wrapBody,
 // request_body.go), which the body step after auth reads.
-// A request left to the default route whose path routes.default.forward_paths
-// does not list gets 404 at once (proxy/forward_paths.go).
+// A path with a "." or ".." segment gets 404 on every route, before
+// matching (config.HasDotSegment). A request left to the default route
+// whose path a named route matches with another method gets 405 with
+// Allow; one whose path routes.default.forward_paths does not list gets
+// 404 (proxy/forward_paths.go).
 func (s *Sidecar) routeLayer(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		info := InfoFrom(r.Context())
 		snap := s.snap.Load()
-		name, agentID := snap.Routes.Match(r.Method, r.URL.Path)
+		// A "." or ".." segment (decoded, so %2e%2e too) is refused before
+		// routing, on every route: a named route's {agent_id} would take
+		// ".." and the upstream may resolve it out of the route's path.
+		// It is counted on the default route, like other unforwarded paths.
+		dot := config.HasDotSegment(r.URL.Path)
+		name, agentID := config.RouteDefault, ""
+		if !dot {
+			name, agentID = snap.Routes.Match(r.Method, r.URL.Path)
+		}
 		rt := snap.Runtime[name]
 		info.Snapshot, info.Runtime = snap, rt
 		info.Route, info.Class, info.AgentID = name, rt.Class, agentID
-		if name == config.RouteDefault && !forwardedPath(snap.Config.Routes[config.RouteDefault].ForwardPaths, r.URL.Path) {
+		if dot {
 			WriteProblem(w, r, problemNotForwarded)
 			return
 		}
-
-		g := s.deps.Metrics.InflightChild(name)
-		g.Inc()
-		defer g.Dec()
-
 		if name == config.RouteDefault {
+			// 405 first: a path a named route owns is that route's even
+			// when forward_paths does not list it (docs/sidecar.md).
 			if allow := snap.Routes.Allowed(r.URL.Path); allow != "" {
 				WriteProblem(w, r, Problem{Status: http.StatusMethodNotAllowed, Outcome: OutcomeBadRequest, Reason: reasonMethodNotAllowed,
 					Title: "Method not allowed", Detail: "this path takes only " + allow,
 					Header: http.Header{"Allow": {allow}}})
 				return
 			}
+			if !forwardedPath(snap.Config.Routes[config.RouteDefault].ForwardPaths, r.URL.Path) {
+				WriteProblem(w, r, problemNotForwarded)
+				return
+			}
 		}
+
+		g := s.deps.Metrics.InflightChild(name)
+		g.Inc()
+		defer g.Dec()
 
 		if rt.BodyLimit > 0 && r.Body != nil && r.Body != http.NoBody {
 			if r.ContentLength > rt.BodyLimit {

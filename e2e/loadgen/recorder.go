@@ -83,8 +83,10 @@ func (r *Recorder) Tick(now time.Time) {
 func critical(name string) bool { return name == NameNotify || name == NameWorkflow }
 
 // Record adds one request that ended at end after latency; f is nil for a
-// success. Latencies of failed requests count too, as in Locust.
-func (r *Recorder) Record(method, name string, end time.Time, latency time.Duration, f *Failure) {
+// success. Latencies of failed requests count too, as in Locust. queued
+// marks a success the sidecar answered with 202 from its outbox
+// (ClassifyResponse); it is counted apart as well.
+func (r *Recorder) Record(method, name string, end time.Time, latency time.Duration, f *Failure, queued bool) {
 	us := uint64(max(0, latency.Microseconds()))
 	k := statKey{method, name}
 	r.mu.Lock()
@@ -97,6 +99,10 @@ func (r *Recorder) Record(method, name string, end time.Time, latency time.Durat
 	e.hist.Record(us)
 	s := r.slotLocked(end)
 	s.requests++
+	if queued {
+		e.queued++
+		s.queued++
+	}
 	s.hist.Record(us)
 	s.users = max(s.users, r.users.Load())
 	if critical(name) {
@@ -114,21 +120,6 @@ func (r *Recorder) Record(method, name string, end time.Time, latency time.Durat
 		r.failures[fk]++
 		r.kinds[fk] = f.Kind
 	}
-}
-
-// Queued counts one request, already recorded as a success, that the
-// sidecar answered with 202 from its outbox (ClassifyResponse).
-func (r *Recorder) Queued(method, name string, end time.Time) {
-	k := statKey{method, name}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	e := r.entries[k]
-	if e == nil {
-		e = &entry{hist: NewHistogram(7)}
-		r.entries[k] = e
-	}
-	e.queued++
-	r.slotLocked(end).queued++
 }
 
 // window returns, over the last d before now, the mean latency of critical

@@ -18,9 +18,9 @@ func sampleResult() *Result {
 		if i%25 == 0 {
 			f = Classify(NameState, false, 0, io.EOF)
 		}
-		rec.Record("POST", NameState, end, time.Duration(i+1)*time.Millisecond, f)
+		rec.Record("POST", NameState, end, time.Duration(i+1)*time.Millisecond, f, false)
 	}
-	rec.Record("POST", NameNotify, time.Unix(1000, 0), time.Millisecond, Classify(NameNotify, true, 503, nil))
+	rec.Record("POST", NameNotify, time.Unix(1000, 0), time.Millisecond, Classify(NameNotify, true, 503, nil), false)
 	res := &Result{Scenario: 1, Title: "t", Model: "closed", Target: "http://127.0.0.1:1", Elapsed: 3}
 	rec.fill(res)
 	return res

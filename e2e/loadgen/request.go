@@ -79,7 +79,7 @@ func (cl *caller) do(ctx context.Context, c call, scheduled time.Time) (int, []b
 	req, err := http.NewRequestWithContext(ctx, c.method, cl.target+c.path, nil)
 	if err != nil {
 		f := &Failure{Kind: KindOther, Message: err.Error()}
-		cl.rec.Record(c.method, c.name, time.Now(), 0, f)
+		cl.rec.Record(c.method, c.name, time.Now(), 0, f, false)
 		return 0, nil, f
 	}
 	if c.body != nil {
@@ -126,15 +126,12 @@ func (cl *caller) do(ctx context.Context, c call, scheduled time.Time) (int, []b
 	if f != nil {
 		f.Reused = reused
 	}
-	cl.rec.Record(c.method, c.name, end, end.Sub(scheduled), f)
-	if queued {
-		cl.rec.Queued(c.method, c.name, end)
-	}
+	cl.rec.Record(c.method, c.name, end, end.Sub(scheduled), f, queued)
 	if cl.observe != nil {
 		x := Exchange{Method: c.method, Name: c.name, Path: c.path, Registration: c.registration, Body: c.body,
-			Sent: start, End: end, Status: status, Err: err}
-		if resp != nil {
-			x.Header = resp.Header
+			Sent: start, End: end, Err: err}
+		if err == nil { // Status and Header are 0 and nil with Err (a body cut short too)
+			x.Status, x.Header = status, header
 		}
 		cl.observe(x)
 	}

@@ -116,3 +116,30 @@ func TestObserveSeesEveryExchange(t *testing.T) {
 		t.Errorf("observed %d exchanges, the result counts %d requests", got, res.Total.Requests)
 	}
 }
+
+// TestObserveHeaderNilWithErr pins Exchange's rule that Header is nil when
+// Err is set: a response whose body is cut short (Content-Length 10, 3
+// bytes, then the connection closes) is a transport error with no header
+// and status 0.
+func TestObserveHeaderNilWithErr(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conn, buf, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		buf.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 10\r\nX-Test: 1\r\n\r\nabc")
+		buf.Flush()
+		conn.Close()
+	}))
+	defer srv.Close()
+	var got []Exchange
+	cl := &caller{client: &http.Client{Transport: newTransport(1)}, target: srv.URL, rec: NewRecorder(time.Now()),
+		observe: func(x Exchange) { got = append(got, x) }}
+	_, _, f := cl.do(context.Background(), call{method: http.MethodGet, name: NameState, path: "/x"}, time.Time{})
+	if f == nil {
+		t.Fatal("a truncated body: got no failure, want a transport failure")
+	}
+	if len(got) != 1 || got[0].Err == nil || got[0].Header != nil || got[0].Status != 0 {
+		t.Fatalf("observed %+v, want one exchange with Err set, Status 0 and a nil Header", got)
+	}
+}
