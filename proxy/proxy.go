@@ -80,10 +80,30 @@ func (s *Sidecar) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 // sync.Pool instead of allocating 32 KiB per response.
 type bufferPool struct{}
 
-var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+// copyBuffers holds the buffers, each in a *[]byte box; emptyBoxes keeps
+// the boxes Get emptied until Put refills one, so a Get/Put pair
+// allocates nothing (putting &b would allocate a box every time).
+var (
+	copyBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+	emptyBoxes  sync.Pool
+)
 
-func (bufferPool) Get() []byte  { return *(copyBuffers.Get().(*[]byte)) }
-func (bufferPool) Put(b []byte) { copyBuffers.Put(&b) }
+func (bufferPool) Get() []byte {
+	box := copyBuffers.Get().(*[]byte)
+	b := *box
+	*box = nil
+	emptyBoxes.Put(box)
+	return b
+}
+
+func (bufferPool) Put(b []byte) {
+	box, _ := emptyBoxes.Get().(*[]byte)
+	if box == nil {
+		box = new([]byte)
+	}
+	*box = b
+	copyBuffers.Put(box)
+}
 
 // slogWriter sends the ReverseProxy's own log lines (e.g. a response body
 // copy that failed) to the process log at warn level.
