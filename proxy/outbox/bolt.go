@@ -288,20 +288,24 @@ func (s *BoltStore) Claim(ctx context.Context) (*Message, error) {
 func (s *BoltStore) deadUnreadable(k []byte) error {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
+	moved := false
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		q, d := tx.Bucket(bucketQueue), tx.Bucket(bucketDead)
 		if q.Get(k) == nil {
-			return nil
+			return nil // already moved: the counters were adjusted then
 		}
+		moved = true
 		return moveUnreadable(q, d, k)
 	})
 	if err != nil {
 		return fmt.Errorf("outbox: dead-letter unreadable message: %w", err)
 	}
-	s.mu.Lock()
-	s.depth--
-	s.dead++
-	s.mu.Unlock()
+	if moved {
+		s.mu.Lock()
+		s.depth--
+		s.dead++
+		s.mu.Unlock()
+	}
 	return nil
 }
 
