@@ -80,7 +80,7 @@ func (q *outboxQueue) behind(ctx context.Context, req *http.Request, info *Reque
 	if !pending {
 		return nil, nil, false
 	}
-	return q.enqueue(ctx, req, info, body, agent, info.View().Attempts,
+	return q.enqueue(ctx, req, info, body, agent, info.attemptCount(),
 		"an earlier request for this agent is queued; this one was stored behind it")
 }
 

@@ -33,7 +33,7 @@ func BenchmarkRetryBreakerSuccessPath(b *testing.B) {
 	rc := cfg.Routes[config.RouteNotify]
 	rt := &RouteRuntime{Class: rc.Class}
 	var err error
-	if rt.Retry, err = buildRetry(config.RouteNotify, rc, nil, Deps{}); err != nil {
+	if rt.Retry, err = buildRetry(rc, nil); err != nil {
 		b.Fatal(err)
 	}
 	if rt.Breaker, err = buildBreaker(config.RouteNotify, rc, nil, nil, Deps{}, &carry{}); err != nil {

@@ -64,6 +64,7 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	h := holdState{t: t, info: info, body: body, deadline: deadline}
 	defer h.finish()
+	reached := false // some attempt of any round may have reached the upstream
 	for first := true; ; first = false {
 		var r roundResult
 		if first && h.upstreamKnownDown() {
@@ -74,6 +75,7 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			h.attemptEnded()
 			return r.resp, r.err
 		}
+		reached = reached || r.reached
 		if h.hold(ctx, r) {
 			continue // released: the upstream may answer again
 		}
@@ -87,7 +89,7 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			r.cancel(nil)
 			return nil, r.err
 		}
-		return t.finish(ctx, r.resp, r.err, r.cancel, r.wire, r.last, r.reached)
+		return t.finish(ctx, r.resp, r.err, r.cancel, r.wire, r.last, reached)
 	}
 }
 
@@ -114,7 +116,7 @@ func (t *retryTransport) round(ctx context.Context, req *http.Request, info *Req
 	pol, route := info.Runtime.Retry, info.Route
 	cfg := pol.Config()
 	idemKey := req.Header.Get("Idempotency-Key") != "" || req.Header.Get("X-Idempotency-Key") != ""
-	first := info.View().Attempts // wire attempts before this round
+	first := info.attemptCount() // wire attempts before this round
 	wire := first
 	reached := false // some attempt of this round may have reached the upstream
 	for {
@@ -125,7 +127,7 @@ func (t *retryTransport) round(ctx context.Context, req *http.Request, info *Req
 			return roundResult{resp: nil, err: err, cancel: cancel, wire: wire, last: policy.Outcome{Kind: policy.AttemptNotReached}, reached: reached, refused: true}
 		}
 		before := wire
-		if wire = info.View().Attempts; wire <= before {
+		if wire = info.attemptCount(); wire <= before {
 			wire = before + 1 // no attempt layer below: count the call
 		}
 		if extra := wire - before - 1; extra > 0 {
@@ -309,7 +311,7 @@ func (c *cancelOnClose) Close() error {
 // buildRetry builds a route's retry policy; prev is the route's runtime in
 // the previous snapshot (nil at start-up), whose budget counts are carried
 // over when the budget window is unchanged.
-func buildRetry(name string, rc config.RouteConfig, prev *RouteRuntime, deps Deps) (*policy.RetryPolicy, error) {
+func buildRetry(rc config.RouteConfig, prev *RouteRuntime) (*policy.RetryPolicy, error) {
 	var old *policy.RetryPolicy
 	if prev != nil {
 		old = prev.Retry

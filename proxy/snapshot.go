@@ -167,7 +167,7 @@ func buildSnapshot(cfg *config.Config, prev *Snapshot, deps Deps) (*Snapshot, er
 		if rt.Admission, err = buildAdmission(name, rc, old, deps, c); err != nil {
 			return nil, fmt.Errorf("routes.%s: %w", name, err)
 		}
-		if rt.Retry, err = buildRetry(name, rc, old, deps); err != nil {
+		if rt.Retry, err = buildRetry(rc, old); err != nil {
 			return nil, fmt.Errorf("routes.%s: %w", name, err)
 		}
 		if rt.Breaker, err = buildBreaker(name, rc, old, oldRC, deps, c); err != nil {
