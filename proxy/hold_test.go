@@ -25,8 +25,7 @@ type flakyCore struct {
 
 	mu   sync.Mutex
 	srv  *http.Server
-	got  []string // "METHOD path agent-or-outbox-id" per non-health request
-	seen chan string
+	seen chan string // "METHOD path body" of each non-health request
 
 	// work is how long a non-health request takes; inflight and maxInflight
 	// count the ones being served at once.
@@ -75,9 +74,6 @@ func (c *flakyCore) up() {
 		time.Sleep(c.work)
 		b, _ := io.ReadAll(r.Body)
 		rec := r.Method + " " + r.URL.Path + " " + string(b)
-		c.mu.Lock()
-		c.got = append(c.got, rec)
-		c.mu.Unlock()
 		c.seen <- rec
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"status":"ok"}`))
@@ -97,12 +93,6 @@ func (c *flakyCore) down() {
 	if srv != nil {
 		srv.Close()
 	}
-}
-
-func (c *flakyCore) requests() []string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]string(nil), c.got...)
 }
 
 // next waits for the next non-health request the core gets.
