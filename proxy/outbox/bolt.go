@@ -16,6 +16,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // boltLockTimeout bounds how long OpenBolt waits for the file lock held
@@ -63,7 +64,7 @@ func OpenBolt(path string, lim Limits) (*BoltStore, error) {
 	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: boltLockTimeout})
 	if err != nil {
-		if errors.Is(err, bolt.ErrTimeout) {
+		if errors.Is(err, berrors.ErrTimeout) {
 			return nil, fmt.Errorf("outbox: %s is locked by another process (waited %v): %w", path, boltLockTimeout, err)
 		}
 		return nil, fmt.Errorf("outbox: open %s: %w", path, err)
