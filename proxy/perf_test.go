@@ -229,7 +229,7 @@ func TestBufferedBodyGoesInOneWrite(t *testing.T) {
 	}}
 	defer tr.CloseIdleConnections()
 	in := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(bytes.Repeat([]byte("x"), 250)))
-	body, err := bufferBody(in, 1<<20)
+	body, err := bufferBody(in, nil, 1<<20)
 	if err != nil {
 		t.Fatal(err)
 	}

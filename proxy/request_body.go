@@ -215,12 +215,14 @@ func (s *Sidecar) bodyLayer(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		body, err := preRead(r.Body, r.ContentLength, preReadLimit(InfoFrom(r.Context()).Runtime))
+		info := InfoFrom(r.Context())
+		body, err := preRead(r.Body, r.ContentLength, preReadLimit(info.Runtime))
 		if err != nil {
 			writeBodyError(w, r, err)
 			return
 		}
 		r.Body = body
+		info.preRead = body
 		next.ServeHTTP(w, r)
 	})
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
@@ -259,3 +260,44 @@ func (r *firstReadSize) Read(p []byte) (int, error) {
 }
 
 func (r *firstReadSize) Close() error { return nil }
+
+// The retry layer sends the bytes the body step read, without a second
+// copy, although the ReverseProxy hands it the body inside a wrapper of
+// its own (here: io.NopCloser). A pre-read body someone has read from is
+// not taken: the request's Body is then read as it is.
+func TestRetryLayerTakesThePreReadBody(t *testing.T) {
+	const body = `{"state":"idle"}`
+	newReq := func() (*http.Request, *RequestInfo, *preReadBody) {
+		pb, err := preRead(io.NopCloser(strings.NewReader(body)), int64(len(body)), 1<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req := httptest.NewRequest(http.MethodPost, "/", nil)
+		req.Body, req.ContentLength = io.NopCloser(pb), int64(len(body))
+		return req, &RequestInfo{preRead: pb}, pb
+	}
+
+	req, info, pb := newReq()
+	rb, err := bufferBody(req, info, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(rb.buf) != body || &rb.buf[0] != &pb.buf[0] {
+		t.Errorf("retry body %q is a copy (or other bytes), want the pre-read buffer itself", rb.buf)
+	}
+	if info.takePreRead() != nil {
+		t.Error("the pre-read body was taken twice")
+	}
+
+	req, info, pb = newReq()
+	if _, err := req.Body.Read(nil); err != nil { // read from, though nothing consumed
+		t.Fatal(err)
+	}
+	rb, err = bufferBody(req, info, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(rb.buf) != body || &rb.buf[0] == &pb.buf[0] {
+		t.Errorf("after a read of the pre-read body, the retry layer sent %q, from the pre-read buffer: %v; want the body, read from the request", rb.buf, &rb.buf[0] == &pb.buf[0])
+	}
+}

@@ -60,6 +60,9 @@ type RequestInfo struct {
 	// body is the client's body as the route layer wrapped it (nil for
 	// none); it keeps the first error met reading it.
 	body *clientBody
+	// preRead is the body as the body step read it before admission
+	// (request_body.go), for the retry layer to take once (takePreRead).
+	preRead *preReadBody
 
 	// adm is the request's hold on the concurrency gate, set by the
 	// admission layer and released when it returns; only the request's own
@@ -91,6 +94,20 @@ func WithInfo(ctx context.Context, info *RequestInfo) context.Context {
 func InfoFrom(ctx context.Context) *RequestInfo {
 	info, _ := ctx.Value(infoKey{}).(*RequestInfo)
 	return info
+}
+
+// takePreRead returns the body the body step read, once, if no one has
+// read from it since: between the body step and the retry layer only the
+// ReverseProxy handles the body, wrapping it without reading. It returns
+// nil for a nil RequestInfo, a request without a pre-read body, or when
+// it was already taken or read.
+func (ri *RequestInfo) takePreRead() *preReadBody {
+	if ri == nil || ri.preRead == nil || ri.preRead.r != nil {
+		return nil
+	}
+	pb := ri.preRead
+	ri.preRead = nil
+	return pb
 }
 
 // bodyErr returns the first error met reading the client's body, or nil

@@ -33,12 +33,19 @@ func (b *retryBody) replayable() bool { return b.stream == nil }
 // is sent first, then the rest, and the request is never retried, because
 // a half-read stream cannot be replayed. A read error (the client went
 // away, or the route's body limit) is returned.
-func bufferBody(req *http.Request, limit int64) (*retryBody, error) {
+//
+// A body the body step already read before admission (request_body.go)
+// is taken from info as it is, not copied again: the ReverseProxy hands
+// the retry layer its own Close-ignoring wrapper around it, so the
+// request's Body is not the *preReadBody itself.
+func bufferBody(req *http.Request, info *RequestInfo, limit int64) (*retryBody, error) {
 	if req.Body == nil || req.Body == http.NoBody {
 		return noBody, nil
 	}
+	if pb := info.takePreRead(); pb != nil {
+		return pb.retryBody(limit), nil
+	}
 	if pb, ok := req.Body.(*preReadBody); ok {
-		// The body step read it before admission (request_body.go).
 		return pb.retryBody(limit), nil
 	}
 	if req.ContentLength > limit {

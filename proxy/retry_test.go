@@ -281,7 +281,7 @@ func TestRetryStopsWhenTheClientGoesAway(t *testing.T) {
 
 func TestBufferBodyKeepsSmallBodies(t *testing.T) {
 	req := httptest.NewRequest("POST", "/", bytes.NewReader([]byte("hello")))
-	b, err := bufferBody(req, 5)
+	b, err := bufferBody(req, nil, 5)
 	if err != nil || !b.replayable() || string(b.buf) != "hello" {
 		t.Fatalf("bufferBody = %q replayable %v err %v, want hello, true, nil", b.buf, b.replayable(), err)
 	}

@@ -48,7 +48,7 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	deadline := start.Add(cfg.Deadline)
 	pol.RecordRequest(start)
 
-	body, err := bufferBody(req, cfg.BufferLimit)
+	body, err := bufferBody(req, info, cfg.BufferLimit)
 	if err != nil {
 		return nil, err
 	}
