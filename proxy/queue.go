@@ -68,20 +68,30 @@ func (q *outboxQueue) behind(ctx context.Context, req *http.Request, info *Reque
 	if agent == "" {
 		return nil, nil, false
 	}
-	// Bounded: with the Redis backend this is a round trip on the request
-	// path, and a slow outbox must not slow traffic to a healthy core.
+	if !q.pending(ctx, agent) {
+		return nil, nil, false
+	}
+	return q.enqueue(ctx, req, info, body, agent, info.attemptCount(),
+		"an earlier request for this agent is queued; this one was stored behind it")
+}
+
+// pending reports whether agent has queued messages, false when that
+// cannot be known. A store with a local index answers at once; any other
+// is bounded by pendingTimeout: with the Redis backend this is a round
+// trip on the request path, and a slow outbox must not slow traffic to a
+// healthy core.
+func (q *outboxQueue) pending(ctx context.Context, agent string) bool {
+	if li, ok := q.store.(outbox.LocalIndex); ok {
+		return li.PendingLocal(agent)
+	}
 	pctx, cancel := context.WithTimeout(ctx, pendingTimeout)
 	pending, err := q.store.Pending(pctx, agent)
 	cancel()
 	if err != nil {
 		q.logger.Warn("outbox: cannot tell whether the agent has queued messages; forwarding", "agent_id", agent, "error", err)
-		return nil, nil, false
+		return false
 	}
-	if !pending {
-		return nil, nil, false
-	}
-	return q.enqueue(ctx, req, info, body, agent, info.attemptCount(),
-		"an earlier request for this agent is queued; this one was stored behind it")
+	return pending
 }
 
 // accept queues a request whose round r failed with the upstream down or

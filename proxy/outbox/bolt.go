@@ -512,12 +512,19 @@ func (s *BoltStore) RetryDead(ctx context.Context, id string) error {
 
 // Pending implements Store from the in-memory index, in O(1).
 func (s *BoltStore) Pending(ctx context.Context, agentID string) (bool, error) {
+	return s.PendingLocal(agentID), nil
+}
+
+var _ LocalIndex = (*BoltStore)(nil)
+
+// PendingLocal implements LocalIndex.
+func (s *BoltStore) PendingLocal(agentID string) bool {
 	if agentID == "" {
-		return false, nil
+		return false
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.agents[agentID] > 0, nil
+	return s.agents[agentID] > 0
 }
 
 // Stats implements Store.

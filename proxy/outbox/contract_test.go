@@ -115,6 +115,11 @@ func pending(t *testing.T, s Store, agent string) bool {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if li, local := s.(LocalIndex); local {
+		if l := li.PendingLocal(agent); l != ok {
+			t.Fatalf("PendingLocal(%s) = %v, Pending = %v", agent, l, ok)
+		}
+	}
 	return ok
 }
 

@@ -115,3 +115,12 @@ type Store interface {
 	Stats(ctx context.Context) (Stats, error)
 	Close() error
 }
+
+// LocalIndex is implemented by a Store that answers Pending from memory,
+// at once and without failing (BoltStore): the request path asks it on
+// every state update and notify, and need not bound the question with a
+// timeout (a context and a timer per request) as it must for a store
+// across the network (RedisStore, one HGET).
+type LocalIndex interface {
+	PendingLocal(agentID string) bool
+}
