@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -31,6 +32,7 @@ var (
 	flagSidecar  = flag.String("perf.sidecar", "", "sidecar binary to measure (e.g. one built from an older commit, for a before/after table); empty: build cmd/sidecar of this module")
 	flagBaseline = flag.String("perf.baseline", "", "a second sidecar binary measured in the same run as row baseline (e.g. built from an older commit); empty: none")
 	flagPprof    = flag.String("perf.pprof", "", "directory that receives the sidecar's CPU and allocs profiles of its first saturated round (empty: none)")
+	flagCaddy    = flag.String("perf.caddy", "", "Caddy binary measured as target caddy (e.g. /tmp/peers/caddy); empty: not measured")
 )
 
 const (
@@ -155,34 +157,139 @@ func startBareProxy(tb testing.TB, upstream string) (base string, pid int) {
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), envBareListen+"="+listen, envBareUpstream+"="+upstream)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	base = "http://" + listen
+	pid = startChild(tb, "bare proxy", cmd, func(client *http.Client) (*http.Response, error) {
+		return client.Get(base + "/")
+	}, nil)
+	return base, pid
+}
+
+// startChild starts cmd in its own process group, with SIGKILL as its
+// parent-death signal, waits until probe gets a 200 from it and kills it
+// by PID in tb.Cleanup. logTail, if not nil, returns the child's recent
+// output for a start failure.
+func startChild(tb testing.TB, name string, cmd *exec.Cmd, probe func(*http.Client) (*http.Response, error), logTail func() string) (pid int) {
+	tb.Helper()
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
-		tb.Fatal(err)
+		tb.Fatalf("%s: %v", name, err)
 	}
 	done := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(done) }()
 	tb.Cleanup(func() { _ = cmd.Process.Kill(); <-done })
-	base = "http://" + listen
+	output := func() string {
+		if logTail == nil {
+			return ""
+		}
+		return "; its output:\n" + logTail()
+	}
 	client := &http.Client{Timeout: time.Second}
 	defer client.CloseIdleConnections()
 	for deadline := time.Now().Add(10 * time.Second); ; {
-		resp, err := client.Get(base + "/")
+		resp, err := probe(client)
 		if err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return base, cmd.Process.Pid
+				return cmd.Process.Pid
 			}
+			err = fmt.Errorf("status %d", resp.StatusCode)
 		}
 		select {
 		case <-done:
-			tb.Fatal("bare proxy exited during start")
+			tb.Fatalf("%s exited during start (%v)%s", name, cmd.ProcessState, output())
 		default:
 		}
 		if time.Now().After(deadline) {
-			tb.Fatalf("bare proxy on %s not ready: %v", listen, err)
+			tb.Fatalf("%s not ready: %v%s", name, err, output())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// caddyfile configures Caddy as the closest stock-Caddy analogue of the
+// sidecar's default policies: retries for up to 2 s (lb_try_duration; for
+// a POST, Caddy retries only when the connection to the upstream failed,
+// unless lb_retry_match says otherwise), passive health checks as the
+// breaker's analogue, and a 512-connection keep-alive pool like the
+// sidecar's upstream.max_idle_conns. Stock Caddy has no rate limiter, so
+// there is nothing for the sidecar's rate limits (off by default: rps 0)
+// or its concurrency gate. No admin endpoint, no automatic HTTPS, no
+// access log (no log directive), no autosaved config; the site binds to
+// 127.0.0.1 only (a site address alone listens on every interface).
+const caddyfile = `{
+	admin off
+	persist_config off
+	auto_https off
+}
+
+http://127.0.0.1:%d {
+	bind 127.0.0.1
+	reverse_proxy %s {
+		lb_try_duration 2s
+		lb_try_interval 50ms
+		fail_duration 10s
+		max_fails 50
+		unhealthy_status 5xx
+		transport http {
+			keepalive_idle_conns 512
+			keepalive_idle_conns_per_host 512
+		}
+	}
+}
+`
+
+// startCaddy runs the Caddy binary bin as a child process in front of
+// upstream, with its Caddyfile, data, config and home directories and its
+// log in a temporary directory, and stops it by PID in tb.Cleanup. A
+// missing or failing binary is fatal: a benchmark asked to measure Caddy
+// must not quietly leave it out.
+func startCaddy(tb testing.TB, bin, upstream string) (base string, pid int) {
+	tb.Helper()
+	if fi, err := os.Stat(bin); err != nil {
+		tb.Fatalf("perf: -perf.caddy=%s: %v", bin, err)
+	} else if !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
+		tb.Fatalf("perf: -perf.caddy=%s: not an executable file", bin)
+	}
+	port, err := harness.FreePort()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	dir := tb.TempDir()
+	env := []string{}
+	for _, d := range []string{"XDG_DATA_HOME", "XDG_CONFIG_HOME", "HOME"} {
+		p := filepath.Join(dir, strings.ToLower(d))
+		if err := os.Mkdir(p, 0o755); err != nil {
+			tb.Fatal(err)
+		}
+		env = append(env, d+"="+p)
+	}
+	conf := filepath.Join(dir, "Caddyfile")
+	if err := os.WriteFile(conf, fmt.Appendf(nil, caddyfile, port, upstream), 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	logPath := filepath.Join(dir, "caddy.log")
+	log, err := os.Create(logPath)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { log.Close() })
+	cmd := exec.Command(bin, "run", "--config", conf, "--adapter", "caddyfile")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env...) // later entries win
+	cmd.Stdout, cmd.Stderr = log, log
+	base = "http://127.0.0.1:" + strconv.Itoa(port)
+	ready := base + fmt.Sprintf(statePath, "perf-agent")
+	pid = startChild(tb, "caddy ("+bin+")", cmd, func(client *http.Client) (*http.Response, error) {
+		return client.Post(ready, "application/json", bytes.NewReader(stateBody))
+	}, func() string {
+		b, _ := os.ReadFile(logPath)
+		if len(b) > 2000 {
+			b = b[len(b)-2000:]
+		}
+		return string(b)
+	})
+	return base, pid
 }
 
 // procStats reads a process's CPU time (user + system) and peak RSS.
@@ -406,7 +513,9 @@ func (t *target) cpuPer10k() float64 { return t.cpu.Seconds() / float64(t.ok) * 
 //     directly, and each proxy's extra latency over direct.
 //
 // With -perf.baseline=BIN a second sidecar (say, built from the commit
-// before a change) is measured in the same run as row "baseline".
+// before a change) is measured in the same run as row "baseline"; with
+// -perf.caddy=BIN that Caddy binary, configured as in caddyfile, is
+// measured as row "caddy".
 //
 // One iteration is one whole measurement: run with -benchtime 1x. Figures
 // on a shared machine are only comparable within one run; the 1-minute
@@ -420,12 +529,20 @@ func BenchmarkProxyProcess(b *testing.B) {
 	if *flagBaseline != "" {
 		base = harness.StartSidecar(b, harness.SidecarOptions{Bin: *flagBaseline, UpstreamURL: upstream, Env: env})
 	}
-	// proxies returns fresh targets: bare, sidecar and, with
-	// -perf.baseline, the baseline sidecar.
+	var caddyURL string
+	var caddyPID int
+	if *flagCaddy != "" {
+		caddyURL, caddyPID = startCaddy(b, *flagCaddy, upstream)
+	}
+	// proxies returns fresh targets: bare, sidecar, with -perf.baseline
+	// the baseline sidecar and with -perf.caddy Caddy.
 	proxies := func() []*target {
 		ts := []*target{{name: "bare", base: bareURL, pid: barePID}, {name: "sidecar", base: sc.URL, pid: sc.PID()}}
 		if base != nil {
 			ts = append(ts, &target{name: "baseline", base: base.URL, pid: base.PID()})
+		}
+		if caddyPID != 0 {
+			ts = append(ts, &target{name: "caddy", base: caddyURL, pid: caddyPID})
 		}
 		return ts
 	}
