@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -14,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -33,6 +35,7 @@ var (
 	flagBaseline = flag.String("perf.baseline", "", "a second sidecar binary measured in the same run as row baseline (e.g. built from an older commit); empty: none")
 	flagPprof    = flag.String("perf.pprof", "", "directory that receives the sidecar's CPU and allocs profiles of its first saturated round (empty: none)")
 	flagCaddy    = flag.String("perf.caddy", "", "Caddy binary measured as target caddy (e.g. /tmp/peers/caddy); empty: not measured")
+	flagClient   = flag.String("perf.client", "go", "client of the saturated case: go (the in-process closed loop) or wrk (wrk -t1 -c64, from PATH; needs whole-second -perf.duration and -perf.warmup)")
 )
 
 const (
@@ -346,6 +349,108 @@ type loadResult struct {
 	lat      []time.Duration // sorted; only when asked for
 	failed   int
 	firstErr error
+	err      error // the client itself failed (wrk: exit, errors it reported)
+}
+
+// loader sends state updates to base for d and reports what it measured;
+// latencies only when keepLatency is set and the client can.
+type loader func(base string, d time.Duration, keepLatency bool) loadResult
+
+// goClient is the in-process closed loop, each connection waiting pause
+// between requests.
+func goClient(pause time.Duration) loader {
+	return func(base string, d time.Duration, keepLatency bool) loadResult {
+		return closedLoop(base, d, pause, keepLatency)
+	}
+}
+
+// wrkScript makes wrk send the same request as closedLoop (one agent id
+// for all connections: the sidecar's default config has no per-agent
+// rate limit).
+const wrkScript = `wrk.method = "POST"
+wrk.path = "%s"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = [==[%s]==]
+`
+
+// wrkClient writes the wrk script into dir and returns a loader that runs
+// wrk -t1 -c64 -d<d> with it (d in whole seconds, wrk's unit) and takes
+// the request count and duration from wrk's summary. It measures no
+// latencies. wrk must be on PATH.
+func wrkClient(tb testing.TB, dir string) loader {
+	tb.Helper()
+	bin, err := exec.LookPath("wrk")
+	if err != nil {
+		tb.Fatalf("perf: -perf.client=wrk: wrk not found on PATH (apt-get install -y wrk): %v", err)
+	}
+	path := fmt.Sprintf(statePath, "perf-agent")
+	if bytes.Contains(stateBody, []byte("]==]")) {
+		tb.Fatal("perf: state body cannot be a Lua long string")
+	}
+	script := filepath.Join(dir, "state.lua")
+	if err := os.WriteFile(script, fmt.Appendf(nil, wrkScript, path, stateBody), 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	for _, f := range []struct {
+		name string
+		d    time.Duration
+	}{{"perf.duration", *flagDuration}, {"perf.warmup", *flagWarmup}} {
+		if f.d < 0 || f.d%time.Second != 0 {
+			tb.Fatalf("perf: -perf.client=wrk: -%s=%v is not a whole number of seconds (wrk -d takes whole seconds)", f.name, f.d)
+		}
+	}
+	return func(base string, d time.Duration, _ bool) loadResult {
+		if d == 0 {
+			return loadResult{}
+		}
+		args := []string{"-t1", "-c" + strconv.Itoa(conns), "-d" + strconv.Itoa(int(d/time.Second)) + "s", "-s", script, base + path}
+		out, err := exec.Command(bin, args...).CombinedOutput()
+		if err != nil {
+			return loadResult{err: fmt.Errorf("wrk %s: %v; output:\n%s", strings.Join(args, " "), err, out)}
+		}
+		ok, elapsed, err := parseWrk(string(out))
+		if err != nil {
+			return loadResult{err: fmt.Errorf("wrk %s: %v; output:\n%s", strings.Join(args, " "), err, out)}
+		}
+		return loadResult{ok: ok, elapsed: elapsed}
+	}
+}
+
+var (
+	wrkTotal     = regexp.MustCompile(`(?m)^\s*(\d+) requests in ([0-9.]+)(us|ms|s|m|h),`)
+	wrkNon2xx    = regexp.MustCompile(`(?m)^\s*Non-2xx or 3xx responses: (\d+)`)
+	wrkSockErrs  = regexp.MustCompile(`(?m)^\s*Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)`)
+	wrkTimeUnits = map[string]time.Duration{"us": time.Microsecond, "ms": time.Millisecond, "s": time.Second, "m": time.Minute, "h": time.Hour}
+)
+
+// parseWrk reads the total request count and the duration from wrk's
+// summary ("N requests in X.XXs, ..."; wrk prints the duration with two
+// decimals, in minutes from 60 s on) and fails when wrk reports responses
+// other than 2xx/3xx or socket errors (connect, read, write, timeout).
+func parseWrk(out string) (requests int, elapsed time.Duration, err error) {
+	if m := wrkNon2xx.FindStringSubmatch(out); m != nil {
+		return 0, 0, fmt.Errorf("%s responses were not 2xx or 3xx", m[1])
+	}
+	if m := wrkSockErrs.FindStringSubmatch(out); m != nil { // printed only when one is not 0
+		return 0, 0, fmt.Errorf("socket errors: connect %s, read %s, write %s, timeout %s", m[1], m[2], m[3], m[4])
+	}
+	m := wrkTotal.FindStringSubmatch(out)
+	if m == nil {
+		return 0, 0, errors.New(`no "N requests in X" line`)
+	}
+	requests, err = strconv.Atoi(m[1])
+	if err != nil {
+		return 0, 0, err
+	}
+	x, err := strconv.ParseFloat(m[2], 64)
+	if err != nil {
+		return 0, 0, err
+	}
+	elapsed = time.Duration(math.Round(x * float64(wrkTimeUnits[m[3]])))
+	if requests == 0 || elapsed <= 0 {
+		return 0, 0, fmt.Errorf("%d requests in %v", requests, elapsed)
+	}
+	return requests, elapsed, nil
 }
 
 // closedLoop drives base's state_update path with conns connections for
@@ -432,11 +537,13 @@ type target struct {
 	lat     []time.Duration
 }
 
-// measure runs one warm-up and one measured closed loop against t,
-// adding up requests, time and the proxy's CPU.
-func (t *target) measure(b *testing.B, pause time.Duration, keepLatency bool) {
+// measure runs one warm-up and one measured load against t, adding up
+// requests, time and the proxy's CPU.
+func (t *target) measure(b *testing.B, load loader, keepLatency bool) {
 	b.Helper()
-	if r := closedLoop(t.base, *flagWarmup, pause, false); r.failed > 0 {
+	if r := load(t.base, *flagWarmup, false); r.err != nil {
+		b.Fatalf("%s: warm-up: %v", t.name, r.err)
+	} else if r.failed > 0 {
 		b.Fatalf("%s: warm-up: %d requests failed, first: %v", t.name, r.failed, r.firstErr)
 	}
 	var cpu0 time.Duration
@@ -446,7 +553,10 @@ func (t *target) measure(b *testing.B, pause time.Duration, keepLatency bool) {
 			b.Fatal(err)
 		}
 	}
-	r := closedLoop(t.base, *flagDuration, pause, keepLatency)
+	r := load(t.base, *flagDuration, keepLatency)
+	if r.err != nil {
+		b.Fatalf("%s: %v", t.name, r.err)
+	}
 	if r.failed > 0 {
 		b.Fatalf("%s: %d of %d requests failed, first: %v", t.name, r.failed, r.failed+r.ok, r.firstErr)
 	}
@@ -515,12 +625,24 @@ func (t *target) cpuPer10k() float64 { return t.cpu.Seconds() / float64(t.ok) * 
 // With -perf.baseline=BIN a second sidecar (say, built from the commit
 // before a change) is measured in the same run as row "baseline"; with
 // -perf.caddy=BIN that Caddy binary, configured as in caddyfile, is
-// measured as row "caddy".
+// measured as row "caddy". With -perf.client=wrk the saturated case is
+// driven by wrk (-t1 -c64) instead of the Go client.
 //
 // One iteration is one whole measurement: run with -benchtime 1x. Figures
 // on a shared machine are only comparable within one run; the 1-minute
 // load average is reported with them. See docs/performance.md.
 func BenchmarkProxyProcess(b *testing.B) {
+	// The saturated case's client: the Go closed loop or wrk. Below
+	// saturation always uses the Go client, which records every
+	// request's latency.
+	saturatedLoad := goClient(0)
+	switch *flagClient {
+	case "go":
+	case "wrk":
+		saturatedLoad = wrkClient(b, b.TempDir())
+	default:
+		b.Fatalf("perf: -perf.client=%q: want go or wrk", *flagClient)
+	}
 	upstream := startUpstream(b)
 	bareURL, barePID := startBareProxy(b, upstream)
 	env := []string{"SIDECAR_LOG_ACCESS=false"}
@@ -555,11 +677,11 @@ func BenchmarkProxyProcess(b *testing.B) {
 				// Each round starts with another target, so drifting
 				// load hits them alike.
 				for i := range ts {
-					ts[(round+i)%len(ts)].measure(b, 0, false)
+					ts[(round+i)%len(ts)].measure(b, saturatedLoad, false)
 				}
 			}
 			bare := ts[0]
-			line := "load " + loadAvg()
+			line := "load " + loadAvg() + " | client " + *flagClient
 			for _, t := range ts {
 				ratio := t.rps() / bare.rps()
 				b.ReportMetric(t.rps(), t.name+"-req/s")
@@ -574,7 +696,8 @@ func BenchmarkProxyProcess(b *testing.B) {
 			b.Log(line)
 		}
 		if *flagPprof != "" {
-			// An extra, unmeasured round: profiling costs CPU of its own.
+			// An extra, unmeasured round (always the Go client):
+			// profiling costs CPU of its own.
 			profiles := make(chan error, 1)
 			go func() { profiles <- captureProfiles(sc.AdminURL, *flagPprof, *flagDuration) }()
 			r := closedLoop(sc.URL, *flagDuration+time.Second, 0, false)
@@ -590,11 +713,11 @@ func BenchmarkProxyProcess(b *testing.B) {
 			direct := &target{name: "direct", base: upstream}
 			ts := append([]*target{direct}, proxies()...)
 			for _, t := range ts {
-				t.measure(b, think, true)
+				t.measure(b, goClient(think), true)
 			}
 			us := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e3 }
 			d50, d99 := quantile(direct.lat, 0.50), quantile(direct.lat, 0.99)
-			line := "load " + loadAvg()
+			line := "load " + loadAvg() + " | client go"
 			for _, t := range ts {
 				p50, p99 := quantile(t.lat, 0.50), quantile(t.lat, 0.99)
 				b.ReportMetric(us(p50), t.name+"-p50-µs")
