@@ -283,7 +283,7 @@ func startCaddy(tb testing.TB, bin, upstream string) (base string, pid int) {
 	cmd.Stdout, cmd.Stderr = log, log
 	base = "http://127.0.0.1:" + strconv.Itoa(port)
 	ready := base + fmt.Sprintf(statePath, "perf-agent")
-	pid = startChild(tb, "caddy ("+bin+")", cmd, func(client *http.Client) (*http.Response, error) {
+	pid = startChild(tb, "caddy (-perf.caddy="+bin+")", cmd, func(client *http.Client) (*http.Response, error) {
 		return client.Post(ready, "application/json", bytes.NewReader(stateBody))
 	}, func() string {
 		b, _ := os.ReadFile(logPath)
