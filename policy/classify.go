@@ -132,6 +132,11 @@ var ErrPerTryTimeout = fmt.Errorf("policy: per-try timeout expired: %w", context
 // context.DeadlineExceeded.
 var ErrRetryDeadline = fmt.Errorf("policy: retry deadline expired: %w", context.DeadlineExceeded)
 
+// ErrResponseHeaderTimeout is the cause given to an attempt's context when
+// upstream.response_header_timeout expires, counted from the end of the
+// request's write. It wraps context.DeadlineExceeded.
+var ErrResponseHeaderTimeout = fmt.Errorf("policy: response header timeout expired: %w", context.DeadlineExceeded)
+
 // DialError wraps an error that happened before any byte of the request
 // was written to the upstream (dial, refused connection, name resolution).
 // The proxy's dialer returns it so the retry policy knows the request is

@@ -51,9 +51,20 @@ func (a *attemptTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	ctx, span := a.tracer.Start(req.Context(), attemptSpanName(req.Method), clientSpan...)
 	defer span.End()
 
-	cc := &connCounter{}
-	cc.trace.GotConn = func(httptrace.GotConnInfo) { cc.n.Add(1) }
-	out := req.WithContext(httptrace.WithClientTrace(ctx, &cc.trace))
+	// The retry layer above made this attempt's request with its
+	// connection trace already in the context (attemptRun): nothing below
+	// reads the span from the context, so the request is sent as it is.
+	// Without the retry layer, the attempt layer traces it itself.
+	out := req
+	var conns *atomic.Int32
+	if run := info.takeAttemptRun(); run != nil {
+		conns = &run.conns
+	} else {
+		cc := &connCounter{}
+		cc.trace.GotConn = func(httptrace.GotConnInfo) { cc.n.Add(1) }
+		out = req.WithContext(httptrace.WithClientTrace(ctx, &cc.trace))
+		conns = &cc.n
+	}
 	// The outgoing header map belongs to the ReverseProxy's clone of the
 	// client request and traceparent is written into it in place. That is
 	// safe only because the retry layer gives every retry its own copy of
@@ -66,15 +77,15 @@ func (a *attemptTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	resp, err := a.next.RoundTrip(out)
 	d := time.Since(start)
 
-	conns := int(cc.n.Load())
-	if conns > 1 {
+	used := int(conns.Load())
+	if used > 1 {
 		// net/http replayed the request on a new connection after a reused
 		// one died; each earlier connection was a failed wire attempt.
-		span.AddEvent("transport replayed the request after a reused connection closed", trace.WithAttributes(attribute.Int("connections", conns)))
-		a.metrics.UpstreamAttemptsChild(route, metrics.ResultClosed).Add(float64(conns - 1))
+		span.AddEvent("transport replayed the request after a reused connection closed", trace.WithAttributes(attribute.Int("connections", used)))
+		a.metrics.UpstreamAttemptsChild(route, metrics.ResultClosed).Add(float64(used - 1))
 	}
 	if info != nil {
-		info.AddAttempts(max(conns, 1))
+		info.AddAttempts(max(used, 1))
 	}
 
 	// The one classification of the attempt: the metrics, the breaker,

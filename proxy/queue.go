@@ -158,12 +158,16 @@ func agentOf(info *RequestInfo, body []byte) string {
 
 // deliver sends one outbox message to the current upstream: the
 // outbox.SendFunc of the deliverer. Each delivery is bounded by the
-// route's per-try timeout.
+// route's per-try timeout, or by upstream.response_header_timeout when
+// that is shorter (the body is in memory: its write takes no time).
 func (s *Sidecar) deliver(ctx context.Context, m *outbox.Message) (int, error) {
 	snap := s.snap.Load()
 	timeout := 5 * time.Second
 	if rc, ok := snap.Config.Routes[m.Route]; ok {
 		timeout = rc.Retry.PerTryTimeout
+	}
+	if rht := snap.Config.Upstream.ResponseHeaderTimeout; rht > 0 && rht < timeout {
+		timeout = rht
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()

@@ -63,6 +63,10 @@ type RequestInfo struct {
 	// preRead is the body as the body step read it before admission
 	// (request_body.go), for the retry layer to take once (takePreRead).
 	preRead *preReadBody
+	// run is the attempt the retry layer is sending, for the attempt
+	// layer below it to take (takeAttemptRun); only the request's own
+	// goroutine touches it.
+	run *attemptRun
 
 	// adm is the request's hold on the concurrency gate, set by the
 	// admission layer and released when it returns; only the request's own
@@ -108,6 +112,26 @@ func (ri *RequestInfo) takePreRead() *preReadBody {
 	pb := ri.preRead
 	ri.preRead = nil
 	return pb
+}
+
+// takeAttemptRun returns the attempt the retry layer above is sending, once;
+// nil for a nil RequestInfo or outside the retry layer.
+func (ri *RequestInfo) takeAttemptRun() *attemptRun {
+	if ri == nil {
+		return nil
+	}
+	r := ri.run
+	ri.run = nil
+	return r
+}
+
+// responseHeaderTimeout is upstream.response_header_timeout of the
+// request's snapshot (0: none).
+func (ri *RequestInfo) responseHeaderTimeout() time.Duration {
+	if ri == nil || ri.Snapshot == nil || ri.Snapshot.Config == nil {
+		return 0
+	}
+	return ri.Snapshot.Config.Upstream.ResponseHeaderTimeout
 }
 
 // bodyErr returns the first error met reading the client's body, or nil

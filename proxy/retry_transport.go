@@ -5,7 +5,9 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/httptrace"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -120,7 +122,7 @@ func (t *retryTransport) round(ctx context.Context, req *http.Request, info *Req
 	wire := first
 	reached := false // some attempt of this round may have reached the upstream
 	for {
-		resp, err, cancel := t.attempt(ctx, req, body, wire > 0, cfg.PerTryTimeout, deadline)
+		resp, err, cancel := t.attempt(ctx, req, info, body, wire > 0, cfg.PerTryTimeout, deadline)
 		now := t.now()
 		if pe := asProblemError(err); pe != nil { // the breaker refused the attempt: no retry
 			pe.Problem.Header = withAttempts(pe.Problem.Header, wire)
@@ -190,19 +192,21 @@ func (t *retryTransport) round(ctx context.Context, req *http.Request, info *Req
 
 // attempt sends one attempt of req with a fresh copy of its body (and of
 // its header when it is a retry). The attempt's context ends at the
-// per-try timeout or the deadline, whichever comes first, but only until
-// the response headers arrive: a response body being copied to the client
-// is not cut off. cancel(nil) releases the attempt and must be called once
-// its response body is no longer needed.
-func (t *retryTransport) attempt(ctx context.Context, req *http.Request, body *retryBody, retry bool,
+// per-try timeout or the deadline, whichever comes first, or at
+// upstream.response_header_timeout after the request was written when
+// that is sooner (attemptRun), but only until the response headers
+// arrive: a response body being copied to the client is not cut off.
+// cancel(nil) releases the attempt and must be called once its response
+// body is no longer needed.
+func (t *retryTransport) attempt(ctx context.Context, req *http.Request, info *RequestInfo, body *retryBody, retry bool,
 	perTry time.Duration, deadline time.Time) (resp *http.Response, err error, cancel context.CancelCauseFunc) {
 	actx, cancelCause := context.WithCancelCause(ctx)
 	limit, cause := perTry, policy.ErrPerTryTimeout
 	if left := deadline.Sub(t.now()); left < limit {
 		limit, cause = left, policy.ErrRetryDeadline
 	}
-	timer := time.AfterFunc(limit, func() { cancelCause(cause) })
-	out := req.WithContext(actx)
+	run := newAttemptRun(cancelCause, limit, cause, info.responseHeaderTimeout())
+	out := req.WithContext(httptrace.WithClientTrace(actx, &run.trace))
 	if retry {
 		// The attempt layer writes traceparent into the header map in
 		// place. After a failed attempt http.Transport's write loop may
@@ -212,9 +216,84 @@ func (t *retryTransport) attempt(ctx context.Context, req *http.Request, body *r
 		out.Header = req.Header.Clone()
 	}
 	body.attach(out, cancelCause)
+	info.run = run
 	resp, err = t.next.RoundTrip(out)
-	timer.Stop()
+	info.run = nil
+	run.stop()
 	return resp, err, cancelCause
+}
+
+// attemptRun is one attempt's timer and connection trace. The retry layer
+// makes it (attempt) and hands it to the attempt layer below through the
+// RequestInfo (takeAttemptRun), so the request is copied once per attempt
+// with both the attempt's context and the trace, not once per layer.
+//
+// The timer ends the attempt at its per-try timeout or the deadline. It
+// also implements upstream.response_header_timeout, which http.Transport
+// would otherwise time with a timer of its own on every request: when the
+// request has been written (httptrace's WroteRequest) and the header
+// timeout would end the attempt sooner, the timer is moved up. With the
+// defaults (per_try_timeout 2s, response_header_timeout 10s) that can
+// never happen, and no hook is installed.
+type attemptRun struct {
+	// conns counts the connections the attempt used (GotConn): more than
+	// one is http.Transport's own hidden replay (see transport.go).
+	conns atomic.Int32
+	trace httptrace.ClientTrace
+
+	cancel        context.CancelCauseFunc
+	headerTimeout time.Duration
+
+	mu     sync.Mutex
+	timer  *time.Timer
+	fireAt time.Time // when timer fires, as last armed
+	cause  error     // what the timer ends the attempt with
+	done   bool      // the attempt returned: the timer stays stopped
+}
+
+func newAttemptRun(cancel context.CancelCauseFunc, limit time.Duration, cause error, headerTimeout time.Duration) *attemptRun {
+	r := &attemptRun{cancel: cancel, cause: cause, fireAt: time.Now().Add(limit)}
+	r.trace.GotConn = func(httptrace.GotConnInfo) { r.conns.Add(1) }
+	if headerTimeout > 0 && headerTimeout < limit {
+		// Counted from the end of the write, it can only end the attempt
+		// sooner when it is shorter than the timer's limit.
+		r.headerTimeout = headerTimeout
+		r.trace.WroteRequest = r.wroteRequest
+	}
+	r.timer = time.AfterFunc(limit, r.fire)
+	return r
+}
+
+func (r *attemptRun) fire() {
+	r.mu.Lock()
+	cause := r.cause
+	r.mu.Unlock()
+	r.cancel(cause)
+}
+
+// wroteRequest moves the timer up to the response header timeout, counted
+// from now, when that comes first. http.Transport calls it from its write
+// loop, once per connection the request was written to.
+func (r *attemptRun) wroteRequest(httptrace.WroteRequestInfo) {
+	at := time.Now().Add(r.headerTimeout)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.done || !at.Before(r.fireAt) {
+		return
+	}
+	if r.timer.Stop() { // not fired yet
+		r.fireAt, r.cause = at, policy.ErrResponseHeaderTimeout
+		r.timer.Reset(r.headerTimeout)
+	}
+}
+
+// stop stops the timer for good: the attempt's response headers are in,
+// or it failed.
+func (r *attemptRun) stop() {
+	r.mu.Lock()
+	r.done = true
+	r.timer.Stop()
+	r.mu.Unlock()
 }
 
 // finish returns the last attempt's result to the ReverseProxy with the

@@ -28,8 +28,9 @@ import (
 // HEAD, OPTIONS or TRACE, or an Idempotency-Key / X-Idempotency-Key
 // header, and no body or a GetBody to rewind it with; see rewindBody).
 // Such a replay happens inside one RoundTrip call, invisible to the retry
-// layer. The attempt layer (attempt.go) therefore counts wire attempts
-// with httptrace's GotConn, which fires once per connection used, so the
+// layer. Each attempt therefore counts its connections with httptrace's
+// GotConn (attemptRun, retry_transport.go; read by the attempt layer,
+// attempt.go), which fires once per connection used, so the
 // attempt count and the attempt metrics stay honest. The replay is kept
 // because it only follows a dead pooled connection, which is exactly the
 // uvicorn keep-alive race.
@@ -41,14 +42,16 @@ import (
 func newTransport(cfg config.UpstreamConfig) *http.Transport {
 	dialer := &net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}
 	return &http.Transport{
-		Proxy:                  nil, // never an HTTP(S)_PROXY from the environment: the upstream is local
-		DialContext:            dialUpstream(dialer),
-		MaxIdleConns:           cfg.MaxIdleConns,
-		MaxIdleConnsPerHost:    cfg.MaxIdleConns,
-		MaxConnsPerHost:        cfg.MaxConnsPerHost,
-		IdleConnTimeout:        cfg.IdleConnTimeout,
-		TLSHandshakeTimeout:    cfg.TLSHandshakeTimeout,
-		ResponseHeaderTimeout:  cfg.ResponseHeaderTimeout,
+		Proxy:               nil, // never an HTTP(S)_PROXY from the environment: the upstream is local
+		DialContext:         dialUpstream(dialer),
+		MaxIdleConns:        cfg.MaxIdleConns,
+		MaxIdleConnsPerHost: cfg.MaxIdleConns,
+		MaxConnsPerHost:     cfg.MaxConnsPerHost,
+		IdleConnTimeout:     cfg.IdleConnTimeout,
+		TLSHandshakeTimeout: cfg.TLSHandshakeTimeout,
+		// upstream.response_header_timeout is timed by the retry layer's
+		// attempt timer (attemptRun in retry_transport.go), not by a
+		// timer of the transport's own on every request.
 		ExpectContinueTimeout:  time.Second,
 		ForceAttemptHTTP2:      cfg.HTTP2,
 		MaxResponseHeaderBytes: 1 << 20,
