@@ -82,6 +82,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	_ = level.UnmarshalText([]byte(cfg.Log.Level))
 	logger := slog.New(slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: level}))
 	access := slog.New(slog.NewJSONHandler(stdout, nil)).With("log", "access")
+	defer startGCFloor(cfg.Server.GCHeapFloor, logger)()
 
 	// The sidecar holds its own propagator; the global one is set too for
 	// libraries that read it.

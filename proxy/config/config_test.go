@@ -287,6 +287,8 @@ func TestValidateNamesEveryRule(t *testing.T) {
 		{"max conns per host", func(c *Config) { c.Upstream.MaxConnsPerHost = -1 }, "upstream.max_conns_per_host: must be >= 0"},
 		{"dial timeout", func(c *Config) { c.Upstream.DialTimeout = 0 }, "upstream.dial_timeout: must be > 0"},
 		{"response header timeout", func(c *Config) { c.Upstream.ResponseHeaderTimeout = -1 }, "upstream.response_header_timeout: must be >= 0"},
+		{"gc heap floor too small", func(c *Config) { c.Server.GCHeapFloor = 8 }, "server.gc_heap_floor: must be 0 (Go's default) or between 1048576"},
+		{"gc heap floor negative", func(c *Config) { c.Server.GCHeapFloor = -1 }, "server.gc_heap_floor: must be 0 (Go's default) or between 1048576"},
 		{"tls handshake timeout", func(c *Config) { c.Upstream.TLSHandshakeTimeout = 0 }, "upstream.tls_handshake_timeout: must be > 0"},
 		{"read header timeout", func(c *Config) { c.Server.ReadHeaderTimeout = 0 }, "server.read_header_timeout: must be > 0"},
 		{"read timeout", func(c *Config) { c.Server.ReadTimeout = -1 }, "server.read_timeout: must be >= 0"},
