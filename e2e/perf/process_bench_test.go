@@ -32,6 +32,7 @@ var (
 	flagWarmup   = flag.Duration("perf.warmup", time.Second, "unmeasured traffic sent to a target before each measured round")
 	flagRounds   = flag.Int("perf.rounds", 2, "rounds of the saturated case; the order of the targets alternates between rounds")
 	flagSidecar  = flag.String("perf.sidecar", "", "sidecar binary to measure (e.g. one built from an older commit, for a before/after table); empty: build cmd/sidecar of this module")
+	flagLimits   = flag.Bool("perf.limits", false, "also measure row sidecar_limits: the sidecar with rate limits on (global, route and per-agent buckets at 1,000,000 req/s, so they never refuse) on top of its defaults")
 	flagBaseline = flag.String("perf.baseline", "", "a second sidecar binary measured in the same run as row baseline (e.g. built from an older commit); empty: none")
 	flagPprof    = flag.String("perf.pprof", "", "directory that receives the sidecar's CPU and allocs profiles of its first saturated round (empty: none)")
 	flagCaddy    = flag.String("perf.caddy", "", "Caddy binary measured as target caddy (e.g. /tmp/peers/caddy); empty: not measured")
@@ -624,6 +625,8 @@ func (t *target) cpuPer10k() float64 { return t.cpu.Seconds() / float64(t.ok) * 
 //
 // With -perf.baseline=BIN a second sidecar (say, built from the commit
 // before a change) is measured in the same run as row "baseline"; with
+// -perf.limits the sidecar with every rate limit on (never refusing) is
+// measured as row "sidecar_limits"; with
 // -perf.caddy=BIN that Caddy binary, configured as in caddyfile, is
 // measured as row "caddy". With -perf.client=wrk the saturated case is
 // driven by wrk (-t1 -c64) instead of the Go client.
@@ -647,6 +650,18 @@ func BenchmarkProxyProcess(b *testing.B) {
 	bareURL, barePID := startBareProxy(b, upstream)
 	env := []string{"SIDECAR_LOG_ACCESS=false"}
 	sc := harness.StartSidecar(b, harness.SidecarOptions{Bin: *flagSidecar, UpstreamURL: upstream, Env: env})
+	var limited *harness.Proc
+	if *flagLimits {
+		// The default config has no rate-limit buckets (rps 0); these
+		// turn them all on, each far above what the machine can send, so
+		// the buckets are consulted and never refuse.
+		limitEnv := append(slices.Clone(env),
+			"SIDECAR_ADMISSION_GLOBAL_RATE_LIMIT_RPS=1000000",
+			"SIDECAR_ROUTES_STATE_UPDATE_RATE_LIMIT_RPS=1000000",
+			"SIDECAR_ROUTES_STATE_UPDATE_RATE_LIMIT_KEY=agent_id",
+			"SIDECAR_ROUTES_STATE_UPDATE_RATE_LIMIT_PER_KEY_RPS=1000000")
+		limited = harness.StartSidecar(b, harness.SidecarOptions{Bin: *flagSidecar, UpstreamURL: upstream, Env: limitEnv})
+	}
 	var base *harness.Proc
 	if *flagBaseline != "" {
 		base = harness.StartSidecar(b, harness.SidecarOptions{Bin: *flagBaseline, UpstreamURL: upstream, Env: env})
@@ -660,6 +675,9 @@ func BenchmarkProxyProcess(b *testing.B) {
 	// the baseline sidecar and with -perf.caddy Caddy.
 	proxies := func() []*target {
 		ts := []*target{{name: "bare", base: bareURL, pid: barePID}, {name: "sidecar", base: sc.URL, pid: sc.PID()}}
+		if limited != nil {
+			ts = append(ts, &target{name: "sidecar_limits", base: limited.URL, pid: limited.PID()})
+		}
 		if base != nil {
 			ts = append(ts, &target{name: "baseline", base: base.URL, pid: base.PID()})
 		}
