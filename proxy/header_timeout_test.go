@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -81,6 +82,53 @@ func TestResponseHeaderTimeoutCountsFromTheWrite(t *testing.T) {
 		rig.s.Handler().ServeHTTP(rec, req)
 		if rec.Code != http.StatusOK || rec.Body.String() != answer {
 			t.Fatalf("got %d %q, want 200 with the whole answer", rec.Code, rec.Body)
+		}
+	})
+}
+
+// When http.Transport replays a body-less request on a new connection
+// after the pooled one died, the replay gets the whole response header
+// timeout from its own write, as with the transport's own
+// ResponseHeaderTimeout: the dead connection takes 150ms to close, the
+// replay is answered 100ms after its write, the header timeout is 200ms.
+func TestResponseHeaderTimeoutRestartsOnHiddenReplay(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rig := newRetryRig(t, "http://upstream.test", func(cfg *config.Config) {
+			cfg.Upstream.ResponseHeaderTimeout = 200 * time.Millisecond
+			route(cfg, config.RouteStateGet, func(rc *config.RouteConfig) {
+				rc.Retry.Attempts = 1
+				rc.Retry.PerTryTimeout, rc.Retry.Deadline = 5*time.Second, 8*time.Second
+			})
+		})
+		var n atomic.Int32
+		stop := pipeUpstream(rig, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			switch n.Add(1) {
+			case 1: // answered: the connection goes back to the pool
+			case 2: // the pooled connection dies 150ms after the request was written
+				time.Sleep(150 * time.Millisecond)
+				if c, _, err := w.(http.Hijacker).Hijack(); err == nil {
+					c.Close()
+				}
+				return
+			default: // the replay, on a new connection, answered after 100ms
+				select {
+				case <-time.After(100 * time.Millisecond):
+				case <-r.Context().Done():
+					return
+				}
+			}
+			w.WriteHeader(http.StatusOK)
+		}))
+		defer stop()
+		if rec := rig.do(t, context.Background(), "GET", pathState, ""); rec.Code != http.StatusOK {
+			t.Fatalf("first request: %d", rec.Code)
+		}
+		rec := rig.do(t, context.Background(), "GET", pathState, "")
+		if rec.Code != http.StatusOK {
+			t.Errorf("replayed GET: got %d %s (attempts %s), want 200", rec.Code, rec.Body, rec.Header().Get(HeaderAttempts))
+		}
+		if got := n.Load(); got != 3 {
+			t.Errorf("upstream saw %d requests, want 3 (one hidden replay)", got)
 		}
 	})
 }

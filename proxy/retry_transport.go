@@ -244,6 +244,11 @@ type attemptRun struct {
 	cancel        context.CancelCauseFunc
 	headerTimeout time.Duration
 
+	// limitAt is when the per-try timeout or the deadline ends the
+	// attempt, and limitCause which of the two.
+	limitAt    time.Time
+	limitCause error
+
 	mu     sync.Mutex
 	timer  *time.Timer
 	fireAt time.Time // when timer fires, as last armed
@@ -253,7 +258,15 @@ type attemptRun struct {
 
 func newAttemptRun(cancel context.CancelCauseFunc, limit time.Duration, cause error, headerTimeout time.Duration) *attemptRun {
 	r := &attemptRun{cancel: cancel, cause: cause, fireAt: time.Now().Add(limit)}
-	r.trace.GotConn = func(httptrace.GotConnInfo) { r.conns.Add(1) }
+	r.limitAt, r.limitCause = r.fireAt, cause
+	r.trace.GotConn = func(httptrace.GotConnInfo) {
+		if r.conns.Add(1) > 1 && r.headerTimeout > 0 {
+			// http.Transport replays the request on a new connection: the
+			// header timeout counts again from this connection's write, as
+			// the transport's own did; until then only the limit holds.
+			r.rearm(r.limitAt, r.limitCause)
+		}
+	}
 	if headerTimeout > 0 && headerTimeout < limit {
 		// Counted from the end of the write, it can only end the attempt
 		// sooner when it is shorter than the timer's limit.
@@ -271,19 +284,30 @@ func (r *attemptRun) fire() {
 	r.cancel(cause)
 }
 
-// wroteRequest moves the timer up to the response header timeout, counted
-// from now, when that comes first. http.Transport calls it from its write
-// loop, once per connection the request was written to.
+// wroteRequest sets the timer to the response header timeout, counted from
+// now, when that comes before the limit. http.Transport calls it from its
+// write loop, once per connection the request was written to, when the
+// request has been handed to the connection: its last bytes (up to the
+// connection's 4 KiB buffer) may still be flushed after it, where
+// http.Transport's own ResponseHeaderTimeout started after the flush. The
+// difference shows only when the upstream stops reading the request.
 func (r *attemptRun) wroteRequest(httptrace.WroteRequestInfo) {
-	at := time.Now().Add(r.headerTimeout)
+	if at := time.Now().Add(r.headerTimeout); at.Before(r.limitAt) {
+		r.rearm(at, policy.ErrResponseHeaderTimeout)
+	}
+}
+
+// rearm makes the timer fire at at, ending the attempt with cause, unless
+// the attempt has returned or the timer has already fired.
+func (r *attemptRun) rearm(at time.Time, cause error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.done || !at.Before(r.fireAt) {
+	if r.done || at.Equal(r.fireAt) {
 		return
 	}
 	if r.timer.Stop() { // not fired yet
-		r.fireAt, r.cause = at, policy.ErrResponseHeaderTimeout
-		r.timer.Reset(r.headerTimeout)
+		r.fireAt, r.cause = at, cause
+		r.timer.Reset(time.Until(at))
 	}
 }
 

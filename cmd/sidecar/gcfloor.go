@@ -29,7 +29,7 @@ import (
 // work (runtime/metrics) and sets GOGC so that
 // goal = live + (live + stacks + globals) × GOGC/100 is the floor. An
 // operator who sets GOGC in the environment keeps it: gcFloor then does
-// nothing.
+// nothing. A GOMEMLIMIT still caps the heap as usual.
 type gcFloor struct {
 	floor float64
 
@@ -39,10 +39,6 @@ type gcFloor struct {
 	stopped bool
 }
 
-// gcFloorMaxPercent bounds the GOGC that gcFloor sets: right after start,
-// before the heap has filled, the live heap is tiny.
-const gcFloorMaxPercent = 1000
-
 // startGCFloor starts keeping the heap goal at floor bytes or more, unless
 // floor is 0 or GOGC is set in the environment. stop ends it and puts
 // GOGC back to what it was.
@@ -50,7 +46,7 @@ func startGCFloor(floor int64, logger *slog.Logger) (stop func()) {
 	if floor <= 0 {
 		return func() {}
 	}
-	if v, ok := os.LookupEnv("GOGC"); ok {
+	if v := os.Getenv("GOGC"); v != "" { // Go reads an empty GOGC as unset too
 		logger.Info("GOGC is set in the environment; server.gc_heap_floor is not applied", "GOGC", v)
 		return func() {}
 	}
@@ -108,15 +104,16 @@ func (g *gcFloor) adjust() bool {
 // gcFloorPercent is the GOGC that makes the heap goal floor for a live
 // heap of live bytes and scan bytes of collector work (live heap, stacks
 // and globals): never under Go's default 100, and never so high that the
-// collector's minimum heap goal (4 MiB × GOGC/100) passes the floor.
-// Before the first collection (live 0) it is 100.
+// collector's minimum heap goal (4 MiB × GOGC/100) passes the floor, so
+// the goal is the floor however small the live heap is. Before the first
+// collection (live 0) it is 100.
 func gcFloorPercent(floor, live, scan float64) int {
 	if live <= 0 || scan <= 0 {
 		return 100
 	}
 	p := math.Floor((floor - live) / scan * 100)
 	limit := math.Floor(floor / gcMinHeap * 100)
-	return int(max(min(p, limit, gcFloorMaxPercent), 100))
+	return int(max(min(p, limit, math.MaxInt32), 100))
 }
 
 // gcMinHeap is the Go collector's minimum heap goal at GOGC=100.

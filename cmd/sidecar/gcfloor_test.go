@@ -4,8 +4,9 @@ import (
 	"bytes"
 	"io"
 	"log/slog"
-	"os"
+	"math"
 	"runtime"
+	"runtime/debug"
 	"runtime/metrics"
 	"strings"
 	"testing"
@@ -25,7 +26,8 @@ func TestGCFloorPercent(t *testing.T) {
 		{"live heap over the floor: Go's default", 8 * mib, 20 * mib, 22 * mib, 100},
 		{"never under 100", 8 * mib, 3.9 * mib, 8 * mib, 100},
 		{"tiny heap: the minimum heap goal stays under the floor", 8 * mib, 0.1 * mib, 0.2 * mib, 200},
-		{"tiny heap, large floor: capped", 100 * mib, 0.1 * mib, 0.2 * mib, gcFloorMaxPercent},
+		{"tiny heap, large floor: the minimum heap goal is the floor", 256 * mib, 0.1 * mib, 0.2 * mib, 6400},
+		{"floor at Go's own minimum", 4 * mib, 0.5 * mib, 1 * mib, 100},
 		{"no collection yet", 8 * mib, 0, 0.3 * mib, 100},
 	} {
 		if got := gcFloorPercent(c.floor, c.live, c.scan); got != c.want {
@@ -43,12 +45,12 @@ func readGC() (goal uint64, gogc uint64) {
 
 // With a floor far above this test binary's live heap, GOGC is raised
 // after the collections so that the heap goal is the floor; stop puts
-// Go's default back.
+// Go's default back. An empty GOGC in the environment is no GOGC.
 func TestGCFloorRaisesTheHeapGoal(t *testing.T) {
-	if v, ok := os.LookupEnv("GOGC"); ok {
-		os.Unsetenv("GOGC")
-		t.Cleanup(func() { os.Setenv("GOGC", v) })
-	}
+	t.Setenv("GOGC", "") // empty, as templated env files leave it: Go's default, so the floor applies
+	// A GOMEMLIMIT the test binary was started with would cap the goal
+	// below the floor (as it should): lift it for the test.
+	t.Cleanup(func(limit int64) func() { return func() { debug.SetMemoryLimit(limit) } }(debug.SetMemoryLimit(math.MaxInt64)))
 	// A live heap of some MiB keeps the GOGC needed under its cap.
 	live := make([]byte, 4<<20)
 	defer runtime.KeepAlive(live)
@@ -75,6 +77,9 @@ func TestGCFloorRaisesTheHeapGoal(t *testing.T) {
 // and the log says so.
 func TestGCFloorLeavesAnOperatorsGOGC(t *testing.T) {
 	t.Setenv("GOGC", "100")
+	if _, gogc := readGC(); gogc != 100 {
+		t.Fatalf("GOGC %d before the test, want 100", gogc)
+	}
 	var log bytes.Buffer
 	stop := startGCFloor(64<<20, slog.New(slog.NewTextHandler(&log, nil)))
 	defer stop()

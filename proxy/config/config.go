@@ -63,7 +63,8 @@ type UpstreamConfig struct {
 	// DialTimeout bounds a TCP connect. Default 1s.
 	DialTimeout time.Duration `mapstructure:"dial_timeout" json:"dial_timeout" yaml:"dial_timeout"`
 	// ResponseHeaderTimeout bounds the wait for response headers after the
-	// request is written; 0 means none. Default 10s.
+	// request is written (from when the sidecar has handed it to the
+	// connection); each attempt's own timer applies it. 0 means none. Default 10s.
 	ResponseHeaderTimeout time.Duration `mapstructure:"response_header_timeout" json:"response_header_timeout" yaml:"response_header_timeout"`
 	// TLSHandshakeTimeout bounds a TLS handshake with an https upstream. Default 5s.
 	TLSHandshakeTimeout time.Duration `mapstructure:"tls_handshake_timeout" json:"tls_handshake_timeout" yaml:"tls_handshake_timeout"`
@@ -103,7 +104,8 @@ type ServerConfig struct {
 	// collections for about half a MiB of memory (docs/performance.md).
 	// Once the live heap is large enough, Go's default GOGC=100 applies. 0
 	// means Go's default throughout; a GOGC set in the environment wins
-	// over it. Default 8388608 (8 MiB).
+	// over it. 0, or 4194304 (4 MiB, Go's own smallest goal) up to 1 TiB.
+	// Default 8388608 (8 MiB).
 	GCHeapFloor int64 `mapstructure:"gc_heap_floor" json:"gc_heap_floor" yaml:"gc_heap_floor"`
 	// DrainDelay is how long /readyz reports 503 before the listener stops
 	// accepting, so load balancers notice first. Default 2s; 0 means none.

@@ -66,8 +66,8 @@ func (c *Config) Validate() error {
 	if c.Server.MaxConnections < 0 {
 		add("server.max_connections", "must be >= 0, got %d", c.Server.MaxConnections)
 	}
-	if c.Server.GCHeapFloor != 0 && (c.Server.GCHeapFloor < 1<<20 || c.Server.GCHeapFloor > 1<<40) {
-		add("server.gc_heap_floor", "must be 0 (Go's default) or between 1048576 (1 MiB) and 1099511627776 bytes, got %d", c.Server.GCHeapFloor)
+	if c.Server.GCHeapFloor != 0 && (c.Server.GCHeapFloor < 4<<20 || c.Server.GCHeapFloor > 1<<40) {
+		add("server.gc_heap_floor", "must be 0 (Go's default) or between 4194304 (4 MiB, Go's own smallest heap goal) and 1099511627776 (1 TiB) bytes, got %d", c.Server.GCHeapFloor)
 	}
 	nonNegative("server.drain_delay", c.Server.DrainDelay)
 	positive("server.drain_timeout", c.Server.DrainTimeout)
