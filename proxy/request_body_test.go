@@ -300,4 +300,25 @@ func TestRetryLayerTakesThePreReadBody(t *testing.T) {
 	if string(rb.buf) != body || &rb.buf[0] == &pb.buf[0] {
 		t.Errorf("after a read of the pre-read body, the retry layer sent %q, from the pre-read buffer: %v; want the body, read from the request", rb.buf, &rb.buf[0] == &pb.buf[0])
 	}
+
+	// Too large to buffer: streamed through the request's own Body (the
+	// ReverseProxy's wrapper), whole, pre-read part first.
+	long := strings.Repeat("y", 40)
+	pb, err = preRead(io.NopCloser(strings.NewReader(long)), -1, 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req = httptest.NewRequest(http.MethodPost, "/", nil)
+	wrapper := io.NopCloser(pb)
+	req.Body, req.ContentLength = wrapper, -1
+	rb, err = bufferBody(req, &RequestInfo{preRead: pb}, 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rb.replayable() {
+		t.Fatal("a body over the buffer limit must be streamed")
+	}
+	if got, _ := io.ReadAll(rb.stream); string(got) != long {
+		t.Errorf("streamed %q, want the whole body", got)
+	}
 }

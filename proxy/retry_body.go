@@ -34,15 +34,18 @@ func (b *retryBody) replayable() bool { return b.stream == nil }
 // a half-read stream cannot be replayed. A read error (the client went
 // away, or the route's body limit) is returned.
 //
-// A body the body step already read before admission (request_body.go)
-// is taken from info as it is, not copied again: the ReverseProxy hands
-// the retry layer its own Close-ignoring wrapper around it, so the
-// request's Body is not the *preReadBody itself.
+// A body the body step already read whole before admission
+// (request_body.go) is taken from info as it is, not copied again: the
+// ReverseProxy hands the retry layer its own Close-ignoring wrapper around
+// it, so the request's Body is not the *preReadBody itself. A body too
+// large to buffer is streamed through that wrapper, as the ReverseProxy
+// means it to be: http.Transport closes a request body when it fails, and
+// closing the client's body itself could wait on a slow client.
 func bufferBody(req *http.Request, info *RequestInfo, limit int64) (*retryBody, error) {
 	if req.Body == nil || req.Body == http.NoBody {
 		return noBody, nil
 	}
-	if pb := info.takePreRead(); pb != nil {
+	if pb := info.takePreRead(); pb != nil && pb.complete {
 		return pb.retryBody(limit), nil
 	}
 	if pb, ok := req.Body.(*preReadBody); ok {
