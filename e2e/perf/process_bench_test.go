@@ -36,6 +36,7 @@ var (
 	flagBaseline = flag.String("perf.baseline", "", "a second sidecar binary measured in the same run as row baseline (e.g. built from an older commit); empty: none")
 	flagPprof    = flag.String("perf.pprof", "", "directory that receives the sidecar's CPU and allocs profiles of its first saturated round (empty: none)")
 	flagCaddy    = flag.String("perf.caddy", "", "Caddy binary measured as target caddy (e.g. /tmp/peers/caddy); empty: not measured")
+	flagTraefik  = flag.String("perf.traefik", "", "Traefik binary measured as target traefik (e.g. /tmp/peers/traefik); empty: not measured")
 	flagClient   = flag.String("perf.client", "go", "client of the saturated case: go (the in-process closed loop) or wrk (wrk -t1 -c64, from PATH; needs whole-second -perf.duration and -perf.warmup)")
 )
 
@@ -285,6 +286,93 @@ func startCaddy(tb testing.TB, bin, upstream string) (base string, pid int) {
 	base = "http://127.0.0.1:" + strconv.Itoa(port)
 	ready := base + fmt.Sprintf(statePath, "perf-agent")
 	pid = startChild(tb, "caddy (-perf.caddy="+bin+")", cmd, func(client *http.Client) (*http.Response, error) {
+		return client.Post(ready, "application/json", bytes.NewReader(stateBody))
+	}, func() string {
+		b, _ := os.ReadFile(logPath)
+		if len(b) > 2000 {
+			b = b[len(b)-2000:]
+		}
+		return string(b)
+	})
+	return base, pid
+}
+
+// traefikDynamic is Traefik's file-provider configuration (format: the
+// upstream URL): one router for every path, through the middlewares of
+// Traefik that match the sidecar's default policies, as the performance
+// issue measured it ("rate limit, retry, breaker"): a rate limit per
+// client address far above what the machine can send (it never refuses),
+// retries (Traefik retries when the upstream could not be reached or reset
+// the connection before answering), and a circuit breaker on network
+// errors and 5xx; a keep-alive pool of 512 idle connections per host, as
+// the bare proxy and the sidecar have. No access log.
+const traefikDynamic = `http:
+  routers:
+    perf:
+      entryPoints: [web]
+      rule: "PathPrefix(` + "`/`" + `)"
+      service: upstream
+      middlewares: [limit, retry, breaker]
+  middlewares:
+    limit:
+      rateLimit:
+        average: 1000000
+        burst: 1000000
+    retry:
+      retry:
+        attempts: 3
+        initialInterval: 50ms
+    breaker:
+      circuitBreaker:
+        expression: "NetworkErrorRatio() > 0.5 || ResponseCodeRatio(500, 600, 0, 600) > 0.5"
+  serversTransports:
+    pool:
+      maxIdleConnsPerHost: 512
+  services:
+    upstream:
+      loadBalancer:
+        serversTransport: pool
+        servers:
+          - url: "%s"
+`
+
+// startTraefik runs a Traefik binary on a free 127.0.0.1 port in front of
+// upstream, configured by traefikDynamic (a file in a temporary
+// directory, which is also its HOME), and stops it by PID in tb.Cleanup.
+func startTraefik(tb testing.TB, bin, upstream string) (base string, pid int) {
+	tb.Helper()
+	if fi, err := os.Stat(bin); err != nil {
+		tb.Fatalf("perf: -perf.traefik=%s: %v", bin, err)
+	} else if !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
+		tb.Fatalf("perf: -perf.traefik=%s: not an executable file", bin)
+	}
+	port, err := harness.FreePort()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	dir := tb.TempDir()
+	dynamic := filepath.Join(dir, "dynamic.yml")
+	if err := os.WriteFile(dynamic, fmt.Appendf(nil, traefikDynamic, upstream), 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	logPath := filepath.Join(dir, "traefik.log")
+	log, err := os.Create(logPath)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { log.Close() })
+	cmd := exec.Command(bin,
+		"--entryPoints.web.address=127.0.0.1:"+strconv.Itoa(port),
+		"--providers.file.filename="+dynamic,
+		"--log.level=ERROR",
+		"--global.checkNewVersion=false",
+		"--global.sendAnonymousUsage=false")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "HOME="+dir) // later entries win
+	cmd.Stdout, cmd.Stderr = log, log
+	base = "http://127.0.0.1:" + strconv.Itoa(port)
+	ready := base + fmt.Sprintf(statePath, "perf-agent")
+	pid = startChild(tb, "traefik (-perf.traefik="+bin+")", cmd, func(client *http.Client) (*http.Response, error) {
 		return client.Post(ready, "application/json", bytes.NewReader(stateBody))
 	}, func() string {
 		b, _ := os.ReadFile(logPath)
@@ -628,7 +716,8 @@ func (t *target) cpuPer10k() float64 { return t.cpu.Seconds() / float64(t.ok) * 
 // -perf.limits the sidecar with every rate limit on (never refusing) is
 // measured as row "sidecar_limits"; with
 // -perf.caddy=BIN that Caddy binary, configured as in caddyfile, is
-// measured as row "caddy". With -perf.client=wrk the saturated case is
+// measured as row "caddy", and with -perf.traefik=BIN that Traefik binary,
+// configured as in traefikDynamic, as row "traefik". With -perf.client=wrk the saturated case is
 // driven by wrk (-t1 -c64) instead of the Go client.
 //
 // One iteration is one whole measurement: run with -benchtime 1x. Figures
@@ -671,6 +760,11 @@ func BenchmarkProxyProcess(b *testing.B) {
 	if *flagCaddy != "" {
 		caddyURL, caddyPID = startCaddy(b, *flagCaddy, upstream)
 	}
+	var traefikURL string
+	var traefikPID int
+	if *flagTraefik != "" {
+		traefikURL, traefikPID = startTraefik(b, *flagTraefik, upstream)
+	}
 	// proxies returns fresh targets: bare, sidecar, with -perf.baseline
 	// the baseline sidecar and with -perf.caddy Caddy.
 	proxies := func() []*target {
@@ -683,6 +777,9 @@ func BenchmarkProxyProcess(b *testing.B) {
 		}
 		if caddyPID != 0 {
 			ts = append(ts, &target{name: "caddy", base: caddyURL, pid: caddyPID})
+		}
+		if traefikPID != 0 {
+			ts = append(ts, &target{name: "traefik", base: traefikURL, pid: traefikPID})
 		}
 		return ts
 	}
