@@ -251,41 +251,74 @@ http://127.0.0.1:%d {
 // must not quietly leave it out.
 func startCaddy(tb testing.TB, bin, upstream string) (base string, pid int) {
 	tb.Helper()
-	if fi, err := os.Stat(bin); err != nil {
-		tb.Fatalf("perf: -perf.caddy=%s: %v", bin, err)
-	} else if !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
-		tb.Fatalf("perf: -perf.caddy=%s: not an executable file", bin)
-	}
-	port, err := harness.FreePort()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	dir := tb.TempDir()
+	peer := newPeer(tb, "caddy", bin)
 	env := []string{}
 	for _, d := range []string{"XDG_DATA_HOME", "XDG_CONFIG_HOME", "HOME"} {
-		p := filepath.Join(dir, strings.ToLower(d))
+		p := filepath.Join(peer.dir, strings.ToLower(d))
 		if err := os.Mkdir(p, 0o755); err != nil {
 			tb.Fatal(err)
 		}
 		env = append(env, d+"="+p)
 	}
-	conf := filepath.Join(dir, "Caddyfile")
-	if err := os.WriteFile(conf, fmt.Appendf(nil, caddyfile, port, upstream), 0o644); err != nil {
+	conf := peer.writeFile("Caddyfile", fmt.Sprintf(caddyfile, peer.port, upstream))
+	return peer.start(env, "run", "--config", conf, "--adapter", "caddyfile")
+}
+
+// peer is a proxy of another project measured next to the sidecar, run
+// from a binary given by flag -perf.<name>, in a temporary directory of
+// its own that holds its configuration and its log.
+type peer struct {
+	tb        testing.TB
+	name, bin string
+	dir       string
+	port      int
+}
+
+// newPeer checks that bin is an executable file (fatal otherwise: a
+// benchmark asked to measure a peer must not quietly leave it out) and
+// picks a free port and a temporary directory for it.
+func newPeer(tb testing.TB, name, bin string) *peer {
+	tb.Helper()
+	if fi, err := os.Stat(bin); err != nil {
+		tb.Fatalf("perf: -perf.%s=%s: %v", name, bin, err)
+	} else if !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
+		tb.Fatalf("perf: -perf.%s=%s: not an executable file", name, bin)
+	}
+	port, err := harness.FreePort()
+	if err != nil {
 		tb.Fatal(err)
 	}
-	logPath := filepath.Join(dir, "caddy.log")
+	return &peer{tb: tb, name: name, bin: bin, dir: tb.TempDir(), port: port}
+}
+
+// writeFile writes a file of the peer's directory and returns its path.
+func (p *peer) writeFile(name, content string) string {
+	path := filepath.Join(p.dir, name)
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		p.tb.Fatal(err)
+	}
+	return path
+}
+
+// start runs the peer with args and env (added to the test's) in its
+// directory, logging to <name>.log there, until it answers 200 to the
+// state path on its port; it is stopped by PID in tb.Cleanup.
+func (p *peer) start(env []string, args ...string) (base string, pid int) {
+	tb := p.tb
+	tb.Helper()
+	logPath := filepath.Join(p.dir, p.name+".log")
 	log, err := os.Create(logPath)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { log.Close() })
-	cmd := exec.Command(bin, "run", "--config", conf, "--adapter", "caddyfile")
-	cmd.Dir = dir
+	cmd := exec.Command(p.bin, args...)
+	cmd.Dir = p.dir
 	cmd.Env = append(os.Environ(), env...) // later entries win
 	cmd.Stdout, cmd.Stderr = log, log
-	base = "http://127.0.0.1:" + strconv.Itoa(port)
+	base = "http://127.0.0.1:" + strconv.Itoa(p.port)
 	ready := base + fmt.Sprintf(statePath, "perf-agent")
-	pid = startChild(tb, "caddy (-perf.caddy="+bin+")", cmd, func(client *http.Client) (*http.Response, error) {
+	pid = startChild(tb, p.name+" (-perf."+p.name+"="+p.bin+")", cmd, func(client *http.Client) (*http.Response, error) {
 		return client.Post(ready, "application/json", bytes.NewReader(stateBody))
 	}, func() string {
 		b, _ := os.ReadFile(logPath)
@@ -341,47 +374,14 @@ const traefikDynamic = `http:
 // directory, which is also its HOME), and stops it by PID in tb.Cleanup.
 func startTraefik(tb testing.TB, bin, upstream string) (base string, pid int) {
 	tb.Helper()
-	if fi, err := os.Stat(bin); err != nil {
-		tb.Fatalf("perf: -perf.traefik=%s: %v", bin, err)
-	} else if !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
-		tb.Fatalf("perf: -perf.traefik=%s: not an executable file", bin)
-	}
-	port, err := harness.FreePort()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	dir := tb.TempDir()
-	dynamic := filepath.Join(dir, "dynamic.yml")
-	if err := os.WriteFile(dynamic, fmt.Appendf(nil, traefikDynamic, upstream), 0o644); err != nil {
-		tb.Fatal(err)
-	}
-	logPath := filepath.Join(dir, "traefik.log")
-	log, err := os.Create(logPath)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { log.Close() })
-	cmd := exec.Command(bin,
-		"--entryPoints.web.address=127.0.0.1:"+strconv.Itoa(port),
+	peer := newPeer(tb, "traefik", bin)
+	dynamic := peer.writeFile("dynamic.yml", fmt.Sprintf(traefikDynamic, upstream))
+	return peer.start([]string{"HOME=" + peer.dir},
+		"--entryPoints.web.address=127.0.0.1:"+strconv.Itoa(peer.port),
 		"--providers.file.filename="+dynamic,
 		"--log.level=ERROR",
 		"--global.checkNewVersion=false",
 		"--global.sendAnonymousUsage=false")
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "HOME="+dir) // later entries win
-	cmd.Stdout, cmd.Stderr = log, log
-	base = "http://127.0.0.1:" + strconv.Itoa(port)
-	ready := base + fmt.Sprintf(statePath, "perf-agent")
-	pid = startChild(tb, "traefik (-perf.traefik="+bin+")", cmd, func(client *http.Client) (*http.Response, error) {
-		return client.Post(ready, "application/json", bytes.NewReader(stateBody))
-	}, func() string {
-		b, _ := os.ReadFile(logPath)
-		if len(b) > 2000 {
-			b = b[len(b)-2000:]
-		}
-		return string(b)
-	})
-	return base, pid
 }
 
 // procStats reads a process's CPU time (user + system) and peak RSS.
