@@ -72,7 +72,7 @@ func (s *Sidecar) attachOutbox(st outbox.Store, cfg config.OutboxConfig) *outbox
 			},
 		},
 	})
-	s.queue.Store(&outboxQueue{store: st, deliverer: d, metrics: m, logger: s.deps.Logger})
+	s.queue.Store(newOutboxQueue(st, d, m, s.deps.Logger))
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &outboxRunner{store: st, cancel: cancel, done: make(chan struct{})}
 	go func() {

@@ -42,10 +42,18 @@ var replayHeaders = []string{
 // messages already queued for the same agent (behind), so a state update
 // never overtakes its agent's queued registration to earn a 404.
 type outboxQueue struct {
-	store     outbox.Store
+	store outbox.Store
+	// local is store when it answers Pending from memory (the bolt store),
+	// nil otherwise; resolved once by newOutboxQueue.
+	local     outbox.LocalIndex
 	deliverer *outbox.Deliverer
 	metrics   *metrics.Metrics
 	logger    *slog.Logger
+}
+
+func newOutboxQueue(st outbox.Store, d *outbox.Deliverer, m *metrics.Metrics, logger *slog.Logger) *outboxQueue {
+	local, _ := st.(outbox.LocalIndex)
+	return &outboxQueue{store: st, local: local, deliverer: d, metrics: m, logger: logger}
 }
 
 // pendingTimeout bounds the look-up of an agent's queued messages.
@@ -81,8 +89,8 @@ func (q *outboxQueue) behind(ctx context.Context, req *http.Request, info *Reque
 // trip on the request path, and a slow outbox must not slow traffic to a
 // healthy core.
 func (q *outboxQueue) pending(ctx context.Context, agent string) bool {
-	if li, ok := q.store.(outbox.LocalIndex); ok {
-		return li.PendingLocal(agent)
+	if q.local != nil {
+		return q.local.PendingLocal(agent)
 	}
 	pctx, cancel := context.WithTimeout(ctx, pendingTimeout)
 	pending, err := q.store.Pending(pctx, agent)
