@@ -201,6 +201,17 @@ func (s *BoltStore) check() error {
 	return nil
 }
 
+// beginWrite takes the write lock of a store that is still open (ErrClosed
+// otherwise); the caller defers the unlock it returns.
+func (s *BoltStore) beginWrite() (unlock func(), err error) {
+	s.writeMu.Lock()
+	if err := s.check(); err != nil {
+		s.writeMu.Unlock()
+		return nil, err
+	}
+	return s.writeMu.Unlock, nil
+}
+
 // Enqueue implements Store.
 func (s *BoltStore) Enqueue(ctx context.Context, m *Message) error {
 	if m == nil {
@@ -209,11 +220,11 @@ func (s *BoltStore) Enqueue(ctx context.Context, m *Message) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	s.writeMu.Lock()
-	defer s.writeMu.Unlock()
-	if err := s.check(); err != nil {
+	unlock, err := s.beginWrite()
+	if err != nil {
 		return err
 	}
+	defer unlock()
 	size := m.Size()
 	s.mu.Lock()
 	full := s.lim.full(s.depth, s.bytes, size)
@@ -225,7 +236,7 @@ func (s *BoltStore) Enqueue(ctx context.Context, m *Message) error {
 		m.Enqueued = time.Now()
 	}
 	var id string
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err = s.db.Update(func(tx *bolt.Tx) error {
 		q := tx.Bucket(bucketQueue)
 		seq, err := q.NextSequence()
 		if err != nil {
@@ -349,12 +360,12 @@ func (s *BoltStore) update(ctx context.Context, id string, fn func(tx *bolt.Tx, 
 
 // Release implements Store.
 func (s *BoltStore) Release(ctx context.Context, m *Message, cause string) error {
-	s.writeMu.Lock()
-	defer s.writeMu.Unlock()
-	if err := s.check(); err != nil {
+	unlock, err := s.beginWrite()
+	if err != nil {
 		return err
 	}
-	_, err := s.update(ctx, m.ID, func(_ *bolt.Tx, _ []byte, st *Message) (*Message, error) {
+	defer unlock()
+	_, err = s.update(ctx, m.ID, func(_ *bolt.Tx, _ []byte, st *Message) (*Message, error) {
 		st.Attempts++
 		st.LastError = cause
 		m.Attempts, m.LastError = st.Attempts, st.LastError
@@ -365,11 +376,11 @@ func (s *BoltStore) Release(ctx context.Context, m *Message, cause string) error
 
 // Ack implements Store.
 func (s *BoltStore) Ack(ctx context.Context, m *Message) error {
-	s.writeMu.Lock()
-	defer s.writeMu.Unlock()
-	if err := s.check(); err != nil {
+	unlock, err := s.beginWrite()
+	if err != nil {
 		return err
 	}
+	defer unlock()
 	st, err := s.update(ctx, m.ID, func(*bolt.Tx, []byte, *Message) (*Message, error) { return nil, nil })
 	if err != nil {
 		return wrap("ack", err)
@@ -382,11 +393,11 @@ func (s *BoltStore) Ack(ctx context.Context, m *Message) error {
 
 // DeadLetter implements Store.
 func (s *BoltStore) DeadLetter(ctx context.Context, m *Message, reason string) error {
-	s.writeMu.Lock()
-	defer s.writeMu.Unlock()
-	if err := s.check(); err != nil {
+	unlock, err := s.beginWrite()
+	if err != nil {
 		return err
 	}
+	defer unlock()
 	st, err := s.update(ctx, m.ID, func(tx *bolt.Tx, k []byte, st *Message) (*Message, error) {
 		st.DeadReason = reason
 		v, err := json.Marshal(st)
@@ -455,17 +466,17 @@ func (s *BoltStore) RetryDead(ctx context.Context, id string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	s.writeMu.Lock()
-	defer s.writeMu.Unlock()
-	if err := s.check(); err != nil {
+	unlock, err := s.beginWrite()
+	if err != nil {
 		return err
 	}
+	defer unlock()
 	dk, ok := keyOf(id)
 	if !ok {
 		return ErrNotFound
 	}
 	var moved *Message
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err = s.db.Update(func(tx *bolt.Tx) error {
 		q, d := tx.Bucket(bucketQueue), tx.Bucket(bucketDead)
 		v := d.Get(dk)
 		if v == nil {
