@@ -533,6 +533,18 @@ func (s *RedisStore) xrange(ctx context.Context, key string, limit int) ([]redis
 	return s.c.XRange(ctx, key, "-", "+").Result()
 }
 
+// decodeListed decodes a stream entry for List and Dead; an entry that
+// cannot be decoded is listed with its raw value as the body and the
+// decoding error as its DeadReason, so an operator can still see it.
+func decodeListed(x *redis.XMessage) *Message {
+	m, err := decodeEntry(x)
+	if err != nil {
+		raw, _ := x.Values["m"].(string)
+		m = &Message{ID: x.ID, Body: []byte(raw), DeadReason: err.Error()}
+	}
+	return m
+}
+
 // List implements Store.
 func (s *RedisStore) List(ctx context.Context, limit int) ([]Message, error) {
 	if err := s.check(); err != nil {
@@ -544,12 +556,7 @@ func (s *RedisStore) List(ctx context.Context, limit int) ([]Message, error) {
 	}
 	ms := make([]*Message, len(xs))
 	for i := range xs {
-		m, err := decodeEntry(&xs[i])
-		if err != nil {
-			raw, _ := xs[i].Values["m"].(string)
-			m = &Message{ID: xs[i].ID, Body: []byte(raw), DeadReason: err.Error()}
-		}
-		ms[i] = m
+		ms[i] = decodeListed(&xs[i])
 	}
 	if err := s.overlay(ctx, ms); err != nil {
 		return nil, err
@@ -572,12 +579,7 @@ func (s *RedisStore) Dead(ctx context.Context, limit int) ([]Message, error) {
 	}
 	out := make([]Message, 0, len(xs))
 	for i := range xs {
-		m, err := decodeEntry(&xs[i])
-		if err != nil {
-			raw, _ := xs[i].Values["m"].(string)
-			m = &Message{ID: xs[i].ID, Body: []byte(raw), DeadReason: err.Error()}
-		}
-		out = append(out, *m)
+		out = append(out, *decodeListed(&xs[i]))
 	}
 	return out, nil
 }
