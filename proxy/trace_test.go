@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
+	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	"google.golang.org/protobuf/proto"
 
 	"opscore-sidecar/policy"
 	"opscore-sidecar/proxy/config"
@@ -95,14 +98,34 @@ func TestTraceStartedWhenNoTraceparent(t *testing.T) {
 }
 
 // TestNewTracingExportsOnlyWhenConfigured: with an OTLP endpoint (a base
-// URL), Shutdown flushes the span to the collector's /v1/traces; without
-// one nothing is posted. The propagator is there either way.
+// URL), Shutdown flushes the span to the collector's /v1/traces as OTLP
+// protobuf (proxy/otlp); without one nothing is posted. The propagator is there either way.
 func TestNewTracingExportsOnlyWhenConfigured(t *testing.T) {
 	var mu sync.Mutex
 	var posts []string
 	collector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Each post is recorded with the span names and service.name it
+		// carries, decoded with the generated OTLP types.
+		var req coltracepb.ExportTraceServiceRequest
+		b, _ := io.ReadAll(r.Body)
+		post := r.Method + " " + r.URL.Path + " " + r.Header.Get("Content-Type")
+		if err := proto.Unmarshal(b, &req); err != nil {
+			post += " undecodable: " + err.Error()
+		}
+		for _, rs := range req.ResourceSpans {
+			for _, kv := range rs.Resource.GetAttributes() {
+				if kv.Key == "service.name" {
+					post += " service " + kv.Value.GetStringValue()
+				}
+			}
+			for _, ss := range rs.ScopeSpans {
+				for _, sp := range ss.Spans {
+					post += " span " + sp.Name
+				}
+			}
+		}
 		mu.Lock()
-		posts = append(posts, r.Method+" "+r.URL.Path)
+		posts = append(posts, post)
 		mu.Unlock()
 	}))
 	defer collector.Close()
@@ -111,7 +134,7 @@ func TestNewTracingExportsOnlyWhenConfigured(t *testing.T) {
 		want     []string
 	}{
 		{"", nil},
-		{collector.URL, []string{"POST /v1/traces"}},
+		{collector.URL, []string{"POST /v1/traces application/x-protobuf service test span x"}},
 	} {
 		tr, err := NewTracing(t.Context(), config.TracingConfig{OTLPEndpoint: tt.endpoint, SampleRatio: 1, ServiceName: "test"})
 		if err != nil {

@@ -8,7 +8,6 @@ import (
 	"net/url"
 
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -16,6 +15,7 @@ import (
 	"go.opentelemetry.io/otel/trace/embedded"
 
 	"opscore-sidecar/proxy/config"
+	"opscore-sidecar/proxy/otlp"
 )
 
 // Tracing holds the sidecar's OpenTelemetry pieces. The W3C trace-context
@@ -31,7 +31,8 @@ type Tracing struct {
 }
 
 // NewTracing builds the tracer provider for cfg: a parent-based sampler
-// with cfg.SampleRatio for new traces, and an OTLP/HTTP batch exporter only
+// with cfg.SampleRatio for new traces, and an OTLP/HTTP batch exporter
+// (proxy/otlp, which also reads the OTEL_EXPORTER_OTLP_* variables) only
 // when cfg.OTLPEndpoint is set. extra options are appended (tests add a
 // span recorder).
 //
@@ -53,7 +54,7 @@ func NewTracing(ctx context.Context, cfg config.TracingConfig, extra ...sdktrace
 	}
 	exporting := cfg.OTLPEndpoint != ""
 	if exporting {
-		exp, err := otlptracehttp.New(ctx, otlptracehttp.WithEndpointURL(tracesURL(cfg.OTLPEndpoint)))
+		exp, err := otlp.New(tracesURL(cfg.OTLPEndpoint), nil)
 		if err != nil {
 			return nil, fmt.Errorf("tracing.otlp_endpoint: %w", err)
 		}
