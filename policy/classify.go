@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"strconv"
 	"strings"
 	"syscall"
@@ -243,8 +244,8 @@ func closedEarly(err error) bool {
 }
 
 // ParseRetryAfter reads a Retry-After header value, either delay-seconds
-// or an HTTP date, relative to now. A date in the past means zero delay;
-// an empty or malformed value returns ok false.
+// or an HTTP date in any of its three formats, relative to now. A date in
+// the past means zero delay; an empty or malformed value returns ok false.
 func ParseRetryAfter(value string, now time.Time) (d time.Duration, ok bool) {
 	value = strings.TrimSpace(value)
 	if value == "" {
@@ -259,7 +260,7 @@ func ParseRetryAfter(value string, now time.Time) (d time.Duration, ok bool) {
 		}
 		return time.Duration(secs) * time.Second, true
 	}
-	t, err := time.Parse(time.RFC1123, value)
+	t, err := http.ParseTime(value) // RFC 1123, RFC 850 or asctime, as RFC 9110 allows
 	if err != nil {
 		return 0, false
 	}

@@ -180,6 +180,8 @@ func TestParseRetryAfter(t *testing.T) {
 		{"soon", 0, false},
 		{now.Add(7 * time.Second).Format(http.TimeFormat), 7 * time.Second, true},
 		{now.Add(-time.Minute).Format(http.TimeFormat), 0, true},
+		{now.Add(9 * time.Second).Format("Monday, 02-Jan-06 15:04:05 GMT"), 9 * time.Second, true}, // RFC 850
+		{now.Add(11 * time.Second).Format(time.ANSIC), 11 * time.Second, true},                     // asctime
 		{"99999999", 24 * time.Hour, true},
 	}
 	for _, tt := range tests {
