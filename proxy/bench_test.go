@@ -46,7 +46,7 @@ func BenchmarkProxyPath(b *testing.B) {
 	cfg := config.Defaults()
 	cfg.Upstream.URL = up.URL
 	cfg.Outbox.Dir = b.TempDir()
-	tr, err := NewTracing(context.Background(), cfg.Tracing)
+	tr, err := NewTracing(context.Background(), cfg.Tracing, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -103,7 +103,7 @@ func startWith(t testing.TB, opts RunOptions) *testEnv {
 		opts.Config.Outbox.Dir = t.TempDir() // never the working directory's data/
 	}
 	env := &testEnv{reg: prometheus.NewRegistry(), access: &syncBuffer{}, log: &syncBuffer{}, spans: tracetest.NewSpanRecorder()}
-	tr, err := NewTracing(context.Background(), opts.Config.Tracing, sdktrace.WithSpanProcessor(env.spans))
+	tr, err := NewTracing(context.Background(), opts.Config.Tracing, nil, sdktrace.WithSpanProcessor(env.spans))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +135,7 @@ func newTestSidecar(t testing.TB, cfg *config.Config) (*Sidecar, *metrics.Metric
 		t.Fatalf("config: %v", err)
 	}
 	m := metrics.New(prometheus.NewRegistry())
-	tr, err := NewTracing(context.Background(), cfg.Tracing)
+	tr, err := NewTracing(context.Background(), cfg.Tracing, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

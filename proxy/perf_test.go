@@ -60,7 +60,7 @@ func TestRequestPathAllocations(t *testing.T) {
 // trace at sample_ratio 1, a caller's trace continued with its sampled
 // flag, a new span id each time, and the traceparent forwarded carries it.
 func TestTracingWithoutExporterRecordsNoSpans(t *testing.T) {
-	tr, err := NewTracing(context.Background(), config.TracingConfig{SampleRatio: 1, ServiceName: "t"})
+	tr, err := NewTracing(context.Background(), config.TracingConfig{SampleRatio: 1, ServiceName: "t"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +106,7 @@ func TestTracingWithoutExporterRecordsNoSpans(t *testing.T) {
 		}
 	}
 
-	tr0, err := NewTracing(context.Background(), config.TracingConfig{SampleRatio: 0, ServiceName: "t"})
+	tr0, err := NewTracing(context.Background(), config.TracingConfig{SampleRatio: 0, ServiceName: "t"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

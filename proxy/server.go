@@ -80,7 +80,7 @@ func Start(ctx context.Context, opts RunOptions) (*Server, error) {
 
 	srv.tracing = opts.Tracing
 	if srv.tracing == nil {
-		t, err := NewTracing(ctx, cfg.Tracing)
+		t, err := NewTracing(ctx, cfg.Tracing, opts.Logger)
 		if err != nil {
 			return nil, err
 		}

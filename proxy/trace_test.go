@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -101,6 +102,13 @@ func TestTraceStartedWhenNoTraceparent(t *testing.T) {
 // URL), Shutdown flushes the span to the collector's /v1/traces as OTLP
 // protobuf (proxy/otlp); without one nothing is posted. The propagator is there either way.
 func TestNewTracingExportsOnlyWhenConfigured(t *testing.T) {
+	// The exporter reads these from the process environment; a machine
+	// that has them set must not change what this test sees (empty is
+	// unset for proxy/otlp).
+	for _, v := range []string{"HEADERS", "TIMEOUT", "COMPRESSION", "CERTIFICATE", "CLIENT_CERTIFICATE", "CLIENT_KEY", "PROTOCOL"} {
+		t.Setenv("OTEL_EXPORTER_OTLP_"+v, "")
+		t.Setenv("OTEL_EXPORTER_OTLP_TRACES_"+v, "")
+	}
 	var mu sync.Mutex
 	var posts []string
 	collector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -136,7 +144,7 @@ func TestNewTracingExportsOnlyWhenConfigured(t *testing.T) {
 		{"", nil},
 		{collector.URL, []string{"POST /v1/traces application/x-protobuf service test span x"}},
 	} {
-		tr, err := NewTracing(t.Context(), config.TracingConfig{OTLPEndpoint: tt.endpoint, SampleRatio: 1, ServiceName: "test"})
+		tr, err := NewTracing(t.Context(), config.TracingConfig{OTLPEndpoint: tt.endpoint, SampleRatio: 1, ServiceName: "test"}, nil)
 		if err != nil {
 			t.Fatalf("NewTracing(%q): %v", tt.endpoint, err)
 		}
@@ -207,5 +215,28 @@ func TestBreakerRefusalIsAnAttemptSpan(t *testing.T) {
 	}
 	if want := []string{"upstream GET Error breaker_open"}; !slices.Equal(refused, want) {
 		t.Errorf("client spans of the refused request %q, want %q", refused, want)
+	}
+}
+
+// TestTracingExportFailureIsLogged: a batch the collector refuses is
+// reported in the sidecar's own log, not through the standard log package.
+func TestTracingExportFailureIsLogged(t *testing.T) {
+	collector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "schema mismatch", http.StatusBadRequest)
+	}))
+	defer collector.Close()
+	var buf syncBuffer
+	logger := slog.New(slog.NewJSONHandler(&buf, nil))
+	tr, err := NewTracing(t.Context(), config.TracingConfig{OTLPEndpoint: collector.URL, SampleRatio: 1, ServiceName: "test"}, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, span := tr.tracer.Start(t.Context(), "x")
+	span.End()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	_ = tr.Shutdown(ctx)
+	if log := buf.String(); !strings.Contains(log, `"msg":"tracing: span export failed"`) || !strings.Contains(log, "400 Bad Request: schema mismatch") {
+		t.Errorf("log %q, want the failed export with the collector's answer", log)
 	}
 }

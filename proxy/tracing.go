@@ -3,10 +3,12 @@ package proxy
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
 
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
@@ -33,8 +35,9 @@ type Tracing struct {
 // NewTracing builds the tracer provider for cfg: a parent-based sampler
 // with cfg.SampleRatio for new traces, and an OTLP/HTTP batch exporter
 // (proxy/otlp, which also reads the OTEL_EXPORTER_OTLP_* variables) only
-// when cfg.OTLPEndpoint is set. extra options are appended (tests add a
-// span recorder).
+// when cfg.OTLPEndpoint is set; its warnings and failed exports go to
+// logger (nil: discarded). extra options are appended (tests add a span
+// recorder).
 //
 // Without an exporter and without extra options no span would ever leave
 // the process, so the request path uses idTracer instead of the SDK's
@@ -42,7 +45,10 @@ type Tracing struct {
 // sent upstream, the trace_id of the access log and of the exemplars), but
 // no span is recorded, which saved about 15 allocations per request (see
 // docs/performance.md).
-func NewTracing(ctx context.Context, cfg config.TracingConfig, extra ...sdktrace.TracerProviderOption) (*Tracing, error) {
+func NewTracing(ctx context.Context, cfg config.TracingConfig, logger *slog.Logger, extra ...sdktrace.TracerProviderOption) (*Tracing, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
 	res, err := resource.Merge(resource.Default(), resource.NewSchemaless(attribute.String("service.name", cfg.ServiceName)))
 	if err != nil {
 		res = resource.Default()
@@ -54,10 +60,16 @@ func NewTracing(ctx context.Context, cfg config.TracingConfig, extra ...sdktrace
 	}
 	exporting := cfg.OTLPEndpoint != ""
 	if exporting {
-		exp, err := otlp.New(tracesURL(cfg.OTLPEndpoint), nil)
+		exp, err := otlp.New(tracesURL(cfg.OTLPEndpoint), otlp.Options{Logger: logger})
 		if err != nil {
 			return nil, fmt.Errorf("tracing.otlp_endpoint: %w", err)
 		}
+		// The batch processor hands a failed export to OpenTelemetry's
+		// global error handler, which would print it with the standard
+		// log package; it goes to the sidecar's own log instead.
+		otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
+			logger.Warn("tracing: span export failed", "error", err)
+		}))
 		opts = append(opts, sdktrace.WithBatcher(exp))
 	}
 	tp := sdktrace.NewTracerProvider(append(opts, extra...)...)

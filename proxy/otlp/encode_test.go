@@ -135,8 +135,9 @@ func officialRequest(t *testing.T, spans []sdktrace.ReadOnlySpan) *coltracepb.Ex
 // writes with the generated OTLP types and compares it, message for
 // message, with what the official exporter posts for the same spans. The
 // official exporter orders resources by map iteration, so resources are
-// compared in a sorted order; it also leaves a link's tracestate out,
-// which AppendRequest writes (checked, then cleared for the comparison).
+// compared in a sorted order. It also leaves a link's tracestate out,
+// which AppendRequest writes: the links here have none, and
+// TestAppendRequestLinkTraceState checks one that has.
 func TestAppendRequestMatchesTheOfficialExporter(t *testing.T) {
 	spans := testSpans(t)
 	want := officialRequest(t, spans)
@@ -197,6 +198,26 @@ func TestAppendRequestLinkTraceState(t *testing.T) {
 	}
 	if l := got.ResourceSpans[0].ScopeSpans[0].Spans[0].Links[0]; l.TraceState != "k=v" {
 		t.Errorf("link tracestate %q, want k=v", l.TraceState)
+	}
+}
+
+// TestAppendRequestNilResource: a span without a resource gets no
+// resource field, as from the official exporter.
+func TestAppendRequestNilResource(t *testing.T) {
+	spans := tracetest.SpanStubs{{
+		Name: "no resource", SpanContext: trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{3}, SpanID: trace.SpanID{3}}),
+		InstrumentationScope: instrumentation.Scope{Name: "s"},
+	}}.Snapshots()
+	if spans[0].Resource() != nil {
+		t.Fatal("the stub's snapshot has a resource; this test needs one without")
+	}
+	want := officialRequest(t, spans)
+	var got coltracepb.ExportTraceServiceRequest
+	if err := proto.Unmarshal(AppendRequest(nil, spans), &got); err != nil {
+		t.Fatal(err)
+	}
+	if !proto.Equal(want, &got) || got.ResourceSpans[0].Resource != nil {
+		t.Errorf("differs from the official exporter:\n got: %s\nwant: %s", prototext.Format(&got), prototext.Format(want))
 	}
 }
 

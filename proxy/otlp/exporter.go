@@ -24,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
@@ -53,8 +54,18 @@ const (
 	maxResponseBody = 64 << 10
 )
 
-// ErrShutdown is returned by ExportSpans after Shutdown.
+// ErrShutdown is returned by ExportSpans after Shutdown, and when Shutdown
+// ends a batch that was being sent.
 var ErrShutdown = errors.New("otlp: exporter is shut down")
+
+// Options are New's optional inputs.
+type Options struct {
+	// LookupEnv reads the environment; nil means os.LookupEnv.
+	LookupEnv func(string) (string, bool)
+	// Logger receives the warnings of New (a variable that is ignored);
+	// nil discards them.
+	Logger *slog.Logger
+}
 
 // Exporter is an sdktrace.SpanExporter that posts each batch as one
 // ExportTraceServiceRequest. It is safe for concurrent use.
@@ -80,9 +91,8 @@ type Exporter struct {
 // http://127.0.0.1:4318/v1/traces. A user and password in the URL are
 // sent as basic authentication.
 //
-// lookupEnv reads the environment (nil: os.LookupEnv). These variables
-// are honoured, each OTEL_EXPORTER_OTLP_TRACES_<X> over its
-// OTEL_EXPORTER_OTLP_<X>:
+// These variables are honoured, each OTEL_EXPORTER_OTLP_TRACES_<X> over
+// its OTEL_EXPORTER_OTLP_<X>:
 //
 //   - HEADERS: key=value pairs separated by commas, values URL-encoded,
 //     sent with every POST (e.g. an API key);
@@ -91,14 +101,22 @@ type Exporter struct {
 //   - CERTIFICATE: a PEM file of the CAs that verify an https collector;
 //   - CLIENT_CERTIFICATE and CLIENT_KEY: PEM files of the client
 //     certificate for mutual TLS, both or neither;
-//   - PROTOCOL: only http/protobuf, the encoding this exporter writes.
+//   - PROTOCOL: any other value than http/protobuf is logged and ignored,
+//     as the official exporter does with grpc: the endpoint is an HTTP URL,
+//     and every OTLP/HTTP receiver accepts protobuf.
 //
 // The ENDPOINT and INSECURE variables are not read: tracing.otlp_endpoint
 // is the endpoint, with its scheme. A malformed value is an error that
-// names the variable, never ignored.
-func New(endpoint string, lookupEnv func(string) (string, bool)) (*Exporter, error) {
+// names the variable, never ignored; so are certificates for an http://
+// endpoint.
+func New(endpoint string, opts Options) (*Exporter, error) {
+	lookupEnv := opts.LookupEnv
 	if lookupEnv == nil {
 		lookupEnv = os.LookupEnv
+	}
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
 	}
 	u, err := url.Parse(endpoint)
 	if err != nil {
@@ -126,7 +144,7 @@ func New(endpoint string, lookupEnv func(string) (string, bool)) (*Exporter, err
 		return "", "", false
 	}
 	if v, k, ok := env("PROTOCOL"); ok && v != "http/protobuf" {
-		return nil, fmt.Errorf("%s=%q: the sidecar sends OTLP as http/protobuf only", k, v)
+		logger.Warn("tracing: "+k+" is ignored; the sidecar sends OTLP as http/protobuf, which every OTLP/HTTP receiver accepts", k, v)
 	}
 	if v, k, ok := env("HEADERS"); ok {
 		if err := parseHeaders(v, e.headers); err != nil {
@@ -154,6 +172,9 @@ func New(endpoint string, lookupEnv func(string) (string, bool)) (*Exporter, err
 	if err != nil {
 		return nil, err
 	}
+	if tlsConf != nil && u.Scheme != "https" {
+		return nil, fmt.Errorf("otlp: certificates are set in OTEL_EXPORTER_OTLP_[TRACES_]CERTIFICATE or CLIENT_*, but the endpoint %q is not https", u.Redacted())
+	}
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	if tlsConf != nil {
 		transport.TLSClientConfig = tlsConf
@@ -166,22 +187,37 @@ func New(endpoint string, lookupEnv func(string) (string, bool)) (*Exporter, err
 // parseHeaders reads OTEL_EXPORTER_OTLP_HEADERS' format into h. A value
 // is not echoed in an error: it is often a secret.
 func parseHeaders(v string, h http.Header) error {
+	n := 0
 	for pair := range strings.SplitSeq(v, ",") {
 		if strings.TrimSpace(pair) == "" {
 			continue
 		}
+		n++
 		key, value, found := strings.Cut(pair, "=")
 		key = strings.TrimSpace(key)
 		if !found || !validHeaderName(key) {
-			return fmt.Errorf("entry %q: want key=value with a header name as key", truncate(key, 40))
+			// The entry is named by its place: without a valid key=value
+			// split, any part of it may be the secret.
+			return fmt.Errorf("entry %d: want key=value with a header name as key", n)
 		}
 		dec, err := url.PathUnescape(strings.TrimSpace(value))
-		if err != nil || strings.ContainsAny(dec, "\r\n\x00") {
-			return fmt.Errorf("header %s: the value is not valid URL-encoded text", key)
+		if err != nil || !validHeaderValue(dec) {
+			return fmt.Errorf("header %s: the value is not valid URL-encoded text without control characters", key)
 		}
-		h.Add(key, dec)
+		h.Set(key, dec) // a repeated key: the last one counts
 	}
 	return nil
+}
+
+// validHeaderValue: no control character but horizontal tab, as RFC 9110
+// and net/http's transport ask; anything else would fail every post.
+func validHeaderValue(s string) bool {
+	for _, c := range []byte(s) {
+		if c < ' ' && c != '\t' || c == 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 func validHeaderName(s string) bool {
@@ -238,8 +274,9 @@ func tlsFromEnv(env func(string) (string, string, bool)) (*tls.Config, error) {
 
 // ExportSpans posts spans as one request. A collector that answers 429,
 // 502, 503 or 504, or that cannot be reached, is tried again after a
-// backoff (or its Retry-After) until a minute has passed, ctx ends or the
-// exporter shuts down. Any other answer than 2xx is an error with the
+// backoff (lengthened to its Retry-After) until a minute has passed, ctx
+// ends or the exporter shuts down. With the SDK's batch processor ctx ends
+// first: its export timeout is 30 s (OTEL_BSP_EXPORT_TIMEOUT). Any other answer than 2xx is an error with the
 // collector's text; a 2xx that reports rejected spans (partial success)
 // is an error too, so that the SDK reports it.
 func (e *Exporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpan) error {
@@ -268,13 +305,18 @@ func (e *Exporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpa
 	start := e.now()
 	for attempt := 1; ; attempt++ {
 		err := e.post(ctx, body)
+		if err != nil && e.stopped.Load() {
+			return fmt.Errorf("%w: %w", ErrShutdown, err)
+		}
 		var re *retryableError
 		if err == nil || !errors.As(err, &re) {
 			return err
 		}
-		wait := re.after
-		if !re.hasAfter {
-			wait = e.backoff.Delay(attempt)
+		// A collector's Retry-After can lengthen the wait, never shorten
+		// it: "Retry-After: 0" must not make the loop spin.
+		wait := e.backoff.Delay(attempt)
+		if re.hasAfter {
+			wait = max(wait, re.after)
 		}
 		if e.now().Add(wait).Sub(start) > e.maxElapsed {
 			return fmt.Errorf("otlp: giving up after %d tries: %w", attempt, re.err)
@@ -283,11 +325,20 @@ func (e *Exporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpa
 		case <-e.after(wait):
 		case <-ctx.Done():
 			if e.stopped.Load() {
-				return fmt.Errorf("otlp: shut down while retrying: %w", re.err)
+				return fmt.Errorf("%w while retrying: %w", ErrShutdown, re.err)
 			}
 			return fmt.Errorf("otlp: %w while retrying: %w", ctx.Err(), re.err)
 		}
 	}
+}
+
+// certificateError says err is a TLS certificate that did not verify.
+func certificateError(err error) bool {
+	var ve *tls.CertificateVerificationError
+	var ua x509.UnknownAuthorityError
+	var he x509.HostnameError
+	var ci x509.CertificateInvalidError
+	return errors.As(err, &ve) || errors.As(err, &ua) || errors.As(err, &he) || errors.As(err, &ci)
 }
 
 // retryableError is a failed POST that may succeed later.
@@ -318,13 +369,17 @@ func (e *Exporter) post(ctx context.Context, body []byte) error {
 		if ctx.Err() != nil {
 			return fmt.Errorf("otlp: post to %s: %w", e.redacted, ctx.Err())
 		}
-		// Refused, reset or timed out: the collector may be restarting.
 		// The url.Error names the URL, which may hold a password.
 		var ue *url.Error
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return &retryableError{err: fmt.Errorf("otlp: post to %s: %w", e.redacted, err)}
+		err = fmt.Errorf("otlp: post to %s: %w", e.redacted, err)
+		if certificateError(err) {
+			return err // the same certificate fails the same way again
+		}
+		// Refused, reset or timed out: the collector may be restarting.
+		return &retryableError{err: err}
 	}
 	defer resp.Body.Close()
 	text, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBody))

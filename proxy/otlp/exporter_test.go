@@ -3,15 +3,26 @@ package otlp
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
 	"io"
+	"log"
+	"log/slog"
+	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -94,10 +105,10 @@ func noWait(e *Exporter) {
 func TestExportPostsProtobufWithHeadersAndBasicAuth(t *testing.T) {
 	c := newCollector(t)
 	u := strings.Replace(c.URL, "http://", "http://user:p%40ss@", 1) + "/v1/traces"
-	e, err := New(u, env(map[string]string{
+	e, err := New(u, Options{LookupEnv: env(map[string]string{
 		"OTEL_EXPORTER_OTLP_HEADERS":        "x-general=1, api-key = s%20ecret ",
 		"OTEL_EXPORTER_OTLP_TRACES_HEADERS": "api-key=tr%2Caces,x-team=core",
-	}))
+	})})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +134,7 @@ func TestExportPostsProtobufWithHeadersAndBasicAuth(t *testing.T) {
 
 func TestExportGzip(t *testing.T) {
 	c := newCollector(t)
-	e, err := New(c.URL+"/v1/traces", env(map[string]string{"OTEL_EXPORTER_OTLP_COMPRESSION": "gzip"}))
+	e, err := New(c.URL+"/v1/traces", Options{LookupEnv: env(map[string]string{"OTEL_EXPORTER_OTLP_COMPRESSION": "gzip"})})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +164,7 @@ func TestExportRetries(t *testing.T) {
 		reply{status: 502},
 		reply{status: 200},
 	)
-	e, err := New(c.URL, nil)
+	e, err := New(c.URL, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,21 +187,13 @@ func TestExportRetries(t *testing.T) {
 // minute from the first try.
 func TestExportGivesUpAfterAMinute(t *testing.T) {
 	c := newCollector(t, reply{status: 503, body: "collector overloaded"})
-	e, err := New(c.URL, nil)
+	e, err := New(c.URL, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.backoff = policy.NewBackoff(retryBase, retryMax, func(n int64) int64 { return n - 1 })
-	now := time.Unix(1000, 0)
-	var waits []time.Duration
-	e.now = func() time.Time { return now }
-	e.after = func(d time.Duration) <-chan time.Time {
-		waits = append(waits, d)
-		now = now.Add(d)
-		ch := make(chan time.Time, 1)
-		ch <- now
-		return ch
-	}
+	var clock fakeClock
+	clock.install(e)
 	err = e.ExportSpans(t.Context(), oneSpan())
 	if err == nil || !strings.Contains(err.Error(), "giving up after 4 tries") || !strings.Contains(err.Error(), "collector overloaded") {
 		t.Fatalf("err %v, want giving up after 4 tries with the collector's text", err)
@@ -198,8 +201,8 @@ func TestExportGivesUpAfterAMinute(t *testing.T) {
 	if n := c.count(); n != 4 {
 		t.Errorf("%d posts, want 4", n)
 	}
-	if want := []time.Duration{5 * time.Second, 10 * time.Second, 20 * time.Second}; !slicesEqual(waits, want) {
-		t.Errorf("waits %v, want %v", waits, want)
+	if want := []time.Duration{5 * time.Second, 10 * time.Second, 20 * time.Second}; !slicesEqual(clock.waits, want) {
+		t.Errorf("waits %v, want %v", clock.waits, want)
 	}
 }
 
@@ -219,7 +222,7 @@ func slicesEqual(a, b []time.Duration) bool {
 // error names the status and the collector's text but not the password.
 func TestExportPermanentErrors(t *testing.T) {
 	c := newCollector(t, reply{status: 400, body: "bad span\n"})
-	e, err := New(strings.Replace(c.URL, "http://", "http://u:hunter2@", 1), nil)
+	e, err := New(strings.Replace(c.URL, "http://", "http://u:hunter2@", 1), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -252,7 +255,7 @@ func TestExportPartialSuccess(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			c := newCollector(t, reply{status: 200, header: map[string]string{"Content-Type": tt.ctype}, body: tt.body})
-			e, err := New(c.URL, nil)
+			e, err := New(c.URL, Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -270,7 +273,7 @@ func TestExportPartialSuccess(t *testing.T) {
 // TestExportTimeout: OTEL_EXPORTER_OTLP_TIMEOUT bounds one POST.
 func TestExportTimeout(t *testing.T) {
 	c := newCollector(t, reply{waitForDone: true})
-	e, err := New(c.URL, env(map[string]string{"OTEL_EXPORTER_OTLP_TRACES_TIMEOUT": "50"}))
+	e, err := New(c.URL, Options{LookupEnv: env(map[string]string{"OTEL_EXPORTER_OTLP_TRACES_TIMEOUT": "50"})})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -285,11 +288,114 @@ func TestExportTimeout(t *testing.T) {
 	}
 }
 
+// fakeClock makes e's waits instant and records them; onWait, when set,
+// runs at each wait and returns the channel the wait blocks on (nil: the
+// wait ends at once).
+type fakeClock struct {
+	now    time.Time
+	waits  []time.Duration
+	onWait func() <-chan time.Time
+}
+
+func (f *fakeClock) install(e *Exporter) {
+	f.now = time.Date(2026, 12, 3, 18, 0, 0, 0, time.UTC)
+	e.now = func() time.Time { return f.now }
+	e.after = func(d time.Duration) <-chan time.Time {
+		f.waits = append(f.waits, d)
+		if f.onWait != nil {
+			if ch := f.onWait(); ch != nil {
+				return ch
+			}
+		}
+		f.now = f.now.Add(d)
+		ch := make(chan time.Time, 1)
+		ch <- f.now
+		return ch
+	}
+}
+
+// TestExportRetryAfterOnlyLengthensTheWait: the wait is the backoff or
+// the collector's Retry-After, whichever is longer, so "Retry-After: 0"
+// (or a date in the past) cannot make the exporter post in a loop.
+func TestExportRetryAfterOnlyLengthensTheWait(t *testing.T) {
+	c := newCollector(t,
+		reply{status: 503, header: map[string]string{"Retry-After": "0"}},
+		reply{status: 429, header: map[string]string{"Retry-After": "20"}},
+		reply{status: 503, header: map[string]string{"Retry-After": "Mon, 02 Jan 2006 15:04:05 GMT"}},
+		reply{status: 200},
+	)
+	e, err := New(c.URL, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.backoff = policy.NewBackoff(retryBase, retryMax, func(n int64) int64 { return n - 1 }) // waits at their caps
+	var clock fakeClock
+	clock.install(e)
+	if err := e.ExportSpans(t.Context(), oneSpan()); err != nil {
+		t.Fatal(err)
+	}
+	if want := []time.Duration{5 * time.Second, 20 * time.Second, 20 * time.Second}; !slicesEqual(clock.waits, want) {
+		t.Errorf("waits %v, want %v (backoff 5 s, 10 s, 20 s; Retry-After 0, 20 s, a past date)", clock.waits, want)
+	}
+}
+
+// TestExportStopsWhenTheCallerGivesUp: the batch processor's export
+// timeout (ctx) ends a retry wait.
+func TestExportStopsWhenTheCallerGivesUp(t *testing.T) {
+	c := newCollector(t, reply{status: 503})
+	e, err := New(c.URL, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	clock := fakeClock{onWait: func() <-chan time.Time { cancel(); return make(chan time.Time) }}
+	clock.install(e)
+	err = e.ExportSpans(ctx, oneSpan())
+	if err == nil || !strings.Contains(err.Error(), "context canceled while retrying") || !strings.Contains(err.Error(), "503") {
+		t.Errorf("err %v, want context canceled while retrying, with the 503", err)
+	}
+	if n := c.count(); n != 1 {
+		t.Errorf("%d posts, want 1", n)
+	}
+}
+
 // TestShutdownEndsARetryWait: Shutdown during a 30 s Retry-After ends
 // ExportSpans at once, and later batches are refused.
 func TestShutdownEndsARetryWait(t *testing.T) {
 	c := newCollector(t, reply{status: 503, header: map[string]string{"Retry-After": "30"}})
-	e, err := New(c.URL, nil)
+	e, err := New(c.URL, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waiting := make(chan struct{})
+	e.after = func(d time.Duration) <-chan time.Time {
+		close(waiting)
+		return time.After(d)
+	}
+	done := make(chan error, 1)
+	go func() { done <- e.ExportSpans(t.Context(), oneSpan()) }()
+	<-waiting
+	if err := e.Shutdown(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrShutdown) || !strings.Contains(err.Error(), "while retrying") {
+			t.Errorf("err %v, want ErrShutdown while retrying", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("ExportSpans still waiting 10 s after Shutdown")
+	}
+	if err := e.ExportSpans(t.Context(), oneSpan()); !errors.Is(err, ErrShutdown) {
+		t.Errorf("after Shutdown: %v, want ErrShutdown", err)
+	}
+}
+
+// TestShutdownEndsAPost: Shutdown while a post waits for the collector
+// ends it, reported as a shutdown, not as a cancelled context.
+func TestShutdownEndsAPost(t *testing.T) {
+	c := newCollector(t, reply{waitForDone: true})
+	e, err := New(c.URL, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -303,14 +409,11 @@ func TestShutdownEndsARetryWait(t *testing.T) {
 	}
 	select {
 	case err := <-done:
-		if err == nil || !strings.Contains(err.Error(), "shut down while retrying") {
-			t.Errorf("err %v, want shut down while retrying", err)
+		if !errors.Is(err, ErrShutdown) {
+			t.Errorf("err %v, want ErrShutdown", err)
 		}
 	case <-time.After(10 * time.Second):
-		t.Fatal("ExportSpans still waiting 10 s after Shutdown")
-	}
-	if err := e.ExportSpans(t.Context(), oneSpan()); !errors.Is(err, ErrShutdown) {
-		t.Errorf("after Shutdown: %v, want ErrShutdown", err)
+		t.Fatal("ExportSpans still posting 10 s after Shutdown")
 	}
 }
 
@@ -318,26 +421,86 @@ func TestShutdownEndsARetryWait(t *testing.T) {
 // given by OTEL_EXPORTER_OTLP_CERTIFICATE is reached; without it the
 // certificate is refused.
 func TestExportTLSWithCertificateFromEnv(t *testing.T) {
-	srv := httptest.NewTLSServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshake below
+	srv.StartTLS()
 	defer srv.Close()
 	ca := filepath.Join(t.TempDir(), "ca.pem")
 	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	e, err := New(srv.URL, env(map[string]string{"OTEL_EXPORTER_OTLP_CERTIFICATE": ca}))
+	e, err := New(srv.URL, Options{LookupEnv: env(map[string]string{"OTEL_EXPORTER_OTLP_CERTIFICATE": ca})})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := e.ExportSpans(t.Context(), oneSpan()); err != nil {
 		t.Errorf("with the CA: %v", err)
 	}
-	plain, err := New(srv.URL, env(nil))
+	plain, err := New(srv.URL, Options{LookupEnv: env(nil)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	plain.maxElapsed = 0
-	if err := plain.ExportSpans(t.Context(), oneSpan()); err == nil || !strings.Contains(err.Error(), "certificate") {
-		t.Errorf("without the CA: %v, want a certificate error", err)
+	// A certificate that does not verify is not tried again (the exporter
+	// keeps its default minute of retries here).
+	if err := plain.ExportSpans(t.Context(), oneSpan()); err == nil || !strings.Contains(err.Error(), "certificate") || strings.Contains(err.Error(), "giving up") {
+		t.Errorf("without the CA: %v, want a certificate error at the first try", err)
+	}
+}
+
+// TestExportMutualTLS: CLIENT_CERTIFICATE and CLIENT_KEY are presented to
+// a collector that requires a client certificate.
+func TestExportMutualTLS(t *testing.T) {
+	dir := t.TempDir()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "sidecar"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, _ := x509.MarshalPKCS8PrivateKey(key)
+	certPath, keyPath, caPath := filepath.Join(dir, "client.pem"), filepath.Join(dir, "client-key.pem"), filepath.Join(dir, "ca.pem")
+	os.WriteFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
+	os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600)
+	clientCert, _ := x509.ParseCertificate(der)
+	clients := x509.NewCertPool()
+	clients.AddCert(clientCert)
+
+	var peer atomic.Value
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+		peer.Store(r.TLS.PeerCertificates[0].Subject.CommonName)
+	}))
+	srv.TLS = &tls.Config{ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: clients}
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshake below
+	srv.StartTLS()
+	defer srv.Close()
+	os.WriteFile(caPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600)
+
+	e, err := New(srv.URL, Options{LookupEnv: env(map[string]string{
+		"OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE": caPath,
+		"OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE": certPath,
+		"OTEL_EXPORTER_OTLP_CLIENT_KEY":         keyPath,
+	})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.ExportSpans(t.Context(), oneSpan()); err != nil {
+		t.Fatalf("with the client certificate: %v", err)
+	}
+	if got, _ := peer.Load().(string); got != "sidecar" {
+		t.Errorf("collector saw client certificate %q, want sidecar", got)
+	}
+	without, err := New(srv.URL, Options{LookupEnv: env(map[string]string{"OTEL_EXPORTER_OTLP_CERTIFICATE": caPath})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	without.maxElapsed = 0
+	if err := without.ExportSpans(t.Context(), oneSpan()); err == nil {
+		t.Errorf("without a client certificate the collector accepted the post")
 	}
 }
 
@@ -347,6 +510,10 @@ func TestNewRefusesBadSettings(t *testing.T) {
 	dir := t.TempDir()
 	notPEM := filepath.Join(dir, "not.pem")
 	os.WriteFile(notPEM, []byte("hello"), 0o600)
+	srv := httptest.NewTLSServer(http.NotFoundHandler())
+	srv.Close()
+	validPEM := filepath.Join(dir, "ca.pem")
+	os.WriteFile(validPEM, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600)
 	for _, tt := range []struct {
 		endpoint string
 		env      map[string]string
@@ -357,12 +524,12 @@ func TestNewRefusesBadSettings(t *testing.T) {
 		{"http://", nil, "want an http(s) URL"},
 		{"http://u:topsecret@c/%zz", nil, "does not parse as a URL"},
 		{"ftp://u:topsecret@c", nil, "ftp://u:xxxxx@c"},
-		{"http://c", map[string]string{"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}, "OTEL_EXPORTER_OTLP_PROTOCOL=\"grpc\": the sidecar sends OTLP as http/protobuf only"},
-		{"http://c", map[string]string{"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/json"}, "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"},
 		{"http://c", map[string]string{"OTEL_EXPORTER_OTLP_TIMEOUT": "10s"}, "OTEL_EXPORTER_OTLP_TIMEOUT=\"10s\": want whole milliseconds"},
 		{"http://c", map[string]string{"OTEL_EXPORTER_OTLP_TIMEOUT": "0"}, "want whole milliseconds"},
 		{"http://c", map[string]string{"OTEL_EXPORTER_OTLP_COMPRESSION": "zstd"}, "OTEL_EXPORTER_OTLP_COMPRESSION=\"zstd\": want gzip or none"},
-		{"http://c", map[string]string{"OTEL_EXPORTER_OTLP_HEADERS": "api-key"}, "OTEL_EXPORTER_OTLP_HEADERS: entry \"api-key\""},
+		{"http://c", map[string]string{"OTEL_EXPORTER_OTLP_HEADERS": "a=1,api-key"}, "OTEL_EXPORTER_OTLP_HEADERS: entry 2: want key=value"},
+		{"http://c", map[string]string{"OTEL_EXPORTER_OTLP_HEADERS": "Authorization: Bearer topsecret"}, "entry 1: want key=value"},
+		{"http://c", map[string]string{"OTEL_EXPORTER_OTLP_HEADERS": "k=a%01topsecret"}, "header k: the value is not valid"},
 		{"http://c", map[string]string{"OTEL_EXPORTER_OTLP_HEADERS": "bad key=topsecret"}, "want key=value"},
 		{"http://c", map[string]string{"OTEL_EXPORTER_OTLP_TRACES_HEADERS": "k=%zz-topsecret"}, "OTEL_EXPORTER_OTLP_TRACES_HEADERS: header k"},
 		{"http://c", map[string]string{"OTEL_EXPORTER_OTLP_CERTIFICATE": filepath.Join(dir, "missing.pem")}, "OTEL_EXPORTER_OTLP_CERTIFICATE: open"},
@@ -370,8 +537,9 @@ func TestNewRefusesBadSettings(t *testing.T) {
 		{"http://c", map[string]string{"OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE": notPEM}, "set without OTEL_EXPORTER_OTLP_[TRACES_]CLIENT_KEY"},
 		{"http://c", map[string]string{"OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY": notPEM}, "set without"},
 		{"http://c", map[string]string{"OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE": notPEM, "OTEL_EXPORTER_OTLP_CLIENT_KEY": notPEM}, "CLIENT_CERTIFICATE, OTEL_EXPORTER_OTLP_CLIENT_KEY"},
+		{"http://c", map[string]string{"OTEL_EXPORTER_OTLP_CERTIFICATE": validPEM}, "the endpoint \"http://c\" is not https"},
 	} {
-		_, err := New(tt.endpoint, env(tt.env))
+		_, err := New(tt.endpoint, Options{LookupEnv: env(tt.env)})
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("New(%q, %v): %v, want an error with %q", tt.endpoint, tt.env, err, tt.want)
 		} else if strings.Contains(err.Error(), "topsecret") {
@@ -379,7 +547,34 @@ func TestNewRefusesBadSettings(t *testing.T) {
 		}
 	}
 	// Set but empty is unset; http/protobuf and none are accepted.
-	if _, err := New("http://c", env(map[string]string{"OTEL_EXPORTER_OTLP_HEADERS": " ", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf", "OTEL_EXPORTER_OTLP_COMPRESSION": "none"})); err != nil {
+	if _, err := New("http://c", Options{LookupEnv: env(map[string]string{"OTEL_EXPORTER_OTLP_HEADERS": " ", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf", "OTEL_EXPORTER_OTLP_COMPRESSION": "none"})}); err != nil {
 		t.Errorf("valid settings refused: %v", err)
+	}
+}
+
+// TestNewWarnsOfAnIgnoredProtocol: another protocol than http/protobuf
+// (e.g. grpc, set for an application in the same pod) does not stop the
+// sidecar; it is logged and protobuf over HTTP is sent.
+func TestNewWarnsOfAnIgnoredProtocol(t *testing.T) {
+	for _, v := range []string{"grpc", "http/json"} {
+		var log bytes.Buffer
+		_, err := New("http://c", Options{
+			LookupEnv: env(map[string]string{"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": v}),
+			Logger:    slog.New(slog.NewTextHandler(&log, nil)),
+		})
+		if err != nil {
+			t.Errorf("PROTOCOL=%s: %v, want a warning only", v, err)
+		}
+		if !strings.Contains(log.String(), "level=WARN") || !strings.Contains(log.String(), "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL="+v) {
+			t.Errorf("PROTOCOL=%s: log %q, want a warning naming the variable and its value", v, log.String())
+		}
+	}
+}
+
+// TestHeadersRepeatedKeyLastWins, as in the official exporter.
+func TestHeadersRepeatedKeyLastWins(t *testing.T) {
+	h := http.Header{}
+	if err := parseHeaders("k=1,K=2", h); err != nil || len(h["K"]) != 1 || h.Get("K") != "2" {
+		t.Errorf("headers %v (err %v), want K: 2 only", h, err)
 	}
 }
