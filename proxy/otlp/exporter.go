@@ -30,8 +30,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -81,10 +79,8 @@ type Exporter struct {
 	now        func() time.Time
 	after      func(time.Duration) <-chan time.Time
 
-	stopOnce sync.Once
-	stopped  atomic.Bool
-	stop     context.Context // cancelled by Shutdown: ends a retry wait or a POST
-	cancel   context.CancelFunc
+	stop   context.Context // cancelled by Shutdown: ends a retry wait or a POST
+	cancel context.CancelFunc
 }
 
 // New returns an exporter posting to endpoint, a full http(s) URL such as
@@ -275,12 +271,13 @@ func tlsFromEnv(env func(string) (string, string, bool)) (*tls.Config, error) {
 // ExportSpans posts spans as one request. A collector that answers 429,
 // 502, 503 or 504, or that cannot be reached, is tried again after a
 // backoff (lengthened to its Retry-After) until a minute has passed, ctx
-// ends or the exporter shuts down. With the SDK's batch processor ctx ends
-// first: its export timeout is 30 s (OTEL_BSP_EXPORT_TIMEOUT). Any other answer than 2xx is an error with the
-// collector's text; a 2xx that reports rejected spans (partial success)
-// is an error too, so that the SDK reports it.
+// ends or the exporter shuts down. With the SDK's batch processor ctx
+// ends first: its export timeout is 30 s (OTEL_BSP_EXPORT_TIMEOUT). Any
+// other answer than 2xx is an error with the collector's text; a 2xx that
+// reports rejected spans (partial success) is an error too, so that the
+// SDK reports it.
 func (e *Exporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpan) error {
-	if e.stopped.Load() {
+	if e.stopping() {
 		return ErrShutdown
 	}
 	body := AppendRequest(nil, spans)
@@ -305,7 +302,7 @@ func (e *Exporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpa
 	start := e.now()
 	for attempt := 1; ; attempt++ {
 		err := e.post(ctx, body)
-		if err != nil && e.stopped.Load() {
+		if err != nil && e.stopping() {
 			return fmt.Errorf("%w: %w", ErrShutdown, err)
 		}
 		var re *retryableError
@@ -324,7 +321,7 @@ func (e *Exporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpa
 		select {
 		case <-e.after(wait):
 		case <-ctx.Done():
-			if e.stopped.Load() {
+			if e.stopping() {
 				return fmt.Errorf("%w while retrying: %w", ErrShutdown, re.err)
 			}
 			return fmt.Errorf("otlp: %w while retrying: %w", ctx.Err(), re.err)
@@ -479,10 +476,10 @@ func protoField(b []byte, num protowire.Number, typ protowire.Type) ([]byte, boo
 // batch processor flushes its queue through ExportSpans before it calls
 // Shutdown.
 func (e *Exporter) Shutdown(context.Context) error {
-	e.stopOnce.Do(func() {
-		e.stopped.Store(true)
-		e.cancel()
-		e.client.CloseIdleConnections()
-	})
+	e.cancel()
+	e.client.CloseIdleConnections()
 	return nil
 }
+
+// stopping says Shutdown has been called.
+func (e *Exporter) stopping() bool { return e.stop.Err() != nil }

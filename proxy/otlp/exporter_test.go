@@ -20,6 +20,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -201,21 +202,9 @@ func TestExportGivesUpAfterAMinute(t *testing.T) {
 	if n := c.count(); n != 4 {
 		t.Errorf("%d posts, want 4", n)
 	}
-	if want := []time.Duration{5 * time.Second, 10 * time.Second, 20 * time.Second}; !slicesEqual(clock.waits, want) {
+	if want := []time.Duration{5 * time.Second, 10 * time.Second, 20 * time.Second}; !slices.Equal(clock.waits, want) {
 		t.Errorf("waits %v, want %v", clock.waits, want)
 	}
-}
-
-func slicesEqual(a, b []time.Duration) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // TestExportPermanentErrors: a 4xx other than 429 is not retried; the
@@ -334,7 +323,7 @@ func TestExportRetryAfterOnlyLengthensTheWait(t *testing.T) {
 	if err := e.ExportSpans(t.Context(), oneSpan()); err != nil {
 		t.Fatal(err)
 	}
-	if want := []time.Duration{5 * time.Second, 20 * time.Second, 20 * time.Second}; !slicesEqual(clock.waits, want) {
+	if want := []time.Duration{5 * time.Second, 20 * time.Second, 20 * time.Second}; !slices.Equal(clock.waits, want) {
 		t.Errorf("waits %v, want %v (backoff 5 s, 10 s, 20 s; Retry-After 0, 20 s, a past date)", clock.waits, want)
 	}
 }
