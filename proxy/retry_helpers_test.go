@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 
 	"opscore-sidecar/metrics"
 	"opscore-sidecar/proxy/config"
+	"opscore-sidecar/proxy/h1"
 )
 
 // retryRig is a sidecar under test with its own metrics registry.
@@ -149,10 +151,24 @@ func pipeUpstream(rig *retryRig, handler http.Handler) (stop func()) {
 	done := make(chan struct{})
 	go func() { _ = srv.Serve(p); close(done) }()
 	tr := rig.s.Snapshot().Transport
-	tr.DialContext = p.DialContext
+	setDial(tr, p.DialContext)
 	return func() {
 		tr.CloseIdleConnections()
 		srv.Close()
 		<-done
+	}
+}
+
+// setDial points tr, and the net/http Transport an h1.Transport falls back
+// to, at dial.
+func setDial(tr upstreamTransport, dial func(ctx context.Context, network, addr string) (net.Conn, error)) {
+	switch tr := tr.(type) {
+	case *h1.Transport:
+		tr.DialContext = dial
+		setDial(tr.Fallback.(*http.Transport), dial)
+	case *http.Transport:
+		tr.DialContext = dial
+	default:
+		panic(fmt.Sprintf("setDial: unknown transport %T", tr))
 	}
 }

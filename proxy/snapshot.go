@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"net/url"
 	"time"
 
@@ -31,10 +30,11 @@ type Snapshot struct {
 	GlobalAdmission GlobalAdmissionRuntime
 	// Upstream is the parsed upstream URL.
 	Upstream *url.URL
-	// Transport is the tuned transport to the upstream. It is carried over
-	// from the previous snapshot while the upstream settings are unchanged,
-	// so a reload keeps the warm connection pool.
-	Transport *http.Transport
+	// Transport is the transport to the upstream (newTransport,
+	// transport.go). It is carried over from the previous snapshot while
+	// the upstream settings are unchanged, so a reload keeps the warm
+	// connection pool.
+	Transport upstreamTransport
 	// Loaded is when the snapshot was built.
 	Loaded time.Time
 

@@ -47,7 +47,7 @@ type AdminConfig struct {
 	Listen string `mapstructure:"listen" json:"listen" yaml:"listen"`
 }
 
-// UpstreamConfig is the upstream and the tuned http.Transport in front of it.
+// UpstreamConfig is the upstream and the transport in front of it (proxy/transport.go).
 type UpstreamConfig struct {
 	// URL is the upstream's base URL (http or https). Default "http://127.0.0.1:8000".
 	// The request's Host and URL never change where a request goes.
@@ -58,7 +58,9 @@ type UpstreamConfig struct {
 	// MaxIdleConns is the number of idle keep-alive connections kept to the
 	// upstream (also per host). Default 512.
 	MaxIdleConns int `mapstructure:"max_idle_conns" json:"max_idle_conns" yaml:"max_idle_conns"`
-	// MaxConnsPerHost caps connections to the upstream, in use or idle; 0 means no cap. Default 0.
+	// MaxConnsPerHost caps connections to the upstream, in use or idle; 0 means no cap. Set, it
+	// makes net/http's Transport send every request, which queues for a connection under the
+	// cap (the default transport, proxy/h1, has no queue). Default 0.
 	MaxConnsPerHost int `mapstructure:"max_conns_per_host" json:"max_conns_per_host" yaml:"max_conns_per_host"`
 	// DialTimeout bounds a TCP connect. Default 1s.
 	DialTimeout time.Duration `mapstructure:"dial_timeout" json:"dial_timeout" yaml:"dial_timeout"`

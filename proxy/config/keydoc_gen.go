@@ -116,7 +116,7 @@ var keyDocs = map[string]string{
 	"opscore-sidecar/proxy/config.UpstreamConfig.DialTimeout":           "dial_timeout bounds a TCP connect. Default 1s.",
 	"opscore-sidecar/proxy/config.UpstreamConfig.HTTP2":                 "http2 lets the transport negotiate HTTP/2 with an https upstream. Default false (Ops-Core speaks HTTP/1.1).",
 	"opscore-sidecar/proxy/config.UpstreamConfig.IdleConnTimeout":       "idle_conn_timeout closes a pooled connection idle this long. Default 4s: shorter than uvicorn's 5 s keep-alive, so the sidecar closes first.",
-	"opscore-sidecar/proxy/config.UpstreamConfig.MaxConnsPerHost":       "max_conns_per_host caps connections to the upstream, in use or idle; 0 means no cap. Default 0.",
+	"opscore-sidecar/proxy/config.UpstreamConfig.MaxConnsPerHost":       "max_conns_per_host caps connections to the upstream, in use or idle; 0 means no cap. Set, it makes net/http's Transport send every request, which queues for a connection under the cap (the default transport, proxy/h1, has no queue). Default 0.",
 	"opscore-sidecar/proxy/config.UpstreamConfig.MaxIdleConns":          "max_idle_conns is the number of idle keep-alive connections kept to the upstream (also per host). Default 512.",
 	"opscore-sidecar/proxy/config.UpstreamConfig.ResponseHeaderTimeout": "response_header_timeout bounds the wait for response headers after the request is written (from when the sidecar has handed it to the connection); each attempt's own timer applies it. 0 means none. Default 10s.",
 	"opscore-sidecar/proxy/config.UpstreamConfig.TLSHandshakeTimeout":   "tls_handshake_timeout bounds a TLS handshake with an https upstream. Default 5s.",
