@@ -22,7 +22,9 @@ import (
 
 // BenchmarkProxyPath compares, in one run on loopback, a direct call to a
 // trivial upstream, a bare httputil.ReverseProxy with a sync.Pool buffer
-// pool, and the sidecar with tracing (sampled, no exporter), metrics,
+// pool and the sidecar's upstream transport (newTransport: proxy/h1 since
+// the fourth round of docs/performance.md, so its figures before and after
+// that round do not compare), and the sidecar with tracing (sampled, no exporter), metrics,
 // access log (slog JSON to io.Discard) and every policy layer on. Client,
 // proxy and upstream share the process, so cpu-ns/op is the CPU of the
 // whole request path; the difference between two rows is the cost of

@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"opscore-sidecar/e2e/harness"
+	"opscore-sidecar/proxy/h1"
 )
 
 var (
@@ -37,6 +38,7 @@ var (
 	flagPprof    = flag.String("perf.pprof", "", "directory that receives the sidecar's CPU and allocs profiles of its first saturated round (empty: none)")
 	flagCaddy    = flag.String("perf.caddy", "", "Caddy binary measured as target caddy (e.g. /tmp/peers/caddy); empty: not measured")
 	flagTraefik  = flag.String("perf.traefik", "", "Traefik binary measured as target traefik (e.g. /tmp/peers/traefik); empty: not measured")
+	flagBareH1   = flag.Bool("perf.bareh1", false, "also measure row bare_h1: the bare proxy with proxy/h1 (the sidecar's upstream transport) in place of net/http's Transport")
 	flagClient   = flag.String("perf.client", "go", "client of the saturated case: go (the in-process closed loop) or wrk (wrk -t1 -c64, from PATH; needs whole-second -perf.duration and -perf.warmup)")
 )
 
@@ -71,29 +73,36 @@ var stateBody = func() []byte {
 const (
 	envBareListen   = "PERF_BARE_PROXY_LISTEN"
 	envBareUpstream = "PERF_BARE_PROXY_UPSTREAM"
+	// envBareH1 set to 1 gives the bare proxy proxy/h1 as its transport.
+	envBareH1 = "PERF_BARE_PROXY_H1"
 )
 
 func TestMain(m *testing.M) {
 	if listen := os.Getenv(envBareListen); listen != "" {
-		os.Exit(runBareProxy(listen, os.Getenv(envBareUpstream)))
+		os.Exit(runBareProxy(listen, os.Getenv(envBareUpstream), os.Getenv(envBareH1) == "1"))
 	}
 	os.Exit(m.Run())
 }
 
 // runBareProxy serves a bare httputil.ReverseProxy with a sync.Pool
 // BufferPool and a keep-alive pool as large as the sidecar's default
-// (upstream.max_idle_conns), until it is killed.
-func runBareProxy(listen, upstream string) int {
+// (upstream.max_idle_conns), until it is killed. With withH1 its transport
+// is proxy/h1 in front of that net/http Transport, as in the sidecar.
+func runBareProxy(listen, upstream string, withH1 bool) int {
 	target, err := url.Parse(upstream)
 	if err != nil || upstream == "" {
 		fmt.Fprintf(os.Stderr, "bare proxy: bad upstream %q: %v\n", upstream, err)
 		return 2
 	}
+	std := &http.Transport{MaxIdleConns: 512, MaxIdleConnsPerHost: 512, IdleConnTimeout: 4 * time.Second}
+	var transport http.RoundTripper = std
+	if withH1 {
+		var d net.Dialer
+		transport = &h1.Transport{DialContext: d.DialContext, Fallback: std, MaxIdleConns: 512, IdleConnTimeout: 4 * time.Second}
+	}
 	rp := &httputil.ReverseProxy{
-		Rewrite: func(pr *httputil.ProxyRequest) { pr.SetURL(target); pr.SetXForwarded() },
-		Transport: &http.Transport{
-			MaxIdleConns: 512, MaxIdleConnsPerHost: 512, IdleConnTimeout: 4 * time.Second,
-		},
+		Rewrite:    func(pr *httputil.ProxyRequest) { pr.SetURL(target); pr.SetXForwarded() },
+		Transport:  transport,
 		BufferPool: pool{},
 	}
 	srv := &http.Server{Addr: listen, Handler: rp, ReadHeaderTimeout: 5 * time.Second}
@@ -150,9 +159,10 @@ func startUpstream(tb testing.TB) string {
 	return "http://" + ln.Addr().String()
 }
 
-// startBareProxy runs the bare proxy as a child process (this test binary)
-// and stops it by PID in tb.Cleanup.
-func startBareProxy(tb testing.TB, upstream string) (base string, pid int) {
+// startBareProxy runs the bare proxy (with proxy/h1 as its transport when
+// withH1) as a child process (this test binary) and stops it by PID in
+// tb.Cleanup.
+func startBareProxy(tb testing.TB, upstream string, withH1 bool) (base string, pid int) {
 	tb.Helper()
 	port, err := harness.FreePort()
 	if err != nil {
@@ -161,6 +171,9 @@ func startBareProxy(tb testing.TB, upstream string) (base string, pid int) {
 	listen := "127.0.0.1:" + strconv.Itoa(port)
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), envBareListen+"="+listen, envBareUpstream+"="+upstream)
+	if withH1 {
+		cmd.Env = append(cmd.Env, envBareH1+"=1")
+	}
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	base = "http://" + listen
 	pid = startChild(tb, "bare proxy", cmd, func(client *http.Client) (*http.Response, error) {
@@ -714,7 +727,8 @@ func (t *target) cpuPer10k() float64 { return t.cpu.Seconds() / float64(t.ok) * 
 // With -perf.baseline=BIN a second sidecar (say, built from the commit
 // before a change) is measured in the same run as row "baseline"; with
 // -perf.limits the sidecar with every rate limit on (never refusing) is
-// measured as row "sidecar_limits"; with
+// measured as row "sidecar_limits"; with -perf.bareh1 the bare proxy with
+// proxy/h1 as its transport as row "bare_h1"; with
 // -perf.caddy=BIN that Caddy binary, configured as in caddyfile, is
 // measured as row "caddy", and with -perf.traefik=BIN that Traefik binary,
 // configured as in traefikDynamic, as row "traefik". With -perf.client=wrk the saturated case is
@@ -736,7 +750,12 @@ func BenchmarkProxyProcess(b *testing.B) {
 		b.Fatalf("perf: -perf.client=%q: want go or wrk", *flagClient)
 	}
 	upstream := startUpstream(b)
-	bareURL, barePID := startBareProxy(b, upstream)
+	bareURL, barePID := startBareProxy(b, upstream, false)
+	var bareH1URL string
+	var bareH1PID int
+	if *flagBareH1 {
+		bareH1URL, bareH1PID = startBareProxy(b, upstream, true)
+	}
 	env := []string{"SIDECAR_LOG_ACCESS=false"}
 	sc := harness.StartSidecar(b, harness.SidecarOptions{Bin: *flagSidecar, UpstreamURL: upstream, Env: env})
 	var limited *harness.Proc
@@ -769,6 +788,9 @@ func BenchmarkProxyProcess(b *testing.B) {
 	// the baseline sidecar and with -perf.caddy Caddy.
 	proxies := func() []*target {
 		ts := []*target{{name: "bare", base: bareURL, pid: barePID}, {name: "sidecar", base: sc.URL, pid: sc.PID()}}
+		if bareH1PID != 0 {
+			ts = append(ts, &target{name: "bare_h1", base: bareH1URL, pid: bareH1PID})
+		}
 		if limited != nil {
 			ts = append(ts, &target{name: "sidecar_limits", base: limited.URL, pid: limited.PID()})
 		}
