@@ -193,10 +193,7 @@ func newReq(t *testing.T, ctx context.Context, method, u string, body io.Reader)
 // read to the end and closed.
 func do(t *testing.T, rt http.RoundTripper, req *http.Request) (*http.Response, string) {
 	t.Helper()
-	resp, err := rt.RoundTrip(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", req.Method, req.URL, err)
-	}
+	resp := mustRoundTrip(t, rt, req)
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
 		t.Fatalf("%s %s: reading body: %v", req.Method, req.URL, err)
@@ -222,6 +219,30 @@ func roundTripWithin(t *testing.T, rt http.RoundTripper, req *http.Request) (*ht
 	return r.resp, r.err
 }
 
+// mustRoundTrip sends req, which must succeed, and returns the response
+// with its body unread.
+func mustRoundTrip(t *testing.T, rt http.RoundTripper, req *http.Request) *http.Response {
+	t.Helper()
+	resp, err := roundTripWithin(t, rt, req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", req.Method, req.URL, err)
+	}
+	return resp
+}
+
+// roundTripErr sends req, which must fail, and returns the error; a
+// response instead ends the test, with ifOK (what a success means) and the
+// response's status.
+func roundTripErr(t *testing.T, rt http.RoundTripper, req *http.Request, ifOK string) error {
+	t.Helper()
+	resp, err := roundTripWithin(t, rt, req)
+	if err == nil {
+		_ = resp.Body.Close()
+		t.Fatalf("%s (status %d)", ifOK, resp.StatusCode)
+	}
+	return err
+}
+
 // countingServer is an httptest server that counts the connections it
 // accepted and the ones that ended.
 type countingServer struct {
@@ -243,6 +264,18 @@ func newCountingServer(t *testing.T, h http.HandlerFunc) *countingServer {
 	s.Start()
 	t.Cleanup(s.Close)
 	return s
+}
+
+// reply is a handler that answers body.
+func reply(body string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, body) }
+}
+
+// waitClosed waits until the server has seen n connections end; what
+// says what is awaited.
+func (s *countingServer) waitClosed(t *testing.T, what string, n int32) {
+	t.Helper()
+	eventually(t, what, func() bool { return s.closed.Load() == n })
 }
 
 // rawServer accepts connections on 127.0.0.1 and runs handle on each, with
@@ -314,19 +347,35 @@ func echo(w http.ResponseWriter, r *http.Request) {
 
 const okResponse = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 
-// serveOK reads one request on c and answers 200 "ok", keeping c open.
-func serveOK(br *bufio.Reader, c net.Conn) error {
+// serve reads one request on c and writes answer in one write (one
+// segment on loopback), keeping c open.
+func serve(br *bufio.Reader, c net.Conn, answer string) error {
 	if _, _, err := readRequest(br); err != nil {
 		return err
 	}
-	_, err := io.WriteString(c, okResponse)
+	_, err := io.WriteString(c, answer)
 	return err
 }
 
-// serveOKLoop answers 200 "ok" until the connection ends.
-func serveOKLoop(c net.Conn) {
+// serveOK reads one request on c and answers 200 "ok", keeping c open.
+func serveOK(br *bufio.Reader, c net.Conn) error { return serve(br, c, okResponse) }
+
+// serveLoop writes answer to each request until the connection ends.
+func serveLoop(c net.Conn, answer string) {
 	br := bufio.NewReader(c)
-	for serveOK(br, c) == nil {
+	for serve(br, c, answer) == nil {
+	}
+}
+
+// serveOKLoop answers 200 "ok" until the connection ends.
+func serveOKLoop(c net.Conn) { serveLoop(c, okResponse) }
+
+// serveOnce writes answer to the first request, then reads c until the
+// client closes it.
+func serveOnce(c net.Conn, answer string) {
+	br := bufio.NewReader(c)
+	if serve(br, c, answer) == nil {
+		_, _ = io.Copy(io.Discard, br)
 	}
 }
 
@@ -352,11 +401,106 @@ type trackBody struct {
 func (b *trackBody) Read(p []byte) (int, error) { return b.r.Read(p) }
 func (b *trackBody) Close() error               { b.closed.Add(1); return nil }
 
+// wantClosed checks that the body was closed.
+func (b *trackBody) wantClosed(t *testing.T) {
+	t.Helper()
+	if b.closed.Load() == 0 {
+		t.Error("request body not closed")
+	}
+}
+
 func needPeek(t *testing.T) {
 	t.Helper()
 	if runtime.GOOS != "linux" {
 		t.Skip("the liveness peek of a pooled connection exists on Linux only (peek_linux.go)")
 	}
+}
+
+// ---------------------------------------------------------------------------
+// Checks. Each reports a failure with t.Errorf, saying what it wanted and
+// what it got, and returns whether the check held, so that a test for which
+// a failure is the end follows it with t.FailNow. The optional why is
+// added to the message: what the failure means, or when the check was made.
+// ---------------------------------------------------------------------------
+
+// because formats a check's optional why for its failure message.
+func because(why []string) string {
+	if len(why) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(why, "; ") + ")"
+}
+
+// wantReused checks GotConn's Reused flags so far, one per GotConn call.
+func wantReused(t *testing.T, rec *recorder, want []bool, why ...string) bool {
+	t.Helper()
+	got := rec.reused()
+	if !slices.Equal(got, want) {
+		t.Errorf("GotConn Reused = %v, want %v%s", got, want, because(why))
+		return false
+	}
+	return true
+}
+
+// wantDials checks how often the transport has dialed.
+func wantDials(t *testing.T, tt *testTransport, want int32, why ...string) bool {
+	t.Helper()
+	if n := tt.dials.Load(); n != want {
+		t.Errorf("transport dialed %d times, want %d%s", n, want, because(why))
+		return false
+	}
+	return true
+}
+
+// wantIdle checks how many connections the pool holds.
+func wantIdle(t *testing.T, tt *testTransport, want int, why ...string) bool {
+	t.Helper()
+	if n := tt.idleLen(); n != want {
+		t.Errorf("pool holds %d connections, want %d%s", n, want, because(why))
+		return false
+	}
+	return true
+}
+
+// wantAccepts checks a server's count of accepted connections.
+func wantAccepts(t *testing.T, accepted *atomic.Int32, want int32) bool {
+	t.Helper()
+	if n := accepted.Load(); n != want {
+		t.Errorf("server accepted %d connections, want %d", n, want)
+		return false
+	}
+	return true
+}
+
+// wantNoFallback checks that nothing was given to the Fallback.
+func wantNoFallback(t *testing.T, tt *testTransport) bool {
+	t.Helper()
+	if n := len(tt.fallback.requests()); n != 0 {
+		t.Errorf("Fallback got %d requests, want 0", n)
+		return false
+	}
+	return true
+}
+
+// wantErrIs checks errors.Is(err, target); name names target.
+func wantErrIs(t *testing.T, err, target error, name string, why ...string) bool {
+	t.Helper()
+	if err == nil {
+		t.Errorf("no error, want %s%s", name, because(why))
+		return false
+	}
+	if !errors.Is(err, target) {
+		t.Errorf("error %q (%T, wrapping %T): errors.Is(err, %s) is false, want true%s",
+			err, err, errors.Unwrap(err), name, because(why))
+		return false
+	}
+	return true
+}
+
+// wantCause checks that err is the context's cause, errTestCause.
+func wantCause(t *testing.T, err error, why ...string) bool {
+	t.Helper()
+	return wantErrIs(t, err, errTestCause, "errTestCause", append([]string{fmt.Sprintf("the context's cause %q", errTestCause)}, why...)...)
 }
 
 // ---------------------------------------------------------------------------
@@ -367,7 +511,7 @@ func needPeek(t *testing.T) {
 // one host use one TCP connection, and GotConn reports Reused false, then
 // true.
 func TestKeepAliveReuse(t *testing.T) {
-	srv := newCountingServer(t, func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "hello") })
+	srv := newCountingServer(t, reply("hello"))
 	tt := newTestTransport(t)
 	rec := &recorder{}
 	for range 2 {
@@ -375,21 +519,11 @@ func TestKeepAliveReuse(t *testing.T) {
 			t.Fatalf("body %q, want hello", body)
 		}
 	}
-	if got := rec.reused(); !slices.Equal(got, []bool{false, true}) {
-		t.Errorf("GotConn Reused = %v, want [false true]", got)
-	}
-	if n := srv.accepted.Load(); n != 1 {
-		t.Errorf("server accepted %d connections, want 1", n)
-	}
-	if n := tt.dials.Load(); n != 1 {
-		t.Errorf("transport dialed %d times, want 1", n)
-	}
-	if n := tt.idleLen(); n != 1 {
-		t.Errorf("pool holds %d connections after the body's end, want 1", n)
-	}
-	if n := len(tt.fallback.requests()); n != 0 {
-		t.Errorf("Fallback got %d requests, want 0", n)
-	}
+	wantReused(t, rec, []bool{false, true})
+	wantAccepts(t, &srv.accepted, 1)
+	wantDials(t, tt, 1)
+	wantIdle(t, tt, 1, "after the body's end")
+	wantNoFallback(t, tt)
 }
 
 // TestTraceHooks pins the httptrace hooks and their order, as net/http
@@ -397,7 +531,7 @@ func TestKeepAliveReuse(t *testing.T) {
 // GotConn, WroteRequest (once), GotFirstResponseByte, then PutIdleConn at
 // the body's end; on a reused one the same without the connect hooks.
 func TestTraceHooks(t *testing.T) {
-	srv := newCountingServer(t, func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "hello") })
+	srv := newCountingServer(t, reply("hello"))
 	tt := newTestTransport(t)
 	rec := &recorder{}
 	trace := &httptrace.ClientTrace{
@@ -553,24 +687,14 @@ func TestFraming(t *testing.T) {
 			req.Close = tc.reqClose
 			resp, body := do(t, tt, req)
 			tc.check(t, resp, body)
-			wantIdle := 0
+			idle, conns := 0, int32(2)
 			if tc.reuse {
-				wantIdle = 1
+				idle, conns = 1, 1
 			}
-			if n := tt.idleLen(); n != wantIdle {
-				t.Errorf("pool holds %d after the first exchange, want %d", n, wantIdle)
-			}
+			wantIdle(t, tt, idle, "after the first exchange")
 			do(t, tt, newReq(t, rec.ctx(context.Background()), tc.method, srv.URL+"/", nil))
-			if got, want := rec.reused(), []bool{false, tc.reuse}; !slices.Equal(got, want) {
-				t.Errorf("GotConn Reused = %v, want %v", got, want)
-			}
-			wantConns := int32(2)
-			if tc.reuse {
-				wantConns = 1
-			}
-			if n := srv.accepted.Load(); n != wantConns {
-				t.Errorf("server accepted %d connections, want %d", n, wantConns)
-			}
+			wantReused(t, rec, []bool{false, tc.reuse})
+			wantAccepts(t, &srv.accepted, conns)
 		})
 	}
 }
@@ -580,11 +704,7 @@ func TestFraming(t *testing.T) {
 // is not pooled (the next request dials).
 func TestHTTP10CloseDelimited(t *testing.T) {
 	srv := newRawServer(t, func(i int, c net.Conn) {
-		br := bufio.NewReader(c)
-		if _, _, err := readRequest(br); err != nil {
-			return
-		}
-		_, _ = io.WriteString(c, "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nhello, close-delimited")
+		_ = serve(bufio.NewReader(c), c, "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nhello, close-delimited")
 		_ = c.Close()
 	})
 	tt := newTestTransport(t)
@@ -594,16 +714,12 @@ func TestHTTP10CloseDelimited(t *testing.T) {
 		if body != "hello, close-delimited" || !resp.Close || resp.ProtoMinor != 0 {
 			t.Fatalf("body %q Close %t proto %s", body, resp.Close, resp.Proto)
 		}
-		if n := tt.idleLen(); n != 0 {
-			t.Fatalf("pool holds %d connections after a close-delimited body, want 0", n)
+		if !wantIdle(t, tt, 0, "after a close-delimited body") {
+			t.FailNow()
 		}
 	}
-	if got := rec.reused(); !slices.Equal(got, []bool{false, false}) {
-		t.Errorf("GotConn Reused = %v, want [false false]", got)
-	}
-	if n := srv.accepts.Load(); n != 2 {
-		t.Errorf("server accepted %d connections, want 2", n)
-	}
+	wantReused(t, rec, []bool{false, false})
+	wantAccepts(t, &srv.accepts, 2)
 }
 
 // TestRequestCloseNotReused pins that a request sent with Close is not
@@ -616,13 +732,9 @@ func TestRequestCloseNotReused(t *testing.T) {
 	req := newReq(t, rec.ctx(context.Background()), "GET", srv.url+"/", nil)
 	req.Close = true
 	do(t, tt, req)
-	if n := tt.idleLen(); n != 0 {
-		t.Errorf("pool holds %d connections after a request with Close, want 0", n)
-	}
+	wantIdle(t, tt, 0, "after a request with Close")
 	do(t, tt, newReq(t, rec.ctx(context.Background()), "GET", srv.url+"/", nil))
-	if got := rec.reused(); !slices.Equal(got, []bool{false, false}) {
-		t.Errorf("GotConn Reused = %v, want [false false]", got)
-	}
+	wantReused(t, rec, []bool{false, false})
 }
 
 // TestBytesAfterAnswerNotPooled pins that a connection on which more bytes
@@ -637,22 +749,15 @@ func TestBytesAfterAnswerNotPooled(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := newRawServer(t, func(i int, c net.Conn) {
-				br := bufio.NewReader(c)
 				if i > 0 {
 					serveOKLoop(c)
 					return
 				}
-				if _, _, err := readRequest(br); err != nil {
-					return
-				}
-				_, _ = io.WriteString(c, tc.answer+stale) // one write: one segment on loopback
-				_, _ = io.Copy(io.Discard, br)
+				serveOnce(c, tc.answer+stale) // one write: one segment on loopback
 			})
 			tt := newTestTransport(t)
 			do(t, tt, newReq(t, context.Background(), "GET", srv.url+"/", nil))
-			if n := tt.idleLen(); n != 0 {
-				t.Errorf("pool holds %d connections with bytes after the answer, want 0", n)
-			}
+			wantIdle(t, tt, 0, "with bytes after the answer")
 			if _, body := do(t, tt, newReq(t, context.Background(), "GET", srv.url+"/", nil)); body != "ok" {
 				t.Errorf("second answer %q, want ok (not the stale bytes)", body)
 			}
@@ -706,9 +811,7 @@ func TestRequestWritten(t *testing.T) {
 	if v, ok := s.header["User-Agent"]; ok {
 		t.Errorf("User-Agent %q sent, want none (header present but empty)", v)
 	}
-	if n := len(tt.fallback.requests()); n != 0 {
-		t.Errorf("Fallback got %d requests, want 0", n)
-	}
+	wantNoFallback(t, tt)
 }
 
 // TestNoTransparentGzip pins that the answer is passed on as the upstream
@@ -798,9 +901,7 @@ func TestFallback(t *testing.T) {
 			if reqs := tt.fallback.requests(); len(reqs) != 1 || reqs[0] != req {
 				t.Errorf("Fallback got %d requests (same request: %t), want this one", len(reqs), len(reqs) == 1 && reqs[0] == req)
 			}
-			if n := tt.dials.Load(); n != 0 {
-				t.Errorf("transport dialed %d times for a Fallback request", n)
-			}
+			wantDials(t, tt, 0, "for a Fallback request")
 		})
 	}
 
@@ -822,12 +923,8 @@ func TestFallback(t *testing.T) {
 			if resp.StatusCode != 200 || body != tc.want {
 				t.Errorf("status %d, body of %d bytes, want 200 and the %d bytes sent", resp.StatusCode, len(body), len(tc.want))
 			}
-			if n := len(tt.fallback.requests()); n != 0 {
-				t.Errorf("Fallback got %d requests, want 0", n)
-			}
-			if n := tt.dials.Load(); n != 1 {
-				t.Errorf("transport dialed %d times, want 1", n)
-			}
+			wantNoFallback(t, tt)
+			wantDials(t, tt, 1)
 		})
 	}
 }
@@ -850,21 +947,7 @@ func TestDeadIdleConnFIN(t *testing.T) {
 		}
 		serveOKLoop(c)
 	})
-	tt := newTestTransport(t)
-	do(t, tt, newReq(t, context.Background(), "GET", srv.url+"/", nil))
-	c := tt.onlyIdle(t)
-	eventually(t, "the FIN to reach the idle connection", func() bool { return !c.peekOpen() })
-
-	rec := &recorder{}
-	if _, body := do(t, tt, newReq(t, rec.ctx(context.Background()), "GET", srv.url+"/", nil)); body != "ok" {
-		t.Fatalf("body %q", body)
-	}
-	if got := rec.reused(); !slices.Equal(got, []bool{false}) {
-		t.Errorf("GotConn Reused = %v, want [false]: the closed idle connection was handed out", got)
-	}
-	if n := srv.accepts.Load(); n != 2 {
-		t.Errorf("server accepted %d connections, want 2", n)
-	}
+	requestAfterIdleDeath(t, srv, "the FIN", nil)
 }
 
 // TestDeadIdleConnUnsolicitedBytes pins that a pooled connection on which
@@ -888,21 +971,31 @@ func TestDeadIdleConnUnsolicitedBytes(t *testing.T) {
 		serveOKLoop(c)
 	})
 	t.Cleanup(release) // runs before the server's cleanup
+	requestAfterIdleDeath(t, srv, "the unsolicited bytes", release)
+	waitChan(t, "the client to close the connection with unsolicited bytes", conn0Closed)
+}
+
+// requestAfterIdleDeath pools a connection to srv, calls kill (when not
+// nil) once it is pooled, waits for the liveness peek to see what killed
+// it, and sends the next request: it must be answered 200 "ok" on a new
+// connection (the server's second), the dead one never handed out.
+func requestAfterIdleDeath(t *testing.T, srv *rawServer, killedBy string, kill func()) {
+	t.Helper()
 	tt := newTestTransport(t)
 	do(t, tt, newReq(t, context.Background(), "GET", srv.url+"/", nil))
 	c := tt.onlyIdle(t)
-	release()
-	eventually(t, "the unsolicited bytes to reach the idle connection", func() bool { return !c.peekOpen() })
+	if kill != nil {
+		kill()
+	}
+	eventually(t, killedBy+" to reach the idle connection", func() bool { return !c.peekOpen() })
 
 	rec := &recorder{}
 	resp, body := do(t, tt, newReq(t, rec.ctx(context.Background()), "GET", srv.url+"/", nil))
 	if resp.StatusCode != 200 || body != "ok" {
-		t.Fatalf("status %d body %q: the stale 408 was read as the answer", resp.StatusCode, body)
+		t.Fatalf("status %d body %q, want 200 ok: what the dead connection held was read as the answer", resp.StatusCode, body)
 	}
-	if got := rec.reused(); !slices.Equal(got, []bool{false}) {
-		t.Errorf("GotConn Reused = %v, want [false]", got)
-	}
-	waitChan(t, "the client to close the connection with unsolicited bytes", conn0Closed)
+	wantReused(t, rec, []bool{false}, "the dead idle connection was handed out")
+	wantAccepts(t, &srv.accepts, 2)
 }
 
 // ---------------------------------------------------------------------------
@@ -1011,22 +1104,8 @@ func TestReplay(t *testing.T) {
 			}
 			rec := &recorder{}
 			req := tc.req(t, rec.ctx(context.Background()), srv.url+"/2")
-			resp, err := roundTripWithin(t, tt, req)
+			err := wantReplay(t, tt, rec, req, tc.replayed, "replayed")
 			if tc.replayed {
-				if err != nil {
-					t.Fatalf("not replayed: %v", err)
-				}
-				b, _ := io.ReadAll(resp.Body)
-				_ = resp.Body.Close()
-				if string(b) != "replayed" {
-					t.Errorf("body %q, want replayed", b)
-				}
-				if got := rec.reused(); !slices.Equal(got, []bool{true, false}) {
-					t.Errorf("GotConn Reused = %v, want [true false]", got)
-				}
-				if n := tt.dials.Load(); n != 2 {
-					t.Errorf("dials %d, want 2", n)
-				}
 				wantBody := ""
 				if req.Method == "POST" {
 					wantBody = "payload"
@@ -1036,24 +1115,39 @@ func TestReplay(t *testing.T) {
 				}
 				return
 			}
-			if err == nil {
-				_ = resp.Body.Close()
-				t.Fatalf("a non-replayable request was replayed (status %d)", resp.StatusCode)
-			}
-			if got := rec.reused(); !slices.Equal(got, []bool{true}) {
-				t.Errorf("GotConn Reused = %v, want [true]", got)
-			}
-			if n := tt.dials.Load(); n != 1 {
-				t.Errorf("dials %d, want 1", n)
-			}
 			if !strings.Contains(err.Error(), "server closed idle connection") {
 				t.Errorf("error %q does not say %q", err, "server closed idle connection")
 			}
-			if !errors.Is(err, io.EOF) {
-				t.Errorf("error %q (%T, wrapping %T): errors.Is(err, io.EOF) is false, want true as net/http's", err, err, errors.Unwrap(err))
-			}
+			wantErrIs(t, err, io.EOF, "io.EOF", "as net/http's")
 		})
 	}
+}
+
+// wantReplay sends req, which met its reused connection's death, and
+// checks the outcome: replayed, it succeeds on a second dial (GotConn
+// Reused true, then false) with the answer wantBody; not replayed, it fails
+// on the reused connection alone, one dial, and the error is returned for
+// the caller's checks.
+func wantReplay(t *testing.T, tt *testTransport, rec *recorder, req *http.Request, replayed bool, wantBody string) error {
+	t.Helper()
+	if !replayed {
+		err := roundTripErr(t, tt, req, "a request that may not be replayed was replayed")
+		wantReused(t, rec, []bool{true})
+		wantDials(t, tt, 1)
+		return err
+	}
+	resp, err := roundTripWithin(t, tt, req)
+	if err != nil {
+		t.Fatalf("not replayed: %v", err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if string(b) != wantBody {
+		t.Errorf("body %q, want %q", b, wantBody)
+	}
+	wantReused(t, rec, []bool{true, false})
+	wantDials(t, tt, 2)
+	return nil
 }
 
 // TestNoReplayOnFirstUse pins that a request on a freshly dialed
@@ -1076,21 +1170,14 @@ func TestNoReplayOnFirstUse(t *testing.T) {
 			})
 			tt := newTestTransport(t)
 			rec := &recorder{}
-			resp, err := roundTripWithin(t, tt, newReq(t, rec.ctx(context.Background()), "GET", srv.url+"/", nil))
-			if err == nil {
-				_ = resp.Body.Close()
-				t.Fatal("RoundTrip succeeded: the request was replayed on a new connection")
-			}
+			err := roundTripErr(t, tt, newReq(t, rec.ctx(context.Background()), "GET", srv.url+"/", nil),
+				"RoundTrip succeeded: the request was replayed on a new connection")
 			var ce *closedError
 			if errors.As(err, &ce) {
 				t.Errorf("error %q claims an idle connection closed, on a first use", err)
 			}
-			if got := rec.reused(); !slices.Equal(got, []bool{false}) {
-				t.Errorf("GotConn Reused = %v, want [false]", got)
-			}
-			if n := tt.dials.Load(); n != 1 {
-				t.Errorf("dials %d, want 1", n)
-			}
+			wantReused(t, rec, []bool{false})
+			wantDials(t, tt, 1)
 		})
 	}
 }
@@ -1112,6 +1199,31 @@ func (c *failConn) Write(p []byte) (int, error) {
 		return 0, &net.OpError{Op: "write", Net: "tcp", Err: os.NewSyscallError("write", syscall.EPIPE)}
 	}
 	return c.Conn.Write(p)
+}
+
+// dialFailConns makes tt's dials (still counted) return failConns, with
+// onFail (may be nil), and returns a function that gives the first one
+// dialed.
+func (tt *testTransport) dialFailConns(onFail func()) (first func() *failConn) {
+	var mu sync.Mutex
+	var conns []*failConn
+	dial := tt.DialContext
+	tt.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		nc, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		fc := &failConn{Conn: nc, onFail: onFail}
+		mu.Lock()
+		conns = append(conns, fc)
+		mu.Unlock()
+		return fc, nil
+	}
+	return func() *failConn {
+		mu.Lock()
+		defer mu.Unlock()
+		return conns[0]
+	}
 }
 
 // TestReplayNothingWritten pins the other half of the replay rule: when
@@ -1146,59 +1258,18 @@ func TestReplayNothingWritten(t *testing.T) {
 				_, _ = fmt.Fprintf(w, "%s:%s", r.Method, b)
 			})
 			tt := newTestTransport(t)
-			var mu sync.Mutex
-			var conns []*failConn
-			var d net.Dialer
-			tt.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
-				tt.dials.Add(1)
-				nc, err := d.DialContext(ctx, network, addr)
-				if err != nil {
-					return nil, err
-				}
-				fc := &failConn{Conn: nc}
-				mu.Lock()
-				conns = append(conns, fc)
-				mu.Unlock()
-				return fc, nil
-			}
+			first := tt.dialFailConns(nil)
 			do(t, tt, newReq(t, context.Background(), "GET", srv.URL+"/", nil))
-			mu.Lock()
-			conns[0].fail.Store(true)
-			mu.Unlock()
+			first().fail.Store(true)
 
 			rec := &recorder{}
 			req := tc.req(t, rec.ctx(context.Background()), srv.URL+"/")
-			resp, err := roundTripWithin(t, tt, req)
-			if tc.replayed {
-				if err != nil {
-					t.Fatalf("not replayed: %v", err)
-				}
-				b, _ := io.ReadAll(resp.Body)
-				_ = resp.Body.Close()
-				want := req.Method + ":"
-				if req.Body != nil && req.Body != http.NoBody {
-					want += "payload"
-				}
-				if string(b) != want {
-					t.Errorf("body %q, want %q", b, want)
-				}
-				if got := rec.reused(); !slices.Equal(got, []bool{true, false}) {
-					t.Errorf("GotConn Reused = %v, want [true false]", got)
-				}
-				return
+			want := req.Method + ":"
+			if req.Body != nil && req.Body != http.NoBody {
+				want += "payload"
 			}
-			if err == nil {
-				_ = resp.Body.Close()
-				t.Fatal("a request whose body cannot be rewound was replayed")
-			}
-			if !errors.Is(err, syscall.EPIPE) {
-				t.Errorf("error %q, want the write's EPIPE", err)
-			}
-			if got := rec.reused(); !slices.Equal(got, []bool{true}) {
-				t.Errorf("GotConn Reused = %v, want [true]", got)
-			}
-			if n := tt.dials.Load(); n != 1 {
-				t.Errorf("dials %d, want 1", n)
+			if err := wantReplay(t, tt, rec, req, tc.replayed, want); !tc.replayed {
+				wantErrIs(t, err, syscall.EPIPE, "syscall.EPIPE", "the write's")
 			}
 		})
 	}
@@ -1208,37 +1279,16 @@ func TestReplayNothingWritten(t *testing.T) {
 // replayed even when nothing of it was written to a reused connection
 // (which alone would allow a replay): one dial, and the context's cause.
 func TestNoReplayAfterCancel(t *testing.T) {
-	srv := newCountingServer(t, func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok") })
+	srv := newCountingServer(t, reply("ok"))
 	tt := newTestTransport(t)
 	ctx, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)
-	var first *failConn
-	var d net.Dialer
-	tt.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
-		tt.dials.Add(1)
-		nc, err := d.DialContext(ctx, network, addr)
-		if err != nil {
-			return nil, err
-		}
-		fc := &failConn{Conn: nc, onFail: func() { cancel(errTestCause) }}
-		if first == nil {
-			first = fc
-		}
-		return fc, nil
-	}
+	first := tt.dialFailConns(func() { cancel(errTestCause) })
 	do(t, tt, newReq(t, context.Background(), "GET", srv.URL+"/", nil))
-	first.fail.Store(true) // the next write on it cancels the context and fails
-	resp, err := roundTripWithin(t, tt, newReq(t, ctx, "GET", srv.URL+"/", nil))
-	if err == nil {
-		_ = resp.Body.Close()
-		t.Fatal("RoundTrip succeeded")
-	}
-	if !errors.Is(err, errTestCause) {
-		t.Errorf("error %q, want the cause", err)
-	}
-	if n := tt.dials.Load(); n != 1 {
-		t.Errorf("dials %d, want 1: the cancelled request was replayed", n)
-	}
+	first().fail.Store(true) // the next write on it cancels the context and fails
+	err := roundTripErr(t, tt, newReq(t, ctx, "GET", srv.URL+"/", nil), "RoundTrip succeeded")
+	wantCause(t, err)
+	wantDials(t, tt, 1, "the cancelled request was replayed")
 }
 
 // TestFirstByteHookKeepsReadError pins that installing the
@@ -1258,14 +1308,8 @@ func TestFirstByteHookKeepsReadError(t *testing.T) {
 			if hook {
 				ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{GotFirstResponseByte: func() {}})
 			}
-			resp, err := roundTripWithin(t, tt, newReq(t, ctx, "GET", srv.url+"/", nil))
-			if err == nil {
-				_ = resp.Body.Close()
-				t.Fatal("RoundTrip succeeded")
-			}
-			if !errors.Is(err, syscall.ECONNRESET) {
-				t.Errorf("error %q (%T), want ECONNRESET", err, err)
-			}
+			err := roundTripErr(t, tt, newReq(t, ctx, "GET", srv.url+"/", nil), "RoundTrip succeeded")
+			wantErrIs(t, err, syscall.ECONNRESET, "syscall.ECONNRESET")
 		})
 	}
 }
@@ -1275,6 +1319,21 @@ func TestFirstByteHookKeepsReadError(t *testing.T) {
 // ---------------------------------------------------------------------------
 
 var errTestCause = errors.New("client went away (test cause)")
+
+// cancelledOn returns a context cancelled with errTestCause once signal
+// yields (and without a cause at the test's end).
+func cancelledOn(t *testing.T, signal <-chan struct{}) context.Context {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	t.Cleanup(func() { cancel(nil) })
+	go func() {
+		select {
+		case <-signal:
+			cancel(errTestCause)
+		case <-ctx.Done():
+		}
+	}()
+	return ctx
+}
 
 // TestCancelWaitingForHeaders pins cancellation while the response headers
 // are awaited: RoundTrip returns at once with the context's cause, the
@@ -1304,58 +1363,36 @@ func TestCancelWaitingForHeaders(t *testing.T) {
 			if reused {
 				do(t, tt, newReq(t, context.Background(), "GET", srv.url+"/", nil))
 			}
-			ctx, cancel := context.WithCancelCause(context.Background())
-			defer cancel(nil)
-			go func() {
-				select {
-				case <-got:
-					cancel(errTestCause)
-				case <-ctx.Done():
-				}
-			}()
-			resp, err := roundTripWithin(t, tt, newReq(t, ctx, "GET", srv.url+"/", nil))
-			if err == nil {
-				_ = resp.Body.Close()
-				t.Fatal("RoundTrip succeeded after cancellation")
-			}
-			if !errors.Is(err, errTestCause) {
-				t.Errorf("error %q, want the context's cause %q", err, errTestCause)
-			}
-			if n := tt.dials.Load(); n != 1 {
-				t.Errorf("dials %d, want 1 (no replay after cancellation)", n)
-			}
-			if n := tt.idleLen(); n != 0 {
-				t.Errorf("pool holds %d connections, want 0", n)
-			}
+			ctx := cancelledOn(t, got)
+			err := roundTripErr(t, tt, newReq(t, ctx, "GET", srv.url+"/", nil), "RoundTrip succeeded after cancellation")
+			wantCancelled(t, tt, err)
 			waitChan(t, "the cancelled connection to be closed", closed)
 		})
 	}
+}
+
+// wantCancelled checks the end of a request cancelled on its one
+// connection: the error is the context's cause, there was no replay (one
+// dial) and nothing is left in the pool.
+func wantCancelled(t *testing.T, tt *testTransport, err error) {
+	t.Helper()
+	wantCause(t, err)
+	wantDials(t, tt, 1, "no replay after cancellation")
+	wantIdle(t, tt, 0)
 }
 
 // TestCancelBeforeSendOnPooledConn pins a request whose context ended
 // before it was sent, with a pooled connection available: it fails with
 // the cause, is not replayed, and the connection is closed.
 func TestCancelBeforeSendOnPooledConn(t *testing.T) {
-	srv := newCountingServer(t, func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok") })
+	srv := newCountingServer(t, reply("ok"))
 	tt := newTestTransport(t)
 	do(t, tt, newReq(t, context.Background(), "GET", srv.URL+"/", nil))
 	ctx, cancel := context.WithCancelCause(context.Background())
 	cancel(errTestCause)
-	resp, err := roundTripWithin(t, tt, newReq(t, ctx, "GET", srv.URL+"/", nil))
-	if err == nil {
-		_ = resp.Body.Close()
-		t.Fatal("RoundTrip succeeded with an ended context")
-	}
-	if !errors.Is(err, errTestCause) {
-		t.Errorf("error %q, want the cause", err)
-	}
-	if n := tt.dials.Load(); n != 1 {
-		t.Errorf("dials %d, want 1", n)
-	}
-	if n := tt.idleLen(); n != 0 {
-		t.Errorf("pool holds %d connections, want 0", n)
-	}
-	eventually(t, "the server to see the connection closed", func() bool { return srv.closed.Load() == 1 })
+	err := roundTripErr(t, tt, newReq(t, ctx, "GET", srv.URL+"/", nil), "RoundTrip succeeded with an ended context")
+	wantCancelled(t, tt, err)
+	srv.waitClosed(t, "the server to see the connection closed", 1)
 }
 
 // TestCancelDuringBodyRead pins cancellation while the body is read: the
@@ -1365,19 +1402,15 @@ func TestCancelDuringBodyRead(t *testing.T) {
 	closed := make(chan struct{})
 	srv := newRawServer(t, func(i int, c net.Conn) {
 		br := bufio.NewReader(c)
-		if _, _, err := readRequest(br); err != nil {
+		if serve(br, c, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789") != nil {
 			return
 		}
-		_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789")
 		drainUntilClosed(br, closed) // the other 90 bytes never come
 	})
 	tt := newTestTransport(t)
 	ctx, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)
-	resp, err := tt.RoundTrip(newReq(t, ctx, "GET", srv.url+"/", nil))
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := mustRoundTrip(t, tt, newReq(t, ctx, "GET", srv.url+"/", nil))
 	buf := make([]byte, 10)
 	if _, err := io.ReadFull(resp.Body, buf); err != nil {
 		t.Fatal(err)
@@ -1388,17 +1421,12 @@ func TestCancelDuringBodyRead(t *testing.T) {
 		readErr <- err
 	}()
 	cancel(errTestCause)
-	err = waitChan(t, "the body Read to return after cancellation", readErr)
-	if !errors.Is(err, errTestCause) {
-		t.Errorf("Read error %v, want the cause %q", err, errTestCause)
-	}
+	wantCause(t, waitChan(t, "the body Read to return after cancellation", readErr), "the blocked body Read's error")
 	if _, err := resp.Body.Read(buf); err == nil || err == io.EOF {
 		t.Errorf("Read after the failed one: %v, want an error", err)
 	}
 	_ = resp.Body.Close()
-	if n := tt.idleLen(); n != 0 {
-		t.Errorf("pool holds %d connections, want 0", n)
-	}
+	wantIdle(t, tt, 0)
 	waitChan(t, "the connection to be closed", closed)
 }
 
@@ -1415,29 +1443,12 @@ func TestCancelDuringDial(t *testing.T) {
 		<-ctx.Done()
 		return nil, &net.OpError{Op: "dial", Net: network, Err: ctx.Err()}
 	}
-	ctx, cancel := context.WithCancelCause(context.Background())
-	defer cancel(nil)
-	go func() {
-		select {
-		case <-dialing:
-			cancel(errTestCause)
-		case <-ctx.Done():
-		}
-	}()
+	ctx := cancelledOn(t, dialing)
 	body := &trackBody{r: strings.NewReader("payload")}
 	req := newReq(t, ctx, "POST", "http://127.0.0.1:1/", body)
 	req.ContentLength = int64(len("payload"))
-	resp, err := roundTripWithin(t, tt, req)
-	if err == nil {
-		_ = resp.Body.Close()
-		t.Fatal("RoundTrip succeeded")
-	}
-	if !errors.Is(err, errTestCause) {
-		t.Errorf("error %q, want the cause %q", err, errTestCause)
-	}
-	if body.closed.Load() == 0 {
-		t.Error("request body not closed")
-	}
+	wantCause(t, roundTripErr(t, tt, req, "RoundTrip succeeded"))
+	body.wantClosed(t)
 }
 
 // ---------------------------------------------------------------------------
@@ -1469,36 +1480,20 @@ func TestMaxResponseHeaderBytes(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := newRawServer(t, func(i int, c net.Conn) {
-				br := bufio.NewReader(c)
-				for {
-					if _, _, err := readRequest(br); err != nil {
-						return
-					}
-					if _, err := io.WriteString(c, statusLine+tc.headers+"Content-Length: 2\r\n\r\nok"); err != nil {
-						return
-					}
-				}
+				serveLoop(c, statusLine+tc.headers+"Content-Length: 2\r\n\r\nok")
 			})
 			tt := newTestTransport(t)
 			tt.MaxResponseHeaderBytes = limit
-			resp, err := roundTripWithin(t, tt, newReq(t, context.Background(), "GET", srv.url+"/", nil))
+			req := newReq(t, context.Background(), "GET", srv.url+"/", nil)
 			if tc.ok {
-				if err != nil {
-					t.Fatal(err)
-				}
-				_ = resp.Body.Close()
+				_ = mustRoundTrip(t, tt, req).Body.Close()
 				return
 			}
-			if err == nil {
-				_ = resp.Body.Close()
-				t.Fatal("headers over the limit were accepted")
-			}
+			err := roundTripErr(t, tt, req, "headers over the limit were accepted")
 			if !strings.Contains(err.Error(), fmt.Sprint(limit)) {
 				t.Errorf("error %q does not mention the limit %d", err, limit)
 			}
-			if n := tt.idleLen(); n != 0 {
-				t.Errorf("pool holds %d connections, want 0", n)
-			}
+			wantIdle(t, tt, 0)
 		})
 	}
 }
@@ -1508,15 +1503,7 @@ func TestMaxResponseHeaderBytes(t *testing.T) {
 // connection is kept.
 func TestEarlyHints(t *testing.T) {
 	srv := newRawServer(t, func(i int, c net.Conn) {
-		br := bufio.NewReader(c)
-		for {
-			if _, _, err := readRequest(br); err != nil {
-				return
-			}
-			if _, err := io.WriteString(c, "HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n"+okResponse); err != nil {
-				return
-			}
-		}
+		serveLoop(c, "HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n"+okResponse)
 	})
 	tt := newTestTransport(t)
 	rec := &recorder{}
@@ -1530,9 +1517,7 @@ func TestEarlyHints(t *testing.T) {
 	if !slices.Equal(codes, []int{103}) || hdrs[0].Get("Link") != "</style.css>; rel=preload" {
 		t.Errorf("Got1xxResponse codes %v headers %v, want one 103 with its Link", codes, hdrs)
 	}
-	if n := tt.idleLen(); n != 1 {
-		t.Errorf("pool holds %d connections, want 1", n)
-	}
+	wantIdle(t, tt, 1)
 }
 
 // TestTooMany1xx pins the 1xx cap: max1xx informational answers before
@@ -1541,27 +1526,16 @@ func TestTooMany1xx(t *testing.T) {
 	for _, n := range []int{max1xx, max1xx + 1} {
 		t.Run(fmt.Sprint(n), func(t *testing.T) {
 			srv := newRawServer(t, func(i int, c net.Conn) {
-				br := bufio.NewReader(c)
-				if _, _, err := readRequest(br); err != nil {
-					return
-				}
-				_, _ = io.WriteString(c, strings.Repeat("HTTP/1.1 103 Early Hints\r\n\r\n", n)+okResponse)
-				_, _ = io.Copy(io.Discard, br)
+				serveOnce(c, strings.Repeat("HTTP/1.1 103 Early Hints\r\n\r\n", n)+okResponse)
 			})
 			tt := newTestTransport(t)
 			rec := &recorder{}
-			resp, err := roundTripWithin(t, tt, newReq(t, rec.ctx(context.Background()), "GET", srv.url+"/", nil))
+			req := newReq(t, rec.ctx(context.Background()), "GET", srv.url+"/", nil)
 			if n <= max1xx {
-				if err != nil {
-					t.Fatalf("%d 1xx answers: %v", n, err)
-				}
-				_ = resp.Body.Close()
+				_ = mustRoundTrip(t, tt, req).Body.Close()
 				return
 			}
-			if err == nil {
-				_ = resp.Body.Close()
-				t.Fatalf("%d 1xx answers accepted, want an error over %d", n, max1xx)
-			}
+			err := roundTripErr(t, tt, req, fmt.Sprintf("%d 1xx answers accepted, want an error over %d", n, max1xx))
 			if !strings.Contains(err.Error(), "1xx") {
 				t.Errorf("error %q does not mention 1xx answers", err)
 			}
@@ -1578,12 +1552,7 @@ func TestHeaderLimitAcross1xx(t *testing.T) {
 	for _, hook := range []bool{true, false} {
 		t.Run(fmt.Sprintf("hook=%t", hook), func(t *testing.T) {
 			srv := newRawServer(t, func(i int, c net.Conn) {
-				br := bufio.NewReader(c)
-				if _, _, err := readRequest(br); err != nil {
-					return
-				}
-				_, _ = io.WriteString(c, strings.Repeat(hint, 5)+okResponse) // ~1.7 KB of headers in all
-				_, _ = io.Copy(io.Discard, br)
+				serveOnce(c, strings.Repeat(hint, 5)+okResponse) // ~1.7 KB of headers in all
 			})
 			tt := newTestTransport(t)
 			tt.MaxResponseHeaderBytes = 1024
@@ -1611,25 +1580,12 @@ func TestHeaderLimitAcross1xx(t *testing.T) {
 // did not ask for an upgrade is an error, not a response.
 func TestUnexpected101(t *testing.T) {
 	srv := newRawServer(t, func(i int, c net.Conn) {
-		br := bufio.NewReader(c)
-		if _, _, err := readRequest(br); err != nil {
-			return
-		}
-		_, _ = io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
-		_, _ = io.Copy(io.Discard, br)
+		serveOnce(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
 	})
 	tt := newTestTransport(t)
-	resp, err := roundTripWithin(t, tt, newReq(t, context.Background(), "GET", srv.url+"/", nil))
-	if err == nil {
-		_ = resp.Body.Close()
-		t.Fatalf("101 returned as a response (status %d)", resp.StatusCode)
-	}
-	if !errors.Is(err, errUnexpected101) {
-		t.Errorf("error %q, want errUnexpected101", err)
-	}
-	if n := tt.idleLen(); n != 0 {
-		t.Errorf("pool holds %d connections, want 0", n)
-	}
+	err := roundTripErr(t, tt, newReq(t, context.Background(), "GET", srv.url+"/", nil), "101 returned as a response")
+	wantErrIs(t, err, errUnexpected101, "errUnexpected101")
+	wantIdle(t, tt, 0)
 }
 
 // ---------------------------------------------------------------------------
@@ -1678,13 +1634,11 @@ func TestMaxIdleConns(t *testing.T) {
 	tt := newTestTransport(t)
 	tt.MaxIdleConns = 1
 	concurrently(t, tt, srv.URL+"/", 2)
-	if n := tt.dials.Load(); n != 2 {
-		t.Fatalf("dials %d, want 2", n)
+	if !wantDials(t, tt, 2) {
+		t.FailNow()
 	}
-	if n := tt.idleLen(); n != 1 {
-		t.Errorf("pool holds %d connections, want 1", n)
-	}
-	eventually(t, "the server to see one connection closed", func() bool { return srv.closed.Load() == 1 })
+	wantIdle(t, tt, 1)
+	srv.waitClosed(t, "the server to see one connection closed", 1)
 }
 
 // TestNewestIdleFirst pins the pool's order: the connection that went idle
@@ -1714,27 +1668,25 @@ func TestNewestIdleFirst(t *testing.T) {
 // TestMaxIdleConnsZero pins that MaxIdleConns 0 keeps no connection: each
 // is closed after its exchange and each request dials.
 func TestMaxIdleConnsZero(t *testing.T) {
-	srv := newCountingServer(t, func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok") })
+	srv := newCountingServer(t, reply("ok"))
 	tt := newTestTransport(t)
 	tt.MaxIdleConns = 0
 	rec := &recorder{}
 	for range 2 {
 		do(t, tt, newReq(t, rec.ctx(context.Background()), "GET", srv.URL+"/", nil))
-		if n := tt.idleLen(); n != 0 {
-			t.Fatalf("pool holds %d connections, want 0", n)
+		if !wantIdle(t, tt, 0) {
+			t.FailNow()
 		}
 	}
-	if got := rec.reused(); !slices.Equal(got, []bool{false, false}) {
-		t.Errorf("GotConn Reused = %v, want [false false]", got)
-	}
-	eventually(t, "the server to see both connections closed", func() bool { return srv.closed.Load() == 2 })
+	wantReused(t, rec, []bool{false, false})
+	srv.waitClosed(t, "the server to see both connections closed", 2)
 }
 
 // TestIdleConnTimeoutOnTake pins that a connection idle for longer than
 // IdleConnTimeout is not handed out (checked when a request takes from the
 // pool, independently of the sweeper): it is closed and a new one dialed.
 func TestIdleConnTimeoutOnTake(t *testing.T) {
-	srv := newCountingServer(t, func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok") })
+	srv := newCountingServer(t, reply("ok"))
 	tt := newTestTransport(t)
 	tt.IdleConnTimeout = time.Hour // the sweeper does not fire during the test
 	do(t, tt, newReq(t, context.Background(), "GET", srv.URL+"/", nil))
@@ -1743,45 +1695,39 @@ func TestIdleConnTimeoutOnTake(t *testing.T) {
 	tt.mu.Unlock()
 	rec := &recorder{}
 	do(t, tt, newReq(t, rec.ctx(context.Background()), "GET", srv.URL+"/", nil))
-	if got := rec.reused(); !slices.Equal(got, []bool{false}) {
-		t.Errorf("GotConn Reused = %v, want [false]: an expired connection was reused", got)
-	}
-	eventually(t, "the server to see the expired connection closed", func() bool { return srv.closed.Load() == 1 })
+	wantReused(t, rec, []bool{false}, "an expired connection was reused")
+	srv.waitClosed(t, "the server to see the expired connection closed", 1)
 }
 
 // TestIdleConnSweeper pins the sweeper: with no further request, a
 // connection idle for IdleConnTimeout is closed and leaves the pool.
 func TestIdleConnSweeper(t *testing.T) {
-	srv := newCountingServer(t, func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok") })
+	srv := newCountingServer(t, reply("ok"))
 	tt := newTestTransport(t)
 	tt.IdleConnTimeout = 50 * time.Millisecond
 	do(t, tt, newReq(t, context.Background(), "GET", srv.URL+"/", nil))
-	eventually(t, "the sweeper to close the idle connection", func() bool { return srv.closed.Load() == 1 })
-	if n := tt.idleLen(); n != 0 {
-		t.Errorf("pool holds %d connections after the sweep, want 0", n)
-	}
+	srv.waitClosed(t, "the sweeper to close the idle connection", 1)
+	wantIdle(t, tt, 0, "after the sweep")
 	// The pool still works, and the sweeper arms again.
 	do(t, tt, newReq(t, context.Background(), "GET", srv.URL+"/", nil))
-	eventually(t, "the sweeper to close the second idle connection", func() bool { return srv.closed.Load() == 2 })
+	srv.waitClosed(t, "the sweeper to close the second idle connection", 2)
 }
 
 // TestCloseIdleConnections pins CloseIdleConnections: it closes the idle
 // connections and calls the Fallback's CloseIdleConnections.
 func TestCloseIdleConnections(t *testing.T) {
-	srv := newCountingServer(t, func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok") })
+	srv := newCountingServer(t, reply("ok"))
 	tt := newTestTransport(t)
 	do(t, tt, newReq(t, context.Background(), "GET", srv.URL+"/", nil))
-	if n := tt.idleLen(); n != 1 {
-		t.Fatalf("pool holds %d connections, want 1", n)
+	if !wantIdle(t, tt, 1) {
+		t.FailNow()
 	}
 	tt.CloseIdleConnections()
-	if n := tt.idleLen(); n != 0 {
-		t.Errorf("pool holds %d connections after CloseIdleConnections, want 0", n)
-	}
+	wantIdle(t, tt, 0, "after CloseIdleConnections")
 	if n := tt.fallback.closeIdle.Load(); n != 1 {
 		t.Errorf("Fallback's CloseIdleConnections called %d times, want 1", n)
 	}
-	eventually(t, "the server to see the connection closed", func() bool { return srv.closed.Load() == 1 })
+	srv.waitClosed(t, "the server to see the connection closed", 1)
 }
 
 // ---------------------------------------------------------------------------
@@ -1793,39 +1739,29 @@ func TestCloseIdleConnections(t *testing.T) {
 // dials.
 func TestBodyCloseBeforeEOF(t *testing.T) {
 	big := strings.Repeat("z", 100_000)
-	srv := newCountingServer(t, func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, big) })
+	srv := newCountingServer(t, reply(big))
 	tt := newTestTransport(t)
 	rec := &recorder{}
-	resp, err := tt.RoundTrip(newReq(t, rec.ctx(context.Background()), "GET", srv.URL+"/", nil))
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := mustRoundTrip(t, tt, newReq(t, rec.ctx(context.Background()), "GET", srv.URL+"/", nil))
 	if _, err := io.ReadFull(resp.Body, make([]byte, 10)); err != nil {
 		t.Fatal(err)
 	}
 	if err := resp.Body.Close(); err != nil {
 		t.Errorf("Close: %v", err)
 	}
-	if n := tt.idleLen(); n != 0 {
-		t.Errorf("pool holds %d connections after an early Close, want 0", n)
-	}
-	eventually(t, "the server to see the connection closed", func() bool { return srv.closed.Load() == 1 })
+	wantIdle(t, tt, 0, "after an early Close")
+	srv.waitClosed(t, "the server to see the connection closed", 1)
 	do(t, tt, newReq(t, rec.ctx(context.Background()), "GET", srv.URL+"/", nil))
-	if got := rec.reused(); !slices.Equal(got, []bool{false, false}) {
-		t.Errorf("GotConn Reused = %v, want [false false]", got)
-	}
+	wantReused(t, rec, []bool{false, false})
 }
 
 // TestBodyReadAfterEOF pins that a body read to its end keeps returning
 // io.EOF, and that the connection is pooled once only, however often Read
 // and Close are called after the end.
 func TestBodyReadAfterEOF(t *testing.T) {
-	srv := newCountingServer(t, func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "hello") })
+	srv := newCountingServer(t, reply("hello"))
 	tt := newTestTransport(t)
-	resp, err := tt.RoundTrip(newReq(t, context.Background(), "GET", srv.URL+"/", nil))
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := mustRoundTrip(t, tt, newReq(t, context.Background(), "GET", srv.URL+"/", nil))
 	if b, err := io.ReadAll(resp.Body); err != nil || string(b) != "hello" {
 		t.Fatalf("ReadAll %q %v", b, err)
 	}
@@ -1836,27 +1772,20 @@ func TestBodyReadAfterEOF(t *testing.T) {
 	}
 	_ = resp.Body.Close()
 	_ = resp.Body.Close()
-	if n := tt.idleLen(); n != 1 {
-		t.Errorf("pool holds %d connections, want 1", n)
-	}
+	wantIdle(t, tt, 1)
 }
 
 // TestBodyReadAfterClose pins that Read on a closed body is an error (not
 // io.EOF, not data), and that the connection was closed.
 func TestBodyReadAfterClose(t *testing.T) {
-	srv := newCountingServer(t, func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "hello") })
+	srv := newCountingServer(t, reply("hello"))
 	tt := newTestTransport(t)
-	resp, err := tt.RoundTrip(newReq(t, context.Background(), "GET", srv.URL+"/", nil))
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := mustRoundTrip(t, tt, newReq(t, context.Background(), "GET", srv.URL+"/", nil))
 	_ = resp.Body.Close()
 	if n, err := resp.Body.Read(make([]byte, 8)); n != 0 || err == nil || err == io.EOF {
 		t.Errorf("Read after Close: %d, %v; want 0 and an error", n, err)
 	}
-	if n := tt.idleLen(); n != 0 {
-		t.Errorf("pool holds %d connections, want 0", n)
-	}
+	wantIdle(t, tt, 0)
 }
 
 // TestRequestBodyClosed pins that RoundTrip always closes the request
@@ -1877,9 +1806,7 @@ func TestRequestBodyClosed(t *testing.T) {
 		if _, body := do(t, tt, req); body != "payload" {
 			t.Errorf("body %q", body)
 		}
-		if b.closed.Load() == 0 {
-			t.Error("request body not closed")
-		}
+		b.wantClosed(t)
 	})
 	t.Run("dial error", func(t *testing.T) {
 		tt := newTestTransport(t)
@@ -1887,13 +1814,8 @@ func TestRequestBodyClosed(t *testing.T) {
 			return nil, errors.New("dial refused (test)")
 		}
 		req, b := newBodyReq(t, "http://127.0.0.1:1/")
-		if resp, err := tt.RoundTrip(req); err == nil {
-			_ = resp.Body.Close()
-			t.Fatal("RoundTrip succeeded")
-		}
-		if b.closed.Load() == 0 {
-			t.Error("request body not closed")
-		}
+		_ = roundTripErr(t, tt, req, "RoundTrip succeeded")
+		b.wantClosed(t)
 	})
 	t.Run("failed, not replayed", func(t *testing.T) {
 		srv := newRawServer(t, func(i int, c net.Conn) {
@@ -1903,13 +1825,8 @@ func TestRequestBodyClosed(t *testing.T) {
 		})
 		tt := newTestTransport(t)
 		req, b := newBodyReq(t, srv.url+"/")
-		if resp, err := tt.RoundTrip(req); err == nil {
-			_ = resp.Body.Close()
-			t.Fatal("RoundTrip succeeded")
-		}
-		if b.closed.Load() == 0 {
-			t.Error("request body not closed")
-		}
+		_ = roundTripErr(t, tt, req, "RoundTrip succeeded")
+		b.wantClosed(t)
 	})
 	t.Run("replayed", func(t *testing.T) {
 		srv := newReplayServer(t, func(c net.Conn) { _ = c.Close() })
@@ -1968,9 +1885,7 @@ func TestConcurrentRequests(t *testing.T) {
 	if n := tt.dials.Load(); n > goroutines {
 		t.Errorf("dialed %d connections for %d concurrent senders", n, goroutines)
 	}
-	if n := len(tt.fallback.requests()); n != 0 {
-		t.Errorf("Fallback got %d requests, want 0", n)
-	}
+	wantNoFallback(t, tt)
 }
 
 // ---------------------------------------------------------------------------
