@@ -24,8 +24,8 @@ type upstreamTransport interface {
 // For a plain-HTTP upstream it is proxy/h1's Transport, which writes each
 // request and reads its answer on the goroutine that sends it, where
 // net/http's hands them between a connection's read and write goroutines
-// (a fifth of the proxy's CPU, see docs/performance.md, "Fourth round").
-// What h1 does not send itself (an https upstream, an Upgrade, Expect:
+// (a fifth of the proxy's CPU, see docs/performance.md, "Results, fourth
+// round"). What h1 does not send itself (an https upstream, an Upgrade, Expect:
 // 100-continue, a body of unknown length or over 64 KiB) goes to the
 // tuned net/http Transport below it, and so does everything when
 // upstream.max_conns_per_host is set: h1 has no queue for a connection, and

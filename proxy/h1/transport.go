@@ -5,10 +5,11 @@
 // goroutine, and a round trip hands the request to one, the response back
 // from the other and the end of the body back again: four goroutine
 // hand-offs per request, which on a loaded machine are a fifth of the
-// proxy's CPU (docs/performance.md, "Fourth round"). This transport writes
-// the request and reads the response on the goroutine that called
-// RoundTrip, and the body on the goroutine that reads it. It keeps what
-// the sidecar relies on from net/http's (see proxy/transport.go):
+// proxy's CPU (docs/performance.md, "Results, fourth round"). This
+// transport writes the request and reads the response on the goroutine
+// that called RoundTrip, and the body on the goroutine that reads it. It
+// keeps what the sidecar relies on from net/http's (see
+// proxy/transport.go):
 //
 //   - the request is written by (*http.Request).Write and the response read
 //     by http.ReadResponse, so framing (Content-Length, chunked, trailers,
@@ -376,7 +377,10 @@ type conn struct {
 	br   *bufio.Reader
 	bw   *bufio.Writer
 	raw  syscall.RawConn // nil when nc has none (peekOpen then trusts it)
-	peek func(fd uintptr) bool
+	// peek and abort are the method values peekFD and abortConn, made
+	// once per connection rather than once per request.
+	peek  func(fd uintptr) bool
+	abort func()
 	// peekAlive is peek's result and peekBuf where it peeks.
 	peekAlive bool
 	peekBuf   [1]byte
@@ -394,6 +398,7 @@ func newConn(t *Transport, nc net.Conn, addr string) *conn {
 	c := &conn{t: t, nc: nc, addr: addr}
 	c.br = bufio.NewReaderSize(c, bufSize)
 	c.bw = bufio.NewWriterSize(c, bufSize)
+	c.abort = c.abortConn
 	if sc, ok := nc.(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil {
 			c.raw = raw
@@ -430,9 +435,9 @@ func (c *conn) headerLimitError() error {
 
 func (c *conn) close() { _ = c.nc.Close() }
 
-// abort ends whatever the connection is doing now and anything it would do
-// next: the request's context ended.
-func (c *conn) abort() { _ = c.nc.SetDeadline(aLongTimeAgo) }
+// abortConn ends whatever the connection is doing now and anything it
+// would do next: the request's context ended.
+func (c *conn) abortConn() { _ = c.nc.SetDeadline(aLongTimeAgo) }
 
 var aLongTimeAgo = time.Unix(1, 0)
 
