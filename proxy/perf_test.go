@@ -23,7 +23,7 @@ import (
 // handler, the upstream transport and the loopback upstream itself. It was
 // 187 (197 with -race) before the allocation work of docs/performance.md,
 // 156 (166) after its first round, 159 once the hold and the outbox were
-// in the path, 152 (161) after its second round, and 128 (136) once
+// in the path, 152 (161) after its second round, and 127 (135) once
 // proxy/h1 replaced net/http's Transport (its fourth round); the margin
 // absorbs sync.Pool refills after a GC.
 const maxRequestPathAllocs = 140
