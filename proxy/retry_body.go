@@ -78,9 +78,9 @@ func bufferBody(req *http.Request, info *RequestInfo, limit int64) (*retryBody, 
 }
 
 // attach sets the body of out, one attempt's request. A buffered body gets
-// a fresh reader and no GetBody: without GetBody, http.Transport cannot
-// rewind it, so it never replays a request that has a body on its own (see
-// transport.go); only the retry layer replays bodies, and counts them. A
+// a fresh reader and no GetBody: without GetBody, the upstream transport
+// (proxy/h1 or net/http's) cannot rewind it, so it never replays a request
+// that has a body on its own (see transport.go); only the retry layer replays bodies, and counts them. A
 // streamed body is watched: fail ends the attempt when reading the
 // client's body fails (see streamBody).
 func (b *retryBody) attach(out *http.Request, fail context.CancelCauseFunc) {
