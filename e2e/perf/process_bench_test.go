@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/http/pprof"
 	"net/url"
 	"os"
 	"os/exec"
@@ -35,7 +36,7 @@ var (
 	flagSidecar  = flag.String("perf.sidecar", "", "sidecar binary to measure (e.g. one built from an older commit, for a before/after table); empty: build cmd/sidecar of this module")
 	flagLimits   = flag.Bool("perf.limits", false, "also measure row sidecar_limits: the sidecar with rate limits on (global, route and per-agent buckets at 1,000,000 req/s, so they never refuse) on top of its defaults")
 	flagBaseline = flag.String("perf.baseline", "", "a second sidecar binary measured in the same run as row baseline (e.g. built from an older commit); empty: none")
-	flagPprof    = flag.String("perf.pprof", "", "directory that receives the sidecar's CPU and allocs profiles of its first saturated round (empty: none)")
+	flagPprof    = flag.String("perf.pprof", "", "directory that receives the CPU and allocs profiles of an extra saturated round of the sidecar, and with -perf.bareh1 of bare_h1 (empty: none)")
 	flagCaddy    = flag.String("perf.caddy", "", "Caddy binary measured as target caddy (e.g. /tmp/peers/caddy); empty: not measured")
 	flagTraefik  = flag.String("perf.traefik", "", "Traefik binary measured as target traefik (e.g. /tmp/peers/traefik); empty: not measured")
 	flagBareH1   = flag.Bool("perf.bareh1", false, "also measure row bare_h1: the bare proxy with proxy/h1 (the sidecar's upstream transport) in place of net/http's Transport")
@@ -75,11 +76,15 @@ const (
 	envBareUpstream = "PERF_BARE_PROXY_UPSTREAM"
 	// envBareH1 set to 1 gives the bare proxy proxy/h1 as its transport.
 	envBareH1 = "PERF_BARE_PROXY_H1"
+	// envBarePprof is the address where the bare proxy serves
+	// /debug/pprof/, apart from the proxied listener so that the proxy's
+	// handler stays the bare ReverseProxy.
+	envBarePprof = "PERF_BARE_PROXY_PPROF"
 )
 
 func TestMain(m *testing.M) {
 	if listen := os.Getenv(envBareListen); listen != "" {
-		os.Exit(runBareProxy(listen, os.Getenv(envBareUpstream), os.Getenv(envBareH1) == "1"))
+		os.Exit(runBareProxy(listen, os.Getenv(envBareUpstream), os.Getenv(envBareH1) == "1", os.Getenv(envBarePprof)))
 	}
 	os.Exit(m.Run())
 }
@@ -87,12 +92,22 @@ func TestMain(m *testing.M) {
 // runBareProxy serves a bare httputil.ReverseProxy with a sync.Pool
 // BufferPool and a keep-alive pool as large as the sidecar's default
 // (upstream.max_idle_conns), until it is killed. With withH1 its transport
-// is proxy/h1 in front of that net/http Transport, as in the sidecar.
-func runBareProxy(listen, upstream string, withH1 bool) int {
+// is proxy/h1 in front of that net/http Transport, as in the sidecar. With
+// pprofListen it also serves /debug/pprof/ there.
+func runBareProxy(listen, upstream string, withH1 bool, pprofListen string) int {
 	target, err := url.Parse(upstream)
 	if err != nil || upstream == "" {
 		fmt.Fprintf(os.Stderr, "bare proxy: bad upstream %q: %v\n", upstream, err)
 		return 2
+	}
+	if pprofListen != "" {
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		go func() {
+			err := (&http.Server{Addr: pprofListen, Handler: mux, ReadHeaderTimeout: 5 * time.Second}).ListenAndServe()
+			fmt.Fprintf(os.Stderr, "bare proxy: pprof: %v\n", err)
+		}()
 	}
 	std := &http.Transport{MaxIdleConns: 512, MaxIdleConnsPerHost: 512, IdleConnTimeout: 4 * time.Second}
 	var transport http.RoundTripper = std
@@ -161,16 +176,22 @@ func startUpstream(tb testing.TB) string {
 
 // startBareProxy runs the bare proxy (with proxy/h1 as its transport when
 // withH1) as a child process (this test binary) and stops it by PID in
-// tb.Cleanup.
-func startBareProxy(tb testing.TB, upstream string, withH1 bool) (base string, pid int) {
+// tb.Cleanup. admin is where it serves /debug/pprof/.
+func startBareProxy(tb testing.TB, upstream string, withH1 bool) (base string, pid int, admin string) {
 	tb.Helper()
 	port, err := harness.FreePort()
 	if err != nil {
 		tb.Fatal(err)
 	}
+	pprofPort, err := harness.FreePort()
+	if err != nil {
+		tb.Fatal(err)
+	}
 	listen := "127.0.0.1:" + strconv.Itoa(port)
+	admin = "http://127.0.0.1:" + strconv.Itoa(pprofPort)
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), envBareListen+"="+listen, envBareUpstream+"="+upstream)
+	cmd.Env = append(os.Environ(), envBareListen+"="+listen, envBareUpstream+"="+upstream,
+		envBarePprof+"=127.0.0.1:"+strconv.Itoa(pprofPort))
 	if withH1 {
 		cmd.Env = append(cmd.Env, envBareH1+"=1")
 	}
@@ -179,7 +200,7 @@ func startBareProxy(tb testing.TB, upstream string, withH1 bool) (base string, p
 	pid = startChild(tb, "bare proxy", cmd, func(client *http.Client) (*http.Response, error) {
 		return client.Get(base + "/")
 	}, nil)
-	return base, pid
+	return base, pid, admin
 }
 
 // startChild starts cmd in its own process group, with SIGKILL as its
@@ -676,15 +697,16 @@ func (t *target) measure(b *testing.B, load loader, keepLatency bool) {
 	slices.Sort(t.lat)
 }
 
-// captureProfiles saves the sidecar's CPU profile and allocation delta
-// profile over d into dir (sidecar-cpu.pprof, sidecar-allocs.pprof).
-func captureProfiles(admin, dir string, d time.Duration) error {
+// captureProfiles saves a proxy's CPU profile and allocation delta profile
+// over d into dir (NAME-cpu.pprof, NAME-allocs.pprof), from the
+// /debug/pprof/ served at admin.
+func captureProfiles(admin, dir, name string, d time.Duration) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
 	secs := strconv.Itoa(max(1, int(d/time.Second)))
 	errc := make(chan error, 2)
-	for name, path := range map[string]string{"cpu": "/debug/pprof/profile", "allocs": "/debug/pprof/allocs"} {
+	for kind, path := range map[string]string{"cpu": "/debug/pprof/profile", "allocs": "/debug/pprof/allocs"} {
 		go func() {
 			resp, err := http.Get(admin + path + "?seconds=" + secs)
 			if err != nil {
@@ -698,7 +720,7 @@ func captureProfiles(admin, dir string, d time.Duration) error {
 			}
 			body, err := io.ReadAll(resp.Body)
 			if err == nil {
-				err = os.WriteFile(dir+"/sidecar-"+name+".pprof", body, 0o644)
+				err = os.WriteFile(dir+"/"+name+"-"+kind+".pprof", body, 0o644)
 			}
 			errc <- err
 		}()
@@ -750,11 +772,11 @@ func BenchmarkProxyProcess(b *testing.B) {
 		b.Fatalf("perf: -perf.client=%q: want go or wrk", *flagClient)
 	}
 	upstream := startUpstream(b)
-	bareURL, barePID := startBareProxy(b, upstream, false)
-	var bareH1URL string
+	bareURL, barePID, _ := startBareProxy(b, upstream, false)
+	var bareH1URL, bareH1Admin string
 	var bareH1PID int
 	if *flagBareH1 {
-		bareH1URL, bareH1PID = startBareProxy(b, upstream, true)
+		bareH1URL, bareH1PID, bareH1Admin = startBareProxy(b, upstream, true)
 	}
 	env := []string{"SIDECAR_LOG_ACCESS=false"}
 	sc := harness.StartSidecar(b, harness.SidecarOptions{Bin: *flagSidecar, UpstreamURL: upstream, Env: env})
@@ -834,14 +856,21 @@ func BenchmarkProxyProcess(b *testing.B) {
 		}
 		if *flagPprof != "" {
 			// An extra, unmeasured round (always the Go client):
-			// profiling costs CPU of its own.
-			profiles := make(chan error, 1)
-			go func() { profiles <- captureProfiles(sc.AdminURL, *flagPprof, *flagDuration) }()
-			r := closedLoop(sc.URL, *flagDuration+time.Second, 0, false)
-			if err := <-profiles; err != nil {
-				b.Fatal(err)
+			// profiling costs CPU of its own. With -perf.bareh1 a second
+			// one profiles bare_h1, for go tool pprof -diff_base.
+			profiled := []struct{ name, admin, url string }{{"sidecar", sc.AdminURL, sc.URL}}
+			if bareH1PID != 0 {
+				profiled = append(profiled, struct{ name, admin, url string }{"bare_h1", bareH1Admin, bareH1URL})
 			}
-			b.Logf("profiles of %d requests written to %s", r.ok, *flagPprof)
+			for _, p := range profiled {
+				profiles := make(chan error, 1)
+				go func() { profiles <- captureProfiles(p.admin, *flagPprof, p.name, *flagDuration) }()
+				r := closedLoop(p.url, *flagDuration+time.Second, 0, false)
+				if err := <-profiles; err != nil {
+					b.Fatal(err)
+				}
+				b.Logf("%s: profiles of %d requests written to %s", p.name, r.ok, *flagPprof)
+			}
 		}
 	})
 
